@@ -1,0 +1,182 @@
+"""Batch work over many pictures and videos: one report per picture or frame, errors included.
+
+One bad file never stops the rest: it gives a report with ``error`` set.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from .annotate import annotate, summarize
+from .detector import Detector
+from .errors import MaskwatchError
+from .face import Face
+from .imageio import load_image
+from .sources import is_video
+
+ROW_FIELDS = ("label", "x1", "y1", "x2", "y2", "confidence", "image", "score", "frame", "error")
+
+
+@dataclass
+class Report:
+    """What came of one picture (or one video frame)."""
+
+    source: str
+    faces: list[Face] = field(default_factory=list)
+    error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frame: int | None = None
+    saved: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def rows(self) -> list[dict]:
+        """The paper's rows: label, x1, y1, x2, y2, confidence, image path (+ score, frame, error)."""
+        base = {"image": self.source, "frame": self.frame}
+        if self.error is not None:
+            return [{**dict.fromkeys(ROW_FIELDS), **base, "error": self.error}]
+        if not self.faces:
+            return [{**dict.fromkeys(ROW_FIELDS), **base}]
+        return [{"label": f.label, "x1": round(f.box[0], 1), "y1": round(f.box[1], 1), "x2": round(f.box[2], 1),
+                 "y2": round(f.box[3], 1), "confidence": round(f.confidence, 4), **base, "score": round(f.score, 4),
+                 "error": None} for f in self.faces]
+
+    def to_dict(self) -> dict:
+        d = {"image": self.source, "width": self.width, "height": self.height, "faces": [f.to_dict() for f in self.faces],
+             "summary": summarize(self.faces), "error": self.error}
+        if self.frame is not None:
+            d["frame"] = self.frame
+        if self.saved:
+            d["saved"] = self.saved
+        return d
+
+
+def _save_path(save_dir: Path, source: str, common: Path | None) -> Path:
+    p = Path(source)
+    try:
+        rel = p.resolve().relative_to(common) if common else Path(p.name)
+    except ValueError:
+        rel = Path(p.name)
+    out = save_dir / rel
+    if out.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
+        out = out.with_suffix(".jpg")
+    return out
+
+
+def _common_root(paths: list[str]) -> Path | None:
+    files = [Path(p).resolve() for p in paths if Path(p).is_file()]
+    if len(files) < 2:
+        return files[0].parent if files else None
+    try:
+        return Path(os.path.commonpath([str(f.parent) for f in files]))
+    except ValueError:
+        return None
+
+
+def detect_image(detector: Detector, source: str, save_dir: Path | None = None, common: Path | None = None) -> Report:
+    try:
+        img = load_image(source)
+        faces = detector.detect(img)
+    except MaskwatchError as exc:
+        return Report(source, error=str(exc.reason) if hasattr(exc, "reason") else str(exc))
+    except Exception as exc:  # nothing may stop the batch; say what happened
+        return Report(source, error=f"unexpected error: {type(exc).__name__}: {exc}")
+    rep = Report(source, faces, width=img.shape[1], height=img.shape[0])
+    if save_dir is not None:
+        out = _save_path(Path(save_dir), source, common)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if cv2.imwrite(str(out), annotate(img, faces)):
+            rep.saved = str(out)
+        else:
+            rep.error = f"could not write annotated picture to {out}"
+    return rep
+
+
+def detect_video(detector: Detector, source: str, save_dir: Path | None = None, stride: int = 1,
+                 max_frames: int | None = None) -> Iterator[Report]:
+    """Reports for every ``stride``-th frame of a video file, camera index or stream URL."""
+    cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    if not cap.isOpened():
+        yield Report(source, error="cannot open video or stream")
+        return
+    writer = None
+    out_path = None
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        i = n = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i % stride == 0:
+                faces = detector.detect(frame)
+                rep = Report(source, faces, width=frame.shape[1], height=frame.shape[0], frame=i)
+                if save_dir is not None:
+                    if writer is None:
+                        Path(save_dir).mkdir(parents=True, exist_ok=True)
+                        name = Path(source).stem if not source.isdigit() else f"camera{source}"
+                        out_path = Path(save_dir) / f"{name}.mp4"
+                        writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps / stride,
+                                                 (frame.shape[1], frame.shape[0]))
+                    writer.write(annotate(frame, faces))
+                    rep.saved = str(out_path)
+                yield rep
+                n += 1
+                if max_frames and n >= max_frames:
+                    break
+            i += 1
+        if i == 0:
+            yield Report(source, error="video holds no readable frame")
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+
+
+def run(detector: Detector, sources: Iterable[tuple[str, str | None]], workers: int = 1, save_dir: Path | None = None,
+        vid_stride: int = 1, on_done: Callable[[Report], None] | None = None) -> Iterator[Report]:
+    """Reports for every source in order; pictures run on ``workers`` threads (one shared detector)."""
+    items = list(sources)
+    common = _common_root([s for s, e in items if e is None and not is_video(s)])
+    save = Path(save_dir) if save_dir else None
+
+    def one(item):
+        src, err = item
+        if err is not None:
+            return [Report(src, error=err)]
+        if is_video(src):
+            return list(detect_video(detector, src, save, vid_stride))
+        return [detect_image(detector, src, save, common)]
+
+    if workers <= 1:
+        results = map(one, items)
+        for reps in results:
+            for r in reps:
+                yield r
+            if on_done:
+                on_done(reps[-1])
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for reps in pool.map(one, items):
+            for r in reps:
+                yield r
+            if on_done:
+                on_done(reps[-1])
+
+
+def overall_summary(reports: list[Report]) -> dict:
+    faces = [f for r in reports for f in r.faces]
+    s = summarize(faces)
+    s["images"] = len({(r.source, r.frame) for r in reports})
+    s["errors"] = sum(1 for r in reports if r.error)
+    return s

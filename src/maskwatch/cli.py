@@ -1,0 +1,173 @@
+"""The ``maskwatch`` command line: parses, calls the library, prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import MaskwatchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Find every face in pictures and videos and tell whether it wears a mask.")
+err = Console(stderr=True)
+
+
+def _fail_usage(msg: str) -> None:
+    err.print(f"[red]error:[/] {msg}")
+    raise typer.Exit(2)
+
+
+def _detector(model: str, threshold: Optional[float], tile: bool = False, scales: Optional[str] = None):
+    from .detector import Detector
+
+    sc = None
+    if scales:
+        try:
+            sc = tuple(float(v) for v in scales.split(","))
+        except ValueError:
+            _fail_usage(f"--scales takes numbers separated by commas, got {scales!r}")
+    if threshold is not None and not 0 <= threshold <= 1:
+        _fail_usage(f"--threshold must be between 0 and 1, got {threshold}")
+    try:
+        return Detector(model, score_threshold=threshold, tile=tile, scales=sc)
+    except MaskwatchError as exc:
+        _fail_usage(str(exc))
+
+
+@app.command()
+def detect(
+    sources: List[str] = typer.Argument(..., help="Pictures, folders (recursive), globs, videos, camera indexes or stream URLs."),
+    model: str = typer.Option("mobile", "--model", "-m", help="mobile, server, or a maskwatch .onnx file."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Face score threshold (default: the model's)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="table, csv, json or jsonl (default: table on a terminal, csv otherwise)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results to this file instead of stdout."),
+    save_dir: Optional[Path] = typer.Option(None, "--save-dir", help="Write annotated pictures (and videos) here."),
+    summary: bool = typer.Option(False, "--summary", help="Faces per label and mask rate, per picture and overall."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Pictures processed at once."),
+    tile: bool = typer.Option(False, "--tile", help="Also scan large pictures in full-resolution tiles (small faces)."),
+    scales: Optional[str] = typer.Option(None, "--scales", help="Input-size multipliers, e.g. 1,2 (small faces)."),
+    vid_stride: int = typer.Option(1, "--vid-stride", min=1, help="Use every N-th video frame."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when more than one input)."),
+):
+    """Detect faces and mask labels; rows of label, x1, y1, x2, y2, confidence, image."""
+    from . import batch
+    from .output import FORMATS, ReportWriter, summary_text
+    from .sources import expand_sources
+
+    fmt = fmt or ("table" if (output is None and sys.stdout.isatty()) else "csv")
+    if fmt not in FORMATS:
+        _fail_usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    det = _detector(model, threshold, tile, scales)
+    items = expand_sources(sources)
+    out = open(output, "w", newline="") if output else sys.stdout
+    writer = ReportWriter(out, fmt, summary)
+    show = progress if progress is not None else len(items) > 1
+    failed = 0
+    try:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("detect"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
+                      disable=not show, transient=False) as bar:
+            task = bar.add_task("detect", total=len(items))
+            for rep in batch.run(det, items, workers=workers, save_dir=save_dir, vid_stride=vid_stride,
+                                 on_done=lambda r: bar.advance(task)):
+                if rep.error:
+                    failed += 1
+                    err.print(f"[red]error:[/] {rep.source}: {rep.error}", highlight=False)
+                writer.write(rep)
+        writer.close()
+    finally:
+        if output:
+            out.close()
+    if summary and fmt == "csv":  # CSV stays machine-readable; the summary goes to stderr
+        err.print(summary_text(writer.reports), end="")
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command("eval")
+def eval_cmd(
+    data: Path = typer.Argument(..., help="A labelled set: Pascal VOC, YOLO, WIDER FACE or COCO."),
+    split: Optional[str] = typer.Option(None, "--split", help="File listing the pictures to use (e.g. val.txt)."),
+    model: str = typer.Option("mobile", "--model", "-m"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Operating threshold for recall and label accuracy."),
+    iou: float = typer.Option(0.5, "--iou", help="IoU that counts as a match."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write precision-recall curves to this PNG."),
+    fmt: str = typer.Option("auto", "--format", help="auto, voc, yolo, wider or coco."),
+    tile: bool = typer.Option(False, "--tile"),
+    scales: Optional[str] = typer.Option(None, "--scales"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N pictures."),
+):
+    """AP per class, mAP, face AP, recall by face height and label accuracy."""
+    from .datasets import load_dataset
+    from .evaluation import evaluate_results
+    from .evaluation_run import format_report, plot_curves, run_eval
+
+    det = _detector(model, None, tile, scales)
+    try:
+        samples = load_dataset(data, split, fmt)
+    except MaskwatchError as exc:
+        _fail_usage(str(exc))
+    if limit:
+        samples = samples[:limit]
+    if not samples:
+        _fail_usage(f"{data}: no labelled pictures found")
+    op = det.score_threshold if threshold is None else threshold
+    results, errors = run_eval(det, samples, progress=True, console=err)
+    m = evaluate_results(results, iou, op)
+    curves = m.pop("_curves")
+    m.update({"model": model, "data": str(data), "split": split, "errors": errors})
+    if plot:
+        plot_curves(curves, m, plot)
+    if as_json:
+        print(json.dumps(m, indent=2))
+    else:
+        format_report(m, Console())
+    raise typer.Exit(1 if errors else 0)
+
+
+@app.command()
+def models():
+    """List the shipped models."""
+    from . import models as registry
+    from .detector import read_metadata
+
+    for name in registry.available():
+        meta = read_metadata(registry.resolve(name))
+        size = registry.resolve(name).stat().st_size / 1e6
+        print(f"{name:8s} {size:5.2f} MB  input {meta.get('input_size')}  threshold {meta.get('score_threshold')}"
+              f"  flip {meta.get('flip', False)}  classifier {meta.get('classifier') or '-'}")
+
+
+@app.command()
+def train(
+    recipe: str = typer.Argument("mobile", help="Which shipped model to rebuild: mobile, server (or classifier)."),
+    data: Path = typer.Option(Path("../shared/data"), "--data", help="The training data folder."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Checkpoints, logs and exported files go under here."),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    resume: bool = typer.Option(True, "--resume/--restart", help="Continue from the last checkpoint if there is one."),
+    install: bool = typer.Option(False, "--install", help="Copy the result into the package's models folder."),
+):
+    """Rebuild a shipped model from the training data (needs the [train] extra)."""
+    try:
+        from .train.pipeline import run_recipe
+    except ImportError as exc:
+        _fail_usage(f"training needs PyTorch: pip install -e '.[train]' ({exc})")
+    try:
+        path = run_recipe(recipe, data, out, epochs=epochs, resume=resume, install=install)
+    except MaskwatchError as exc:
+        _fail_usage(str(exc))
+    err.print(f"wrote {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""Readers for labelled face sets: Pascal VOC, YOLO txt, WIDER FACE txt and COCO json.
+
+Every reader returns ``Sample`` records with boxes in pixels and a class index per box
+(``-1`` when the set says "face" but not whether it wears a mask). The same readers serve
+``maskwatch eval`` and training.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MaskwatchError
+from .face import LABELS
+from .imageio import IMAGE_SUFFIXES
+
+UNKNOWN = -1
+
+# Names that labelled sets use for our three classes.
+LABEL_ALIASES = {
+    "mask": 0, "with_mask": 0, "masked": 0, "face_mask": 0, "good": 0,
+    "no_mask": 1, "without_mask": 1, "nomask": 1, "no-mask": 1, "unmasked": 1, "bad": 1, "no mask": 1,
+    "incorrect": 2, "mask_weared_incorrect": 2, "mask_worn_incorrectly": 2, "incorrect_mask": 2, "none": 2,
+    "face": UNKNOWN,
+}
+
+
+def label_index(name: str) -> int:
+    key = name.strip().lower()
+    if key in LABEL_ALIASES:
+        return LABEL_ALIASES[key]
+    key = key.replace(" ", "_")
+    if key in LABEL_ALIASES:
+        return LABEL_ALIASES[key]
+    raise MaskwatchError(f"unknown class name {name!r}: expected one of {', '.join(LABELS)} (or a common alias)")
+
+
+@dataclass
+class Sample:
+    """One labelled picture. ``ignore`` marks boxes that neither count nor penalise."""
+
+    image: Path
+    boxes: np.ndarray  # (N, 4) float32 x1y1x2y2 pixels
+    labels: np.ndarray  # (N,) int64, UNKNOWN for face-only
+    ignore: np.ndarray = field(default=None)  # (N,) bool
+
+    def __post_init__(self):
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        if self.ignore is None:
+            self.ignore = np.zeros(len(self.boxes), dtype=bool)
+        self.ignore = np.asarray(self.ignore, dtype=bool).reshape(-1)
+
+
+def _read_split(split: Path | None) -> set[str] | None:
+    if split is None:
+        return None
+    return {ln.strip() for ln in Path(split).read_text().splitlines() if ln.strip()}
+
+
+def _in_split(path: Path, root: Path, names: set[str] | None) -> bool:
+    if names is None:
+        return True
+    rel = path.relative_to(root).as_posix()
+    return path.stem in names or path.name in names or rel in names or str(Path(rel).with_suffix("")) in names
+
+
+def read_voc(root: Path, split: Path | None = None) -> list[Sample]:
+    """A folder with ``annotations/*.xml`` (Pascal VOC) and ``images/``."""
+    root = Path(root)
+    ann_dir = root / "annotations" if (root / "annotations").is_dir() else root / "Annotations"
+    img_dir = root / "images" if (root / "images").is_dir() else root / "JPEGImages"
+    names = _read_split(split)
+    samples = []
+    for xml in sorted(ann_dir.glob("*.xml")):
+        if names is not None and xml.stem not in names:
+            continue
+        tree = ET.parse(xml).getroot()
+        fname = tree.findtext("filename") or xml.stem
+        img = _find_image(img_dir, fname, xml.stem)
+        if img is None:
+            continue
+        boxes, labels, ignore = [], [], []
+        for obj in tree.iter("object"):
+            bb = obj.find("bndbox")
+            if bb is None:
+                continue
+            b = [float(bb.findtext(k, "0")) for k in ("xmin", "ymin", "xmax", "ymax")]
+            if b[2] <= b[0] or b[3] <= b[1]:
+                continue
+            boxes.append(b)
+            labels.append(label_index(obj.findtext("name", "face")))
+            ignore.append(obj.findtext("difficult", "0").strip() == "1")
+        samples.append(Sample(img, np.array(boxes), np.array(labels), np.array(ignore)))
+    return samples
+
+
+def _find_image(img_dir: Path, fname: str, stem: str) -> Path | None:
+    cand = img_dir / fname
+    if cand.is_file():
+        return cand
+    for suf in (".jpg", ".jpeg", ".png", ".JPG", ".PNG", ".bmp", ".webp"):
+        cand = img_dir / (stem + suf)
+        if cand.is_file():
+            return cand
+    return None
+
+
+def read_yolo(root: Path, split: Path | None = None) -> list[Sample]:
+    """A folder with ``images/`` and ``labels/*.txt`` (class cx cy w h, normalised).
+
+    Class names come from ``classes.txt`` (or ``data.yaml`` names); without them the
+    classes are taken as mask, no_mask, incorrect.
+    """
+    import cv2
+
+    root = Path(root)
+    class_map = _yolo_classes(root)
+    names = _read_split(split)
+    samples = []
+    img_dir = root / "images"
+    for img in sorted(p for p in img_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        if not _in_split(img, img_dir, names):
+            continue
+        rel = img.relative_to(img_dir).with_suffix(".txt")
+        lab = root / "labels" / rel
+        h, w = _image_size(img, cv2)
+        boxes, labels = [], []
+        if lab.is_file():
+            for ln in lab.read_text().splitlines():
+                parts = ln.split()
+                if len(parts) < 5:
+                    continue
+                c, cx, cy, bw, bh = int(float(parts[0])), *map(float, parts[1:5])
+                boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
+                labels.append(class_map.get(c, UNKNOWN))
+        samples.append(Sample(img, np.array(boxes), np.array(labels)))
+    return samples
+
+
+def _yolo_classes(root: Path) -> dict[int, int]:
+    names: list[str] = []
+    if (root / "classes.txt").is_file():
+        names = [ln.strip() for ln in (root / "classes.txt").read_text().splitlines() if ln.strip()]
+    elif (root / "data.yaml").is_file():
+        text = (root / "data.yaml").read_text()
+        for ln in text.splitlines():
+            if ln.strip().startswith("names:") and "[" in ln:
+                names = [n.strip(" '\"") for n in ln.split("[", 1)[1].rsplit("]", 1)[0].split(",")]
+    if not names:
+        names = list(LABELS)
+    return {i: label_index(n) for i, n in enumerate(names)}
+
+
+def _image_size(path: Path, cv2) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        w, h = im.size
+    return h, w
+
+
+def read_wider(root: Path, split: Path | None = None, min_size: float = 0.0) -> list[Sample]:
+    """WIDER FACE: ``wider_face_bbx_gt.txt`` (name, count, then x y w h blur expr illum invalid occl pose).
+
+    Faces are face-only (class UNKNOWN); invalid faces and those smaller than ``min_size`` are
+    marked ignore, as the WIDER evaluation does.
+    """
+    root = Path(root)
+    gt = root / "wider_face_bbx_gt.txt"
+    names = _read_split(split)
+    lines = gt.read_text().splitlines()
+    samples, i = [], 0
+    while i < len(lines):
+        name = lines[i].strip()
+        n = int(lines[i + 1])
+        rows = lines[i + 2: i + 2 + max(n, 1)]
+        i += 2 + max(n, 1)
+        if names is not None and name not in names:
+            continue
+        boxes, ignore = [], []
+        for r in rows[:n]:
+            v = [float(t) for t in r.split()]
+            x, y, bw, bh = v[:4]
+            if bw <= 0 or bh <= 0:
+                continue
+            boxes.append([x, y, x + bw, y + bh])
+            invalid = len(v) > 7 and v[7] == 1
+            ignore.append(invalid or max(bw, bh) < min_size)
+        samples.append(Sample(root / "images" / name, np.array(boxes), np.full(len(boxes), UNKNOWN), np.array(ignore)))
+    return samples
+
+
+def read_coco(json_path: Path, image_root: Path | None = None) -> list[Sample]:
+    """COCO detection json: categories are mapped to our classes by name."""
+    json_path = Path(json_path)
+    data = json.loads(json_path.read_text())
+    root = Path(image_root) if image_root else json_path.parent
+    if not (root / data["images"][0]["file_name"]).exists() if data.get("images") else False:
+        if (root / "images").is_dir():
+            root = root / "images"
+    cats = {c["id"]: label_index(c["name"]) for c in data.get("categories", [])}
+    per_img: dict[int, list] = {im["id"]: [] for im in data.get("images", [])}
+    for a in data.get("annotations", []):
+        x, y, w, h = a["bbox"]
+        per_img.setdefault(a["image_id"], []).append(([x, y, x + w, y + h], cats.get(a["category_id"], UNKNOWN), bool(a.get("iscrowd", 0))))
+    samples = []
+    for im in data.get("images", []):
+        anns = per_img.get(im["id"], [])
+        samples.append(Sample(root / im["file_name"], np.array([a[0] for a in anns]), np.array([a[1] for a in anns]), np.array([a[2] for a in anns])))
+    return samples
+
+
+def detect_format(root: Path) -> str:
+    root = Path(root)
+    if root.is_file() and root.suffix == ".json":
+        return "coco"
+    if (root / "wider_face_bbx_gt.txt").is_file():
+        return "wider"
+    if (root / "annotations").is_dir() and any((root / "annotations").glob("*.xml")) or (root / "Annotations").is_dir():
+        return "voc"
+    if (root / "labels").is_dir():
+        return "yolo"
+    if (root / "annotations").is_dir() and any((root / "annotations").glob("*.json")):
+        return "coco"
+    raise MaskwatchError(f"{root}: cannot tell the label format (expected annotations/*.xml, labels/*.txt, wider_face_bbx_gt.txt or a COCO .json)")
+
+
+def load_dataset(root: Path, split: Path | str | None = None, fmt: str = "auto") -> list[Sample]:
+    """Read a labelled set in any supported format; ``split`` names a file listing images to keep."""
+    root = Path(root)
+    if not root.exists():
+        raise MaskwatchError(f"{root}: no such data folder or file")
+    if split is not None and not Path(split).is_file() and (root / str(split)).is_file():
+        split = root / str(split)
+    if split is not None and not Path(split).is_file():
+        raise MaskwatchError(f"{split}: no such split file")
+    fmt = detect_format(root) if fmt == "auto" else fmt
+    if fmt == "voc":
+        return read_voc(root, split)
+    if fmt == "yolo":
+        return read_yolo(root, split)
+    if fmt == "wider":
+        return read_wider(root, split)
+    if fmt == "coco":
+        js = root if root.is_file() else sorted((root / "annotations").glob("*.json"))[0]
+        return read_coco(js)
+    raise MaskwatchError(f"unknown format {fmt!r}: use voc, yolo, wider or coco")

@@ -1,0 +1,269 @@
+"""``Detector``: turns a picture into ``Face`` records with a maskwatch ONNX model.
+
+A model file carries its own settings in ONNX metadata (``maskwatch`` key, JSON): input size,
+strides, default score threshold, test-time flip, and optionally a second-stage crop classifier
+file beside it. Inference needs only onnxruntime, OpenCV and NumPy.
+
+Large pictures: the whole picture is shrunk to the model's input size (long side), which loses
+faces that become smaller than about 8 px. With ``tile=True`` the picture is also cut into
+overlapping tiles at up to full resolution, so a 4000 px crowd keeps its small faces; with
+``scales=(1, 2)`` the whole picture is run at several input sizes. All passes are merged by NMS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from . import models
+from .errors import ModelError
+from .face import LABELS, Face
+from .geometry import STRIDES, anchor_points, clip_boxes, distances_to_boxes, expand_boxes, nms, weighted_box_merge
+from .imageio import ImageInput, load_image
+
+PAD_VALUE = 114
+META_KEY = "maskwatch"
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Detections before thresholding into ``Face``: boxes (N, 4), scores (N,), probs (N, C)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    probs: np.ndarray
+
+    @staticmethod
+    def empty() -> "Raw":
+        return Raw(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, len(LABELS)), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @staticmethod
+    def concat(parts: Sequence["Raw"]) -> "Raw":
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Raw.empty()
+        return Raw(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("boxes", "scores", "probs")))
+
+
+def read_metadata(path: Path) -> dict:
+    import onnxruntime as _ort
+
+    so = _ort.SessionOptions()
+    sess = _ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return _meta_of(sess)
+
+
+def _meta_of(sess: ort.InferenceSession) -> dict:
+    custom = sess.get_modelmeta().custom_metadata_map or {}
+    try:
+        return json.loads(custom.get(META_KEY, "{}"))
+    except json.JSONDecodeError:
+        return {}
+
+
+def _session(path: Path, threads: int | None) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several types for bad files
+        raise ModelError(f"{path}: cannot load as an ONNX model ({str(exc).splitlines()[0]})") from None
+
+
+MAX_CANDIDATES = 4000  # per pass, before NMS: bounds the work on noisy pictures
+
+
+def decode(scores: np.ndarray, dists: np.ndarray, probs: np.ndarray, input_hw: tuple[int, int], min_score: float) -> Raw:
+    """Network outputs for one picture -> boxes in network-input pixels above ``min_score``."""
+    pts = anchor_points(int(input_hw[0]), int(input_hw[1]), STRIDES)
+    keep = np.nonzero(scores >= min_score)[0]
+    if not len(keep):
+        return Raw.empty()
+    if len(keep) > MAX_CANDIDATES:
+        keep = keep[np.argsort(-scores[keep], kind="stable")[:MAX_CANDIDATES]]
+    boxes = distances_to_boxes(pts[keep], dists[keep])
+    return Raw(boxes.astype(np.float32), scores[keep].astype(np.float32), probs[keep].astype(np.float32))
+
+
+class Detector:
+    """Face + mask detector.
+
+    ``model``: "mobile" (default), "server", a PaddleHub module name, or a path to a maskwatch
+    ``.onnx`` file. ``score_threshold`` keeps faces whose face score reaches it (default: the
+    model's, chosen for best F1 on validation data). ``tile`` and ``scales`` add passes for large
+    pictures with small faces. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike = "mobile",
+        score_threshold: float | None = None,
+        nms_threshold: float | None = None,
+        input_size: int | None = None,
+        tile: bool = False,
+        scales: Sequence[float] | None = None,
+        flip: bool | None = None,
+        threads: int | None = None,
+    ):
+        path = models.resolve(str(model)) if not isinstance(model, os.PathLike) else None
+        if path is None:
+            path = Path(model)
+            if not path.is_file():
+                known = ", ".join(models.ALIASES)
+                raise ModelError(f"{model}: not a model name ({known}) nor an existing .onnx file")
+        elif not path.is_file():
+            raise ModelError(f"{model}: the shipped model file {path.name} is missing from this installation")
+        self.path = path
+        self.name = str(model)
+        self._sess = _session(path, threads)
+        self.meta = _meta_of(self._sess)
+        if self.meta.get("kind", "detector") != "detector":
+            raise ModelError(f"{path}: is a maskwatch {self.meta.get('kind')} model, not a detector")
+        self._input = self._sess.get_inputs()[0].name
+        self.labels = tuple(self.meta.get("labels", LABELS))
+        self.input_size = int(input_size or self.meta.get("input_size", 640))
+        self.score_threshold = float(score_threshold if score_threshold is not None else self.meta.get("score_threshold", 0.5))
+        self.nms_threshold = float(nms_threshold if nms_threshold is not None else self.meta.get("nms_threshold", 0.45))
+        self.flip = bool(self.meta.get("flip", False) if flip is None else flip)
+        self.tile = bool(tile)
+        self.scales = tuple(float(s) for s in (scales or self.meta.get("scales", (1.0,))))
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
+        self._cls = None
+        cls_file = self.meta.get("classifier")
+        if cls_file:
+            cpath = path.parent / cls_file
+            if not cpath.is_file():
+                raise ModelError(f"{path}: its classifier {cls_file} is missing")
+            self._cls = _session(cpath, threads)
+            cmeta = _meta_of(self._cls)
+            self._cls_input = self._cls.get_inputs()[0].name
+            self._cls_size = int(cmeta.get("input_size", 96))
+            self._cls_expand = float(cmeta.get("crop_expand", 1.3))
+            self._cls_weight = float(self.meta.get("classifier_weight", 0.7))
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Detector(model={self.name!r}, score_threshold={self.score_threshold}, input_size={self.input_size})"
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def detect(self, image: ImageInput) -> list[Face]:
+        """Faces in one picture (BGR uint8 array, path, or encoded bytes), highest score first."""
+        img = load_image(image)
+        raw = self.detect_raw(img, self.score_threshold)
+        return self.to_faces(raw)
+
+    def detect_batch(self, images: Iterable[ImageInput]) -> list[list[Face]]:
+        """``detect`` for each picture, in order."""
+        return [self.detect(im) for im in images]
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def to_faces(self, raw: Raw) -> list[Face]:
+        faces = []
+        for b, s, p in zip(raw.boxes, raw.scores, raw.probs):
+            k = int(np.argmax(p))
+            faces.append(Face(box=tuple(float(v) for v in b), label=self.labels[k], confidence=float(p[k]), score=float(s), probs=tuple(float(v) for v in p)))
+        return faces
+
+    def detect_raw(self, img: np.ndarray, min_score: float) -> Raw:
+        """All detections above ``min_score`` on a BGR uint8 picture, after NMS and classification."""
+        h, w = img.shape[:2]
+        parts = []
+        for sc in self.scales:
+            parts.append(self._run_view(img, (0, 0, w, h), int(round(self.input_size * sc)), min_score))
+        if self.tile:
+            for region in tiles(w, h, self.input_size):
+                parts.append(self._run_view(img, region, self.input_size, min_score))
+        raw = Raw.concat(parts)
+        if not len(raw):
+            return raw
+        raw = Raw(clip_boxes(raw.boxes, w, h), raw.scores, raw.probs)
+        keep = nms(raw.boxes, raw.scores, self.nms_threshold)
+        merged = len(parts) > 1 or self.flip
+        boxes = weighted_box_merge(raw.boxes, raw.scores, keep, self.nms_threshold) if merged else raw.boxes[keep]
+        raw = Raw(boxes.astype(np.float32), raw.scores[keep], raw.probs[keep])
+        if self._cls is not None and len(raw):
+            raw = Raw(raw.boxes, raw.scores, self._classify(img, raw))
+        return raw
+
+    def _run_view(self, img: np.ndarray, region: tuple[int, int, int, int], size: int, min_score: float) -> Raw:
+        """One pass over a region of the picture, resized so its long side is ``size``."""
+        x0, y0, x1, y1 = region
+        view = img[y0:y1, x0:x1]
+        vh, vw = view.shape[:2]
+        scale = size / max(vh, vw)
+        nw, nh = max(1, round(vw * scale)), max(1, round(vh * scale))
+        ph, pw = -(-nh // 32) * 32, -(-nw // 32) * 32
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(view, (nw, nh), interpolation=interp) if (nw, nh) != (vw, vh) else view
+        batch = np.full((2 if self.flip else 1, ph, pw, 3), PAD_VALUE, np.uint8)
+        batch[0, :nh, :nw] = resized
+        if self.flip:
+            batch[1, :nh, :nw] = resized[:, ::-1]
+        blob = batch.transpose(0, 3, 1, 2).astype(np.float32)
+        scores, dists, probs = self._sess.run(None, {self._input: blob})
+        out = []
+        for i in range(blob.shape[0]):
+            r = decode(scores[i], dists[i], probs[i], (ph, pw), min_score)
+            if not len(r):
+                continue
+            b = r.boxes
+            if i == 1:  # un-flip
+                b = np.stack([nw - b[:, 2], b[:, 1], nw - b[:, 0], b[:, 3]], 1)
+            b = b / scale + np.array([x0, y0, x0, y0], np.float32)
+            out.append(Raw(b.astype(np.float32), r.scores, r.probs))
+        return Raw.concat(out)
+
+    def _classify(self, img: np.ndarray, raw: Raw) -> np.ndarray:
+        """Second stage: re-label each face from a square crop around it."""
+        crops = face_crops(img, raw.boxes, self._cls_size, self._cls_expand)
+        blob = crops.transpose(0, 3, 1, 2).astype(np.float32)
+        (probs,) = self._cls.run(None, {self._cls_input: blob})
+        wgt = self._cls_weight
+        return (wgt * probs + (1 - wgt) * raw.probs).astype(np.float32)
+
+
+def face_crops(img: np.ndarray, boxes: np.ndarray, size: int, expand: float) -> np.ndarray:
+    """Square crops (N, size, size, 3) around boxes, grown by ``expand``, padded where they leave the picture."""
+    sq = expand_boxes(boxes, expand)
+    out = np.empty((len(sq), size, size, 3), np.uint8)
+    for i, (x1, y1, x2, y2) in enumerate(sq):
+        s = size / max(x2 - x1, 1e-3)
+        m = np.array([[s, 0, -x1 * s], [0, s, -y1 * s]], np.float32)
+        out[i] = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def tiles(width: int, height: int, tile: int, overlap: float = 0.25) -> list[tuple[int, int, int, int]]:
+    """Overlapping ``tile`` x ``tile`` windows at full resolution covering a picture larger than one tile.
+
+    Tiles overlap by ``overlap`` so that a face cut by one tile's edge is whole in the next.
+    """
+    if max(width, height) <= tile * 1.25:
+        return []
+    step = max(1, int(tile * (1 - overlap)))
+
+    def starts(n: int) -> list[int]:
+        if n <= tile:
+            return [0]
+        xs = list(range(0, n - tile + 1, step))
+        if xs[-1] + tile < n:
+            xs.append(n - tile)
+        return xs
+
+    return [(x, y, min(width, x + tile), min(height, y + tile)) for y in starts(height) for x in starts(width)]

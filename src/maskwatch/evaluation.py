@@ -1,0 +1,188 @@
+"""Detection metrics: AP at an IoU threshold per class and class-agnostic, recall by face height,
+and label accuracy on matched faces.
+
+AP is the area under the all-point interpolated precision-recall curve (Pascal VOC 2010+).
+Ground-truth boxes marked ``ignore`` (WIDER "invalid", VOC "difficult") are neither required nor
+penalised: a detection that matches one is dropped from the ranking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .face import LABELS
+from .geometry import iou_matrix
+
+HEIGHT_BINS = ((0, 16), (16, 32), (32, 64), (64, float("inf")))
+
+
+@dataclass
+class ImageResult:
+    """Predictions and truth for one picture, in the same pixel frame."""
+
+    pred_boxes: np.ndarray  # (P, 4)
+    pred_scores: np.ndarray  # (P,) face score
+    pred_probs: np.ndarray  # (P, C) class probabilities
+    gt_boxes: np.ndarray  # (G, 4)
+    gt_labels: np.ndarray  # (G,) class index or -1
+    gt_ignore: np.ndarray = field(default=None)  # (G,) bool
+
+    def __post_init__(self):
+        self.pred_boxes = np.asarray(self.pred_boxes, np.float32).reshape(-1, 4)
+        self.pred_scores = np.asarray(self.pred_scores, np.float32).reshape(-1)
+        self.pred_probs = np.asarray(self.pred_probs, np.float32).reshape(-1, len(LABELS))
+        self.gt_boxes = np.asarray(self.gt_boxes, np.float32).reshape(-1, 4)
+        self.gt_labels = np.asarray(self.gt_labels, np.int64).reshape(-1)
+        if self.gt_ignore is None:
+            self.gt_ignore = np.zeros(len(self.gt_boxes), bool)
+        self.gt_ignore = np.asarray(self.gt_ignore, bool).reshape(-1)
+
+
+def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
+    """All-point interpolated AP from a PR curve ordered by falling score."""
+    if len(recall) == 0:
+        return 0.0
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.concatenate([[1.0], precision, [0.0]])
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    idx = np.nonzero(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1]))
+
+
+def _match_ranked(entries, n_gt: int, iou_thr: float):
+    """Greedy matching of ranked detections; entries are per image (boxes, scores, gt, ignore)."""
+    dets = []  # (score, image index, det index)
+    for im, (boxes, scores, _, _) in enumerate(entries):
+        for j, s in enumerate(scores):
+            dets.append((float(s), im, j))
+    dets.sort(key=lambda t: -t[0])
+    used = [np.zeros(len(e[2]), bool) for e in entries]
+    ious = [iou_matrix(e[0], e[2]) if len(e[0]) and len(e[2]) else None for e in entries]
+    tp, fp, scores = [], [], []
+    for s, im, j in dets:
+        gt, ign = entries[im][2], entries[im][3]
+        iou = ious[im]
+        if iou is None:
+            tp.append(0); fp.append(1); scores.append(s)
+            continue
+        row = iou[j].copy()
+        # prefer an unused, not-ignored truth; then fall back to an ignored one
+        cand = np.where(~used[im] & ~ign, row, -1.0)
+        k = int(np.argmax(cand))
+        if cand[k] >= iou_thr:
+            used[im][k] = True
+            tp.append(1); fp.append(0); scores.append(s)
+            continue
+        cand_ign = np.where(ign, row, -1.0)
+        if len(cand_ign) and cand_ign.max() >= iou_thr:
+            continue  # matches an ignored face: not counted
+        tp.append(0); fp.append(1); scores.append(s)
+    tp = np.cumsum(tp)
+    fp = np.cumsum(fp)
+    recall = tp / max(n_gt, 1)
+    precision = tp / np.maximum(tp + fp, 1e-9)
+    return recall, precision, np.asarray(scores)
+
+
+def pr_curve(results: list[ImageResult], iou_thr: float = 0.5, class_index: int | None = None):
+    """Precision-recall for one class (score x class probability) or class-agnostic faces."""
+    entries, n_gt = [], 0
+    for r in results:
+        if class_index is None:
+            gt, ign, scores = r.gt_boxes, r.gt_ignore, r.pred_scores
+        else:
+            is_c = r.gt_labels == class_index
+            # faces of unknown class neither count nor penalise a class ranking
+            keep = is_c | (r.gt_labels < 0) | r.gt_ignore
+            gt = r.gt_boxes[keep]
+            ign = (r.gt_ignore | (r.gt_labels < 0))[keep]
+            scores = r.pred_scores * r.pred_probs[:, class_index]
+        entries.append((r.pred_boxes, scores, gt, ign))
+        n_gt += int((~ign).sum())
+    recall, precision, scores = _match_ranked(entries, n_gt, iou_thr)
+    return recall, precision, scores, n_gt
+
+
+def evaluate_results(results: list[ImageResult], iou_thr: float = 0.5, score_threshold: float = 0.5) -> dict:
+    """All figures of ``maskwatch eval`` from per-picture results."""
+    out: dict = {"images": len(results), "iou": iou_thr, "score_threshold": score_threshold, "ap": {}, "gt_faces": {}}
+    curves = {}
+    has_labels = any((r.gt_labels >= 0).any() for r in results)
+    if has_labels:
+        for c, name in enumerate(LABELS):
+            rec, prec, _, n = pr_curve(results, iou_thr, c)
+            out["gt_faces"][name] = n
+            if n:
+                out["ap"][name] = average_precision(rec, prec)
+                curves[name] = (rec, prec)
+        aps = [out["ap"][k] for k in out["ap"]]
+        out["map"] = float(np.mean(aps)) if aps else None
+    rec, prec, _, n = pr_curve(results, iou_thr, None)
+    out["face_ap"] = average_precision(rec, prec)
+    out["gt_faces"]["face"] = n
+    curves["face"] = (rec, prec)
+    out.update(_operating_point(results, iou_thr, score_threshold))
+    out["_curves"] = curves
+    return out
+
+
+def _operating_point(results: list[ImageResult], iou_thr: float, thr: float) -> dict:
+    """Recall by face height and label accuracy, with detections at the operating threshold."""
+    found = np.zeros(len(HEIGHT_BINS))
+    total = np.zeros(len(HEIGHT_BINS))
+    correct = labelled = 0
+    tp = fp = 0
+    confusion = np.zeros((len(LABELS), len(LABELS)), int)
+    for r in results:
+        keep = r.pred_scores >= thr
+        pb, pp, ps = r.pred_boxes[keep], r.pred_probs[keep], r.pred_scores[keep]
+        valid = ~r.gt_ignore
+        heights = r.gt_boxes[:, 3] - r.gt_boxes[:, 1]
+        matched = np.full(len(r.gt_boxes), -1)
+        if len(pb) and len(r.gt_boxes):
+            iou = iou_matrix(pb, r.gt_boxes)
+            order = np.argsort(-ps)
+            used = np.zeros(len(r.gt_boxes), bool)
+            for j in order:
+                row = np.where(used, -1.0, iou[j])
+                k = int(np.argmax(row))
+                if row[k] >= iou_thr:
+                    used[k] = True
+                    matched[k] = j
+                    if valid[k]:
+                        tp += 1
+                elif not (r.gt_ignore.any() and iou[j][r.gt_ignore].max() >= iou_thr):
+                    fp += 1
+        else:
+            fp += len(pb)
+        for b, (lo, hi) in enumerate(HEIGHT_BINS):
+            m = valid & (heights >= lo) & (heights < hi)
+            total[b] += m.sum()
+            found[b] += (m & (matched >= 0)).sum()
+        for k in np.nonzero(valid & (matched >= 0) & (r.gt_labels >= 0))[0]:
+            pred = int(np.argmax(pp[matched[k]]))
+            labelled += 1
+            correct += pred == r.gt_labels[k]
+            confusion[r.gt_labels[k], pred] += 1
+    names = [f"<{hi:g}" if lo == 0 else (f">={lo:g}" if hi == float("inf") else f"{lo:g}-{hi:g}") for lo, hi in HEIGHT_BINS]
+    n_valid = total.sum()
+    return {
+        "recall_by_height": {n: {"recall": (float(f / t) if t else None), "faces": int(t)} for n, f, t in zip(names, found, total)},
+        "recall": float(found.sum() / n_valid) if n_valid else None,
+        "precision": float(tp / (tp + fp)) if tp + fp else None,
+        "label_accuracy": float(correct / labelled) if labelled else None,
+        "labelled_matches": int(labelled),
+        "confusion": {"labels": list(LABELS), "rows_truth_cols_pred": confusion.tolist()},
+    }
+
+
+def best_f1_threshold(results: list[ImageResult], iou_thr: float = 0.5) -> tuple[float, float]:
+    """The face-score threshold with the best class-agnostic F1 (for the model card default)."""
+    rec, prec, scores, _ = pr_curve(results, iou_thr, None)
+    if not len(scores):
+        return 0.5, 0.0
+    f1 = 2 * rec * prec / np.maximum(rec + prec, 1e-9)
+    i = int(np.argmax(f1))
+    return float(scores[i]), float(f1[i])

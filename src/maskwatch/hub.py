@@ -1,0 +1,118 @@
+"""PaddleHub drop-in: ``maskwatch.hub.Module(name="pyramidbox_lite_mobile_mask")``.
+
+Same method, arguments and result shape as PaddleHub's ``pyramidbox_lite_mobile_mask`` /
+``pyramidbox_lite_server_mask``; a user changes ``import paddlehub as hub`` to
+``from maskwatch import hub`` and nothing else. ``incorrect`` (mask below the nose) reports as
+``NO MASK``, since PaddleHub has only two labels.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .annotate import annotate
+from .detector import Detector
+from .errors import MaskwatchError, ModelError
+from .face import Face
+from .imageio import load_image
+
+MODULES = {"pyramidbox_lite_mobile_mask": "mobile", "pyramidbox_lite_server_mask": "server"}
+
+
+def paddle_label(face: Face) -> tuple[str, float]:
+    """PaddleHub's two labels; ``incorrect`` counts as NO MASK, with the probability of not wearing it right."""
+    if face.label == "mask":
+        return "MASK", float(face.confidence)
+    p_no = float(face.probs[1] + face.probs[2]) if any(face.probs) else float(face.confidence)
+    return "NO MASK", min(1.0, p_no)
+
+
+def to_paddle(faces: list[Face], width: int, height: int) -> list[dict[str, Any]]:
+    out = []
+    for f in faces:
+        label, conf = paddle_label(f)
+        x1, y1, x2, y2 = f.box
+        out.append({"label": label, "confidence": conf,
+                    "left": int(max(0, round(x1))), "top": int(max(0, round(y1))),
+                    "right": int(min(width, round(x2))), "bottom": int(min(height, round(y2)))})
+    return out
+
+
+class Module:
+    """A PaddleHub-like module backed by a maskwatch model."""
+
+    def __init__(self, name: str = "pyramidbox_lite_mobile_mask", directory: str | None = None, **kwargs):
+        if name not in MODULES:
+            raise ModelError(f"{name}: unknown module; maskwatch provides {', '.join(MODULES)}")
+        self.name = name
+        self.model = MODULES[name]
+        self._detectors: dict[tuple, Detector] = {}
+
+    def _detector(self, confs_threshold: float, multi_scale: bool) -> Detector:
+        key = (round(float(confs_threshold), 6), bool(multi_scale))
+        det = self._detectors.get(key)
+        if det is None:
+            det = Detector(self.model, score_threshold=float(confs_threshold), scales=(1.0, 2.0) if multi_scale else None)
+            self._detectors[key] = det
+        return det
+
+    def face_detection(self, images=None, paths=None, batch_size=1, use_gpu=False, visualization=False,
+                       output_dir="detection_result", use_multi_scale=False, shrink=0.5, confs_threshold=0.6,
+                       *, data=None) -> list[dict[str, Any]]:
+        """Find faces and tell MASK / NO MASK, one dict per picture: {'path': ..., 'data': [...]}.
+
+        ``images``: BGR arrays; ``paths``: files. ``shrink`` is accepted for compatibility:
+        maskwatch sizes its input itself (its model card says how) because shrinking loses small
+        faces. ``use_multi_scale`` adds a pass at twice the input size. ``use_gpu`` is ignored
+        (onnxruntime on the CPU).
+        """
+        if data:  # PaddleHub's older calling form
+            if "image" in data:
+                paths = list(paths or []) + list(data["image"])
+            elif "data" in data:
+                images = list(images or []) + list(data["data"])
+        if images is None and paths is None:
+            raise MaskwatchError("face_detection: give images (BGR arrays) or paths")
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            images = [images]
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        det = self._detector(confs_threshold, use_multi_scale)
+        items: list[tuple[str, Any]] = []
+        for im in images or []:
+            items.append((f"ndarray_time={int(round(time.time(), 6) * 1e6)}", im))
+        for p in paths or []:
+            items.append((str(p), p))
+        results = []
+        for name, src in items:
+            img = load_image(src)
+            faces = det.detect(img)
+            res = {"path": name, "data": to_paddle(faces, img.shape[1], img.shape[0])}
+            if visualization:
+                res["save_path"] = _save(img, faces, name, output_dir)
+            results.append(res)
+        return results
+
+    def serving_method(self, images, **kwargs) -> list[dict[str, Any]]:
+        """PaddleHub Serving's entry: base64-encoded pictures."""
+        decoded = [load_image(base64.b64decode(s)) for s in images]
+        allowed = {k: kwargs[k] for k in ("shrink", "confs_threshold", "visualization", "use_multi_scale", "output_dir") if k in kwargs}
+        return self.face_detection(images=decoded, **allowed)
+
+
+def _save(img: np.ndarray, faces: list[Face], name: str, output_dir: str) -> str:
+    out_dir = Path(output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = Path(name).stem if not name.startswith("ndarray_time=") else name
+    path = out_dir / f"{stem}.jpg"
+    if path.exists():
+        path = out_dir / f"{stem}time={int(time.time())}.jpg"
+    cv2.imwrite(str(path), annotate(img, faces))
+    return str(path)

@@ -1,0 +1,188 @@
+"""Second-stage mask classifier: data from every set with mask labels, cropped the way the
+runtime crops detections (square, grown by ``CROP_EXPAND`` around the face box).
+
+Face boxes for the crop sets (mask-crops, MaskedFace-Net portraits) come from the YuNet
+teacher, so that every source is framed alike and the classifier cannot learn framing
+instead of masks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..datasets import UNKNOWN, load_dataset, read_voc
+from ..detector import face_crops
+from .export import export_classifier
+from .net import CropClassifier
+
+CROP_EXPAND = 1.3
+STORE_EXPAND = 1.7  # crops are stored wider so augmentation can shift and zoom
+STORE_SIZE = 128
+
+
+@dataclass
+class ClassifierRecipe:
+    name: str = "server_cls"
+    width: float = 1.0
+    input_size: int = 96
+    epochs: int = 14
+    batch: int = 128
+    lr: float = 3e-3
+    seed: int = 0
+    threads: int = 2
+
+
+def _largest(boxes: list) -> np.ndarray | None:
+    if not boxes:
+        return None
+    b = np.asarray(boxes, np.float32)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return b[int(np.argmax(area)), :4]
+
+
+def collect_items(data: Path, cache_dir: Path) -> tuple[list, list]:
+    """(image path, box, label) for training and for validation (Kaggle val.txt)."""
+    from .teacher import label_images
+
+    d = Path(data)
+    train, val = [], []
+    for root, split, dest in ((d / "kaggle-facemask", d / "kaggle-facemask" / "train.txt", train),
+                              (d / "macwinwin-facemask", None, train),
+                              (d / "kaggle-facemask", d / "kaggle-facemask" / "val.txt", val)):
+        for s in load_dataset(root, split):
+            for b, lab, ig in zip(s.boxes, s.labels, s.ignore):
+                if lab != UNKNOWN and not ig and max(b[2] - b[0], b[3] - b[1]) >= 8:
+                    dest.append((s.image, b, int(lab)))
+    crop_dir = d / "mask-crops"
+    crop_files = [(p, lab) for lab, sub in ((0, "mask"), (1, "no_mask")) for p in sorted((crop_dir / sub).glob("*")) if p.is_file()]
+    cache = label_images([p for p, _ in crop_files], Path(cache_dir) / "teacher-mask-crops.json", score_threshold=0.5)
+    for p, lab in crop_files:
+        b = _largest(cache.get(str(p), []))
+        if b is None:
+            img = cv2.imread(str(p))
+            if img is None:
+                continue
+            b = np.array([0, 0, img.shape[1], img.shape[0]], np.float32)
+        train.append((p, b, lab))
+    synth = read_voc(d / "maskedfacenet-synthetic")
+    cache = label_images([s.image for s in synth], Path(cache_dir) / "teacher-maskedfacenet.json", score_threshold=0.5)
+    for s in synth:
+        if not len(s.labels) or s.labels[0] == UNKNOWN:
+            continue
+        b = _largest(cache.get(str(s.image), []))
+        if b is None:
+            b = np.array([20, 10, 204, 214], np.float32)
+        train.append((s.image, b, int(s.labels[0])))
+    return train, val
+
+
+def extract(items: list) -> tuple[np.ndarray, np.ndarray]:
+    """Stored crops (N, STORE_SIZE, STORE_SIZE, 3) and labels."""
+    by_img: dict = {}
+    for i, (p, b, lab) in enumerate(items):
+        by_img.setdefault(str(p), []).append(i)
+    crops = np.zeros((len(items), STORE_SIZE, STORE_SIZE, 3), np.uint8)
+    labels = np.array([it[2] for it in items], np.int64)
+    for p, idx in by_img.items():
+        img = cv2.imread(p)
+        if img is None:
+            continue
+        crops[idx] = face_crops(img, np.stack([items[i][1] for i in idx]), STORE_SIZE, STORE_EXPAND)
+    return crops, labels
+
+
+def augment_batch(crops: np.ndarray, size: int, rng: np.random.Generator, train: bool) -> torch.Tensor:
+    """Zoom / shift / flip / blur / colour, then the runtime crop (CROP_EXPAND) at ``size``."""
+    out = np.empty((len(crops), size, size, 3), np.uint8)
+    base = STORE_SIZE * CROP_EXPAND / STORE_EXPAND  # side of the runtime crop inside a stored crop
+    for i, c in enumerate(crops):
+        side = base * (rng.uniform(0.85, 1.15) if train else 1.0)
+        cx = STORE_SIZE / 2 + (rng.uniform(-0.08, 0.08) * side if train else 0)
+        cy = STORE_SIZE / 2 + (rng.uniform(-0.08, 0.08) * side if train else 0)
+        s = size / side
+        m = np.array([[s, 0, -(cx - side / 2) * s], [0, s, -(cy - side / 2) * s]], np.float32)
+        im = cv2.warpAffine(c, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if train:
+            if rng.random() < 0.5:
+                im = im[:, ::-1]
+            if rng.random() < 0.3:  # small faces: lose detail as a far-away face does
+                small = int(rng.integers(14, 48))
+                im = cv2.resize(cv2.resize(im, (small, small), interpolation=cv2.INTER_AREA), (size, size))
+            if rng.random() < 0.8:
+                hsv = cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_BGR2HSV).astype(np.float32)
+                hsv[..., 0] = (hsv[..., 0] + rng.uniform(-10, 10)) % 180
+                hsv[..., 1] *= rng.uniform(0.6, 1.4)
+                hsv[..., 2] *= rng.uniform(0.6, 1.4)
+                im = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
+            if rng.random() < 0.05:
+                im = cv2.cvtColor(cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        out[i] = im
+    return torch.from_numpy(out).permute(0, 3, 1, 2).float()
+
+
+def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume: bool = True, log=print) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(recipe.threads)
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    train_items, val_items = collect_items(data, out_dir.parent / "cache")
+    xtr, ytr = extract(train_items)
+    xva, yva = extract(val_items)
+    log(f"classifier: {len(ytr)} training crops {np.bincount(ytr, minlength=3).tolist()}, {len(yva)} validation crops")
+    net = CropClassifier(width=recipe.width)
+    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=1e-3)
+    counts = np.bincount(ytr, minlength=3).astype(np.float64)
+    # sample classes toward balance (square-root), so the rare 'incorrect' is seen often enough
+    w_cls = 1.0 / np.sqrt(np.maximum(counts, 1))
+    p = w_cls[ytr] / w_cls[ytr].sum()
+    steps = max(1, len(ytr) // recipe.batch)
+    total = steps * recipe.epochs
+    ckpt = out_dir / "last.ckpt"
+    start = 0
+    if resume and ckpt.is_file():
+        st = torch.load(ckpt, map_location="cpu", weights_only=False)
+        net.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        start = st["epoch"] + 1
+    xva_t = augment_batch(xva, recipe.input_size, rng, train=False)
+    best = -1.0
+    for epoch in range(start, recipe.epochs):
+        net.train()
+        t0 = time.time()
+        tot = 0.0
+        for b in range(steps):
+            step = epoch * steps + b
+            lr = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            idx = rng.choice(len(ytr), recipe.batch, p=p)
+            x = augment_batch(xtr[idx], recipe.input_size, rng, train=True)
+            y = torch.from_numpy(ytr[idx])
+            loss = F.cross_entropy(net(x), y, label_smoothing=0.1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += float(loss)
+        net.eval()
+        with torch.no_grad():
+            pred = torch.cat([net(xva_t[i:i + 256]) for i in range(0, len(xva_t), 256)]).argmax(1).numpy()
+        acc = float((pred == yva).mean())
+        per = {n: float((pred[yva == c] == c).mean()) if (yva == c).any() else None for c, n in enumerate(("mask", "no_mask", "incorrect"))}
+        row = {"epoch": epoch + 1, "loss": round(tot / steps, 4), "val_accuracy": round(acc, 4), "per_class": per, "seconds": round(time.time() - t0, 1)}
+        log(json.dumps(row))
+        with open(out_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch}, ckpt)
+    (out_dir / "recipe.json").write_text(json.dumps(asdict(recipe), indent=1))
+    return export_classifier(net, out_dir / f"{recipe.name}.onnx", recipe.input_size, CROP_EXPAND)

@@ -1,0 +1,195 @@
+"""Training data: which pictures, which labels, and the augmentations that make faces hard.
+
+Face boxes come from every labelled set; mask classes only from the sets that have them
+(others carry class ``UNKNOWN`` and teach only where faces are). Faces that the mask sets
+leave unlabelled are filled in from the YuNet teacher's cached boxes (face-only), so that
+the detector is not taught that a real face is background.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..datasets import UNKNOWN, Sample, load_dataset
+from ..geometry import iou_matrix
+
+PAD_VALUE = 114
+MIN_FACE = 6.0  # faces smaller than this (px, after scaling) are ignored, not taught
+
+
+def add_teacher_faces(sample: Sample, teacher_boxes: list, keep_score: float = 0.75, ignore_score: float = 0.5) -> Sample:
+    """Add teacher faces that no label covers: sure ones as face-only boxes, unsure ones as ignore."""
+    if not teacher_boxes:
+        return sample
+    tb = np.asarray(teacher_boxes, dtype=np.float32).reshape(-1, 5)
+    tb = tb[tb[:, 4] >= ignore_score]
+    if len(sample.boxes) and len(tb):
+        ious = iou_matrix(tb[:, :4], sample.boxes)
+        # also drop teacher boxes mostly inside a labelled one (different box styles)
+        inter_frac = _containment(tb[:, :4], sample.boxes)
+        tb = tb[(ious.max(1) < 0.3) & (inter_frac.max(1) < 0.6)]
+    if not len(tb):
+        return sample
+    return Sample(
+        sample.image,
+        np.concatenate([sample.boxes, tb[:, :4]]),
+        np.concatenate([sample.labels, np.full(len(tb), UNKNOWN)]),
+        np.concatenate([sample.ignore, tb[:, 4] < keep_score]),
+    )
+
+
+def _containment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = np.maximum((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), 1e-6)
+    return inter / area_a[:, None]
+
+
+@dataclass
+class Source:
+    """One labelled set in the training mix; ``weight`` repeats it per epoch."""
+
+    root: Path
+    split: str | None = None
+    weight: float = 1.0
+    teacher: bool = False  # fill unlabelled faces from the teacher
+    face_only: bool = False  # ignore its class labels
+
+
+def build_samples(sources: list[Source], cache_dir: Path) -> list[Sample]:
+    from .teacher import label_images
+
+    out: list[Sample] = []
+    for src in sources:
+        samples = load_dataset(src.root, src.split)
+        if src.face_only:
+            for s in samples:
+                s.labels[:] = UNKNOWN
+        if src.teacher:
+            tag = Path(src.root).name + ("-" + Path(src.split).stem if src.split else "")
+            cache = label_images([s.image for s in samples], Path(cache_dir) / f"teacher-{tag}.json")
+            samples = [add_teacher_faces(s, cache.get(str(s.image), [])) for s in samples]
+        reps = src.weight
+        whole, frac = int(reps), reps - int(reps)
+        out.extend(samples * whole)
+        if frac > 0:
+            out.extend(random.Random(0).sample(samples, int(round(frac * len(samples)))))
+    return out
+
+
+def _color_jitter(img: np.ndarray, rng: random.Random) -> np.ndarray:
+    if rng.random() < 0.8:
+        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.float32)
+        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-8, 8)) % 180
+        hsv[..., 1] *= rng.uniform(0.6, 1.4)
+        hsv[..., 2] *= rng.uniform(0.6, 1.4)
+        img = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
+    if rng.random() < 0.05:
+        img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if rng.random() < 0.1:
+        k = rng.choice([3, 5])
+        img = cv2.GaussianBlur(img, (k, k), 0)
+    if rng.random() < 0.1:
+        q = rng.randint(30, 80)
+        ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            img = cv2.imdecode(enc, cv2.IMREAD_COLOR)
+    return img
+
+
+class DetectionDataset:
+    """Random crops of ``size`` x ``size`` with faces at every scale the field shows."""
+
+    def __init__(self, samples: list[Sample], size: int = 320, seed: int = 0, augment: bool = True):
+        self.samples = samples
+        self.size = size
+        self.seed = seed
+        self.augment = augment
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        rng = random.Random((self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)
+        s = self.samples[i]
+        img = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
+        if img is None:
+            img = np.full((self.size, self.size, 3), PAD_VALUE, np.uint8)
+            return img, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, bool)
+        return self.crop(img, s.boxes.copy(), s.labels.copy(), s.ignore.copy(), rng)
+
+    def crop(self, img, boxes, labels, ignore, rng: random.Random):
+        h, w = img.shape[:2]
+        size = self.size
+        valid = ~ignore
+        sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) if len(boxes) else np.zeros(0)
+        ref = None
+        if rng.random() < 0.5 or not valid.any():
+            # as at inference: long side near 640, with jitter
+            scale = 640 / max(h, w) * math.exp(rng.uniform(math.log(0.5), math.log(1.6)))
+        else:
+            ref = rng.choice(list(np.nonzero(valid)[0]))
+            want = math.exp(rng.uniform(math.log(10), math.log(size * 0.8)))
+            scale = want / max(sides[ref], 1.0)
+        scale = float(np.clip(scale, 0.1, 4.0))
+        scale = min(scale, 2400 / max(h, w))
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        sb = boxes * scale
+        # crop window
+        if ref is not None:
+            b = sb[ref]
+            lo_x, hi_x = b[2] - size, b[0]
+            lo_y, hi_y = b[3] - size, b[1]
+            x0 = rng.uniform(min(lo_x, hi_x), max(lo_x, hi_x))
+            y0 = rng.uniform(min(lo_y, hi_y), max(lo_y, hi_y))
+        else:
+            x0 = rng.uniform(min(0, nw - size), max(0, nw - size))
+            y0 = rng.uniform(min(0, nh - size), max(0, nh - size))
+        x0, y0 = int(round(x0)), int(round(y0))
+        # resize only the needed region to save time on big upscales
+        src_x0, src_y0 = max(0, x0), max(0, y0)
+        src_x1, src_y1 = min(nw, x0 + size), min(nh, y0 + size)
+        out = np.full((size, size, 3), PAD_VALUE, np.uint8)
+        if src_x1 > src_x0 and src_y1 > src_y0:
+            ox0, oy0 = src_x0 / scale, src_y0 / scale
+            ox1, oy1 = src_x1 / scale, src_y1 / scale
+            m = np.array([[scale, 0, -ox0 * scale], [0, scale, -oy0 * scale]], np.float32)
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            patch = cv2.warpAffine(img, m, (src_x1 - src_x0, src_y1 - src_y0), flags=interp, borderValue=(PAD_VALUE,) * 3) if interp == cv2.INTER_LINEAR else \
+                cv2.resize(img[int(oy0):int(math.ceil(oy1)), int(ox0):int(math.ceil(ox1))], (src_x1 - src_x0, src_y1 - src_y0), interpolation=interp)
+            out[src_y0 - y0: src_y1 - y0, src_x0 - x0: src_x1 - x0] = patch
+        sb = sb - np.array([x0, y0, x0, y0], np.float32)
+        if len(sb):
+            area = np.maximum((sb[:, 2] - sb[:, 0]) * (sb[:, 3] - sb[:, 1]), 1e-6)
+            cb = np.clip(sb, 0, size)
+            carea = np.clip(cb[:, 2] - cb[:, 0], 0, None) * np.clip(cb[:, 3] - cb[:, 1], 0, None)
+            vis = carea / area
+            keep = vis > 0.05
+            sb, cb, labels, ignore, vis = sb[keep], cb[keep], labels[keep], ignore[keep], vis[keep]
+            ignore = ignore | (vis < 0.6)
+            side = np.maximum(cb[:, 2] - cb[:, 0], cb[:, 3] - cb[:, 1])
+            ignore = ignore | (side < MIN_FACE)
+            sb = np.where((vis >= 0.6)[:, None], cb, sb)
+        if self.augment:
+            if rng.random() < 0.5:
+                out = out[:, ::-1].copy()
+                if len(sb):
+                    sb = np.stack([size - sb[:, 2], sb[:, 1], size - sb[:, 0], sb[:, 3]], 1)
+            out = _color_jitter(out, rng)
+        return out, sb.astype(np.float32), labels.astype(np.int64), ignore.astype(bool)
+
+
+def collate(batch):
+    import torch
+
+    imgs = torch.from_numpy(np.stack([b[0] for b in batch])).permute(0, 3, 1, 2).float()
+    return imgs, [b[1] for b in batch], [b[2] for b in batch], [b[3] for b in batch]

@@ -1,0 +1,187 @@
+"""Detector training: seeded, resumable, logged per epoch with validation figures, exported to ONNX."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..datasets import load_dataset
+from ..detector import Detector
+from ..evaluation import best_f1_threshold, evaluate_results
+from ..evaluation_run import run_eval
+from .data import DetectionDataset, Source, build_samples, collate
+from .export import export_detector, load_onnx_weights
+from .loss import detection_loss
+from .net import FaceMaskNet
+
+
+@dataclass
+class DetectorRecipe:
+    name: str = "mobile"
+    width: float = 1.0
+    size: int = 320
+    epochs: int = 30
+    batch: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    seed: int = 0
+    input_size: int = 640
+    threads: int = 2
+    max_minutes: float = 0.0  # stop (resumably) after this long; 0 = no limit
+    val_every: int = 4  # validate every N epochs (and after the last)
+    sources: list = field(default_factory=list)
+    val: list = field(default_factory=list)  # (root, split) pairs
+    init: str | None = None  # an ONNX file made by maskwatch to start from
+
+
+def default_sources(data: Path) -> tuple[list[Source], list[tuple[str, str]]]:
+    """The training mix for the shipped models, from ``../shared/data``."""
+    d = Path(data)
+    sources = [
+        Source(d / "kaggle-facemask", str(d / "kaggle-facemask" / "train.txt"), weight=2.0, teacher=True),
+        Source(d / "macwinwin-facemask", None, weight=1.0, teacher=True),
+        Source(d / "wider-face-train-subset", None, weight=1.0),
+        Source(d / "wider-face-val-part", str(d / "wider-face-val-part" / "train.txt"), weight=1.0),
+    ]
+    val = [(str(d / "kaggle-facemask"), str(d / "kaggle-facemask" / "val.txt")),
+           (str(d / "wider-face-val-part"), str(d / "wider-face-val-part" / "val.txt"))]
+    return sources, val
+
+
+class EMA:
+    """Exponential moving average of the weights; what gets exported."""
+
+    def __init__(self, model: torch.nn.Module, decay: float = 0.999):
+        self.model = copy.deepcopy(model).eval()
+        self.decay = decay
+        self.updates = 0
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module):
+        self.updates += 1
+        d = self.decay * (1 - math.exp(-self.updates / 500))
+        msd = model.state_dict()
+        for k, v in self.model.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.mul_(d).add_(msd[k].detach(), alpha=1 - d)
+            else:
+                v.copy_(msd[k])
+
+
+def validate(onnx_path: Path, val: list[tuple[str, str]], limit: int | None = None) -> dict:
+    """Run the exported model through the runtime ``Detector`` on validation sets."""
+    det = Detector(onnx_path)
+    out = {}
+    for root, split in val:
+        samples = load_dataset(Path(root), Path(split) if split else None)[:limit]
+        results, _ = run_eval(det, samples)
+        thr, f1 = best_f1_threshold(results)
+        m = evaluate_results(results, 0.5, det.score_threshold)
+        out[Path(root).name] = {"map": m.get("map"), "ap": m.get("ap"), "face_ap": m["face_ap"], "label_accuracy": m["label_accuracy"],
+                                "recall": m["recall"], "best_f1_threshold": thr, "best_f1": f1}
+    return out
+
+
+def _param_groups(model: torch.nn.Module, wd: float):
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bool = True, log=print) -> Path:
+    """Train (or resume) a detector; returns the exported ONNX path in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(recipe.threads)
+    random.seed(recipe.seed)
+    np.random.seed(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    if not recipe.sources:
+        recipe.sources, default_val = default_sources(data)
+        recipe.val = recipe.val or default_val
+    samples = build_samples(recipe.sources, out_dir.parent / "cache")
+    log(f"training on {len(samples)} picture draws per epoch")
+    ds = DetectionDataset(samples, size=recipe.size, seed=recipe.seed)
+    model = FaceMaskNet(width=recipe.width)
+    if recipe.init:
+        n = load_onnx_weights(model, Path(recipe.init))
+        log(f"started from {recipe.init} ({n} tensors)")
+    model = model.to(memory_format=torch.channels_last)
+    ema = EMA(model)
+    opt = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.lr)
+    steps_per_epoch = max(1, len(ds) // recipe.batch)
+    total = steps_per_epoch * recipe.epochs
+    warm = min(300, total // 10)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return recipe.lr * (0.1 + 0.9 * step / max(warm, 1))
+        t = (step - warm) / max(total - warm, 1)
+        return recipe.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+    ckpt = out_dir / "last.ckpt"
+    start_epoch, step = 0, 0
+    if resume and ckpt.is_file():
+        st = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(st["model"])
+        ema.model.load_state_dict(st["ema"])
+        ema.updates = st["ema_updates"]
+        opt.load_state_dict(st["opt"])
+        start_epoch, step = st["epoch"] + 1, st["step"]
+        log(f"resumed from {ckpt} at epoch {start_epoch}")
+    (out_dir / "recipe.json").write_text(json.dumps(asdict(recipe), default=str, indent=1))
+    t_start = time.time()
+    from tqdm import tqdm
+
+    for epoch in range(start_epoch, recipe.epochs):
+        ds.epoch = epoch
+        order = list(range(len(ds)))
+        random.Random(recipe.seed * 7919 + epoch).shuffle(order)
+        model.train()
+        agg = {"loss": 0.0, "obj": 0.0, "box": 0.0, "cls": 0.0}
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", mininterval=5)
+        t_ep = time.time()
+        for b in bar:
+            batch = collate([ds[i] for i in order[b * recipe.batch:(b + 1) * recipe.batch]])
+            imgs = batch[0].contiguous(memory_format=torch.channels_last)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            obj, dist, cls = model(imgs)
+            loss, parts = detection_loss(obj, dist, cls, batch[1], batch[2], batch[3], imgs.shape[-2:])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            ema.update(model)
+            step += 1
+            agg["loss"] += float(loss)
+            for k in ("obj", "box", "cls"):
+                agg[k] += parts[k]
+            bar.set_postfix(loss=f"{agg['loss'] / (b + 1):.3f}", lr=f"{lr_at(step):.1e}", refresh=False)
+        bar.close()
+        torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
+                    "opt": opt.state_dict(), "epoch": epoch, "step": step}, ckpt)
+        onnx_path = export_detector(ema.model, out_dir / f"{recipe.name}.onnx", {"input_size": recipe.input_size})
+        last = epoch + 1 == recipe.epochs
+        due = recipe.val and ((epoch + 1) % max(1, recipe.val_every) == 0 or last)
+        val = validate(onnx_path, recipe.val) if due else {}
+        row = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - t_ep, 1),
+               **{k: round(v / steps_per_epoch, 4) for k, v in agg.items()}, "val": val}
+        with open(out_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        log(json.dumps(row))
+        if recipe.max_minutes and (time.time() - t_start) / 60 > recipe.max_minutes and epoch + 1 < recipe.epochs:
+            log(f"stopping after {recipe.max_minutes} minutes; run the same command again to resume")
+            break
+    return out_dir / f"{recipe.name}.onnx"

@@ -1,0 +1,103 @@
+"""One command per shipped model: train, choose the default threshold, and install.
+
+``maskwatch train mobile``      the detector (with its mask-class head), ``models/mobile.onnx``
+``maskwatch train classifier``  the second-stage crop classifier, ``models/server_cls.onnx``
+``maskwatch train server``      the server model: the detector run at a larger input with
+                                test-time flip, re-labelled by the crop classifier
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import onnx
+
+from .. import models as registry
+from ..datasets import load_dataset
+from ..detector import Detector
+from ..errors import MaskwatchError
+from ..evaluation import best_f1_threshold
+from ..evaluation_run import run_eval
+from .classifier import ClassifierRecipe, train_classifier
+from .export import META_KEY, _set_meta
+from .loop import default_sources, train_detector
+from .recipes import DETECTORS
+
+SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier": "server_cls.onnx", "classifier_weight": 0.7}
+
+
+def read_meta(path: Path) -> dict:
+    m = onnx.load(str(path))
+    for p in m.metadata_props:
+        if p.key == META_KEY:
+            return json.loads(p.value)
+    return {}
+
+
+def tune_threshold(path: Path, data: Path) -> dict:
+    """Set the model's default score threshold to the best class-agnostic F1 on the validation sets."""
+    _, val = default_sources(data)
+    det = Detector(path)
+    results = []
+    for root, split in val:
+        r, _ = run_eval(det, load_dataset(Path(root), Path(split)))
+        results.extend(r)
+    thr, f1 = best_f1_threshold(results)
+    thr = round(min(max(thr, 0.2), 0.8), 3)
+    meta = read_meta(path)
+    meta["score_threshold"] = thr
+    meta["threshold_f1"] = round(f1, 4)
+    meta["threshold_chosen_on"] = [f"{Path(r).name}/{Path(s).name}" for r, s in val]
+    _set_meta(path, meta)
+    return meta
+
+
+def _install(files: list[Path]) -> None:
+    for f in files:
+        shutil.copy2(f, registry.MODEL_DIR / f.name)
+
+
+def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resume: bool = True, install: bool = False) -> Path:
+    data, out = Path(data), Path(out)
+    if not data.is_dir():
+        raise MaskwatchError(f"{data}: training data folder not found (see ../shared/data/README.md)")
+    if name == "mobile":
+        recipe = copy.deepcopy(DETECTORS["mobile"])
+        if epochs:
+            recipe.epochs = epochs
+        path = train_detector(recipe, out / "mobile", data, resume=resume)
+        tune_threshold(path, data)
+        if install:
+            _install([path])
+        return path
+    if name == "classifier":
+        recipe = ClassifierRecipe()
+        if epochs:
+            recipe.epochs = epochs
+        path = train_classifier(recipe, out / "server_cls", data, resume=resume)
+        if install:
+            _install([path])
+        return path
+    if name == "server":
+        det = out / "mobile" / "mobile.onnx"
+        if not det.is_file():
+            det = run_recipe("mobile", data, out, epochs, resume, install=False)
+        cls = out / "server_cls" / "server_cls.onnx"
+        if not cls.is_file():
+            cls = run_recipe("classifier", data, out, epochs, resume, install=False)
+        path = out / "server" / "server.onnx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(det, path)
+        shutil.copy2(cls, path.parent / cls.name)
+        meta = read_meta(path)
+        meta.update(SERVER_SETTINGS)
+        meta["detector_from"] = "mobile"
+        _set_meta(path, meta)
+        tune_threshold(path, data)
+        if install:
+            _install([path, path.parent / cls.name])
+        return path
+    raise MaskwatchError(f"unknown recipe {name!r}: use mobile, classifier or server")

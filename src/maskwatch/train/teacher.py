@@ -1,0 +1,84 @@
+"""YuNet teacher (training time only): face boxes for faces that the mask sets leave unlabelled.
+
+maskwatch never loads this at run time and never ships it; it lives in ``../shared/teachers``.
+Its boxes are used as face-only training labels (class unknown) so that the detector is not
+taught that unlabelled faces are background. The model cards record this.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from ..geometry import nms
+
+DEFAULT_TEACHER = Path(__file__).resolve().parents[4] / "shared" / "teachers" / "yunet_n_dynamic.onnx"
+
+
+class YuNetTeacher:
+    def __init__(self, path: Path | str | None = None, score_threshold: float = 0.6, max_side: int = 960):
+        path = Path(path) if path else DEFAULT_TEACHER
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2
+        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.score_threshold = score_threshold
+        self.max_side = max_side
+
+    def detect(self, bgr: np.ndarray) -> np.ndarray:
+        """Faces as an (N, 5) array of x1, y1, x2, y2, score in pixels of ``bgr``."""
+        h0, w0 = bgr.shape[:2]
+        scale = min(1.0, self.max_side / max(h0, w0))
+        # Small pictures are enlarged so the teacher sees small faces (it is weak below ~10 px).
+        if max(h0, w0) < 640:
+            scale = 640 / max(h0, w0)
+        img = cv2.resize(bgr, (round(w0 * scale), round(h0 * scale))) if scale != 1.0 else bgr
+        h, w = img.shape[:2]
+        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
+        pad = np.zeros((ph, pw, 3), np.float32)
+        pad[:h, :w] = img
+        blob = pad.transpose(2, 0, 1)[None]
+        outs = dict(zip([o.name for o in self.sess.get_outputs()], self.sess.run(None, {"input": blob})))
+        boxes, scores = [], []
+        for s in (8, 16, 32):
+            gh, gw = ph // s, pw // s
+            cls = outs[f"cls_{s}"].reshape(-1)
+            obj = outs[f"obj_{s}"].reshape(-1)
+            bb = outs[f"bbox_{s}"].reshape(-1, 4)
+            score = np.sqrt(np.clip(cls * obj, 0, 1))
+            keep = score >= self.score_threshold
+            if not keep.any():
+                continue
+            idx = np.nonzero(keep)[0]
+            cx = (idx % gw + bb[idx, 0]) * s
+            cy = (idx // gw + bb[idx, 1]) * s
+            bw = np.exp(bb[idx, 2]) * s
+            bh = np.exp(bb[idx, 3]) * s
+            boxes.append(np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1))
+            scores.append(score[idx])
+        if not boxes:
+            return np.zeros((0, 5), np.float32)
+        b = np.concatenate(boxes) / scale
+        sc = np.concatenate(scores)
+        k = nms(b, sc, 0.45)
+        return np.concatenate([b[k], sc[k, None]], 1).astype(np.float32)
+
+
+def label_images(paths: list[Path], cache_file: Path, score_threshold: float = 0.6) -> dict[str, list]:
+    """Run the teacher over pictures once and cache its boxes in a json file."""
+    cache_file = Path(cache_file)
+    cache: dict[str, list] = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    todo = [p for p in paths if str(p) not in cache]
+    if todo:
+        from tqdm import tqdm
+
+        teacher = YuNetTeacher(score_threshold=score_threshold)
+        for p in tqdm(todo, desc=f"teacher {cache_file.stem}", unit="img"):
+            img = cv2.imread(str(p))
+            cache[str(p)] = teacher.detect(img).round(2).tolist() if img is not None else []
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        cache_file.write_text(json.dumps(cache))
+    return cache

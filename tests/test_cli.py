@@ -1,0 +1,136 @@
+"""The command line: every format, saved pictures, bad files among good ones, exit codes."""
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import kaggle_val
+from maskwatch.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Two made-up pictures in nested folders and one file that is not a picture."""
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    img = np.tile(np.linspace(0, 255, 200, dtype=np.uint8)[None, :, None], (150, 1, 3))
+    cv2.imwrite(str(d / "a.jpg"), img)
+    cv2.imwrite(str(d / "sub" / "b.png"), img[::-1])
+    (d / "sub" / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    return d
+
+
+def run(*args):
+    return runner.invoke(app, list(map(str, args)))
+
+
+def test_csv_rows_for_every_input_and_error_row(folder):
+    r = run("detect", folder, "--format", "csv")
+    assert r.exit_code == 1, r.output  # one input failed
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert list(rows[0].keys())[:7] == ["label", "x1", "y1", "x2", "y2", "confidence", "image"]
+    images = {row["image"] for row in rows}
+    assert {p.name for p in map(__import__("pathlib").Path, images)} == {"a.jpg", "b.png", "broken.jpg"}
+    err_rows = [row for row in rows if row["error"]]
+    assert len(err_rows) == 1 and err_rows[0]["image"].endswith("broken.jpg")
+    assert "broken.jpg" in r.stderr
+
+
+def test_json_and_jsonl_and_summary(folder):
+    r = run("detect", folder / "a.jpg", folder / "sub" / "b.png", "--format", "json", "--summary")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [i["image"].split("/")[-1] for i in doc["images"]] == ["a.jpg", "b.png"]
+    assert doc["summary"]["images"] == 2 and doc["summary"]["errors"] == 0
+    assert set(doc["summary"]) >= {"mask", "no_mask", "incorrect", "faces", "mask_rate"}
+    r = run("detect", folder / "a.jpg", "--format", "jsonl", "--summary")
+    lines = [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert lines[0]["image"].endswith("a.jpg") and lines[0]["faces"] == []
+    assert "summary" in lines[-1]
+
+
+def test_table_format(folder):
+    r = run("detect", folder / "a.jpg", "--format", "table", "--summary")
+    assert r.exit_code == 0
+    assert "label" in r.stdout and "a.jpg" in r.stdout and "mask rate" in r.stdout
+
+
+def test_output_file_and_glob(folder, tmp_path):
+    out = tmp_path / "res.jsonl"
+    r = run("detect", str(folder / "**" / "*.png"), "--format", "jsonl", "--output", out)
+    assert r.exit_code == 0, r.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["image"].endswith("b.png")
+
+
+def test_usage_errors_exit_2(folder):
+    assert run("detect", folder, "--format", "xml").exit_code == 2
+    assert run("detect", folder, "--model", "nope").exit_code == 2
+    assert run("detect", folder, "--threshold", "3").exit_code == 2
+    assert run("detect").exit_code == 2
+
+
+def test_missing_source_gives_error_row(tmp_path):
+    r = run("detect", tmp_path / "nothing.jpg", "--format", "csv")
+    assert r.exit_code == 1
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert rows[0]["error"] == "no such file or folder"
+
+
+def test_saved_pictures_are_annotated(data, tmp_path):
+    src = tmp_path / "photos"
+    src.mkdir()
+    for s in kaggle_val(data, 3):
+        shutil.copy(s.image, src / s.image.name)
+    (src / "bad.jpg").write_text("nope")
+    out = tmp_path / "annotated"
+    r = run("detect", src, "--save-dir", out, "--format", "json", "--workers", "2")
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    good = [i for i in doc["images"] if not i["error"]]
+    assert len(good) == 3 and sum(len(i["faces"]) for i in good) > 0
+    for item in good:
+        saved = cv2.imread(item["saved"])
+        orig = cv2.imread(item["image"])
+        assert saved.shape == orig.shape
+        if item["faces"]:
+            assert np.abs(saved.astype(int) - orig.astype(int)).sum() > 0  # boxes were drawn
+    assert not (out / "bad.jpg").exists()
+
+
+def test_entry_point_runs(folder):
+    exe = shutil.which("maskwatch") or None
+    cmd = [exe] if exe else [sys.executable, "-m", "maskwatch.cli"]
+    p = subprocess.run(cmd + ["detect", str(folder / "a.jpg"), "--format", "csv"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0].startswith("label,x1,y1,x2,y2,confidence,image")
+
+
+def test_eval_on_made_up_voc(tmp_path):
+    """eval on a tiny VOC set made here: a picture with no labelled face and no face found."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "annotations").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "e.jpg"), np.full((100, 100, 3), 127, np.uint8))
+    (tmp_path / "annotations" / "e.xml").write_text("<annotation><filename>e.jpg</filename></annotation>")
+    r = run("eval", tmp_path, "--json")
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)
+    assert m["images"] == 1 and m["face_ap"] == 0.0 and m["recall"] is None
+
+
+def test_eval_real_subset_with_plot(data, tmp_path):
+    png = tmp_path / "pr.png"
+    r = run("eval", data / "kaggle-facemask", "--split", "val.txt", "--limit", "12", "--plot", png)
+    assert r.exit_code == 0, r.output
+    assert "mAP" in r.stdout and "face AP" in r.stdout and "label accuracy" in r.stdout
+    assert png.stat().st_size > 1000

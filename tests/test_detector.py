@@ -1,0 +1,124 @@
+"""The Python API contract, on real photos (skipped without them) and on pictures made here."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import kaggle_val
+from maskwatch import LABELS, Detector, Face, ImageError, ModelError
+from maskwatch.geometry import iou_matrix
+
+
+def test_blank_picture_has_no_face(mobile, blank_jpeg):
+    assert mobile.detect(blank_jpeg) == []
+
+
+def test_any_size_and_channels_work(mobile):
+    for shape in [(1, 1, 3), (7, 3000, 3), (50, 40), (64, 64, 4), (2000, 30, 1)]:
+        img = np.full(shape, 128, np.uint8)
+        faces = mobile.detect(img)
+        assert isinstance(faces, list)
+
+
+def test_unknown_model_and_bad_file(tmp_path):
+    with pytest.raises(ModelError, match="not a model name"):
+        Detector("tiny-yolo")
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(ModelError, match="broken.onnx"):
+        Detector(str(bad))
+
+
+def test_bad_input_names_it(mobile, tmp_path):
+    p = tmp_path / "fake.png"
+    p.write_text("hello")
+    with pytest.raises(ImageError, match="fake.png"):
+        mobile.detect(str(p))
+
+
+def test_faces_found_where_labels_say(data, mobile):
+    """On Kaggle validation photos, most labelled faces of 16 px and up are found, with valid fields."""
+    found = total = 0
+    for s in kaggle_val(data, 25):
+        faces = mobile.detect(str(s.image))
+        for f in faces:
+            assert isinstance(f, Face) and f.label in LABELS
+            assert 0.0 <= f.confidence <= 1.0 and mobile.score_threshold <= f.score <= 1.0
+            x1, y1, x2, y2 = f.box
+            assert x2 > x1 and y2 > y1
+            assert isinstance(x1, float)
+        h = s.boxes[:, 3] - s.boxes[:, 1]
+        gt = s.boxes[(h >= 16) & ~s.ignore]
+        total += len(gt)
+        if len(gt) and faces:
+            iou = iou_matrix(gt, np.array([f.box for f in faces]))
+            found += int((iou.max(1) >= 0.5).sum())
+    assert total > 20
+    assert found / total >= 0.6, f"found {found} of {total} labelled faces"
+
+
+def test_path_bytes_and_array_agree(data, mobile):
+    s = kaggle_val(data, 1)[0]
+    a = mobile.detect(str(s.image))
+    b = mobile.detect(s.image.read_bytes())
+    c = mobile.detect(cv2.imread(str(s.image)))
+    assert [f.box for f in a] == [f.box for f in b] == [f.box for f in c]
+    assert a, "expected a face on the first validation picture"
+
+
+def test_threshold_filters_by_face_score(data):
+    s = kaggle_val(data, 3)
+    low = Detector("mobile", score_threshold=0.2)
+    high = Detector("mobile", score_threshold=0.8)
+    for sample in s:
+        lo, hi = low.detect(str(sample.image)), high.detect(str(sample.image))
+        assert len(hi) <= len(lo)
+        assert all(f.score >= 0.8 for f in hi)
+
+
+def test_batch_keeps_order(data, mobile):
+    paths = [str(s.image) for s in kaggle_val(data, 4)]
+    batch = mobile.detect_batch(paths + [paths[0]])
+    assert len(batch) == 5
+    for p, faces in zip(paths, batch):
+        assert [f.box for f in faces] == [f.box for f in mobile.detect(p)]
+    assert [f.box for f in batch[4]] == [f.box for f in batch[0]]
+
+
+def test_one_detector_many_threads(data, mobile):
+    paths = [str(s.image) for s in kaggle_val(data, 6)] * 3
+    expect = [[f.box for f in mobile.detect(p)] for p in paths]
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(lambda p: [f.box for f in mobile.detect(p)], paths))
+    assert got == expect
+
+
+def test_server_model_loads_with_classifier(data):
+    det = Detector("server")
+    assert det.flip and det.input_size > 640
+    s = kaggle_val(data, 2)[1]
+    faces = det.detect(str(s.image))
+    assert faces and all(f.label in LABELS for f in faces)
+    assert all(abs(sum(f.probs) - 1.0) < 1e-3 for f in faces)
+
+
+def test_tiles_find_small_faces_in_a_large_picture(data):
+    """A crowd photo pasted small into a 4000 px canvas: tiling finds faces the plain pass cannot."""
+    s = kaggle_val(data, 10)
+    sample = max(s, key=lambda x: len(x.boxes))
+    img = cv2.imread(str(sample.image))
+    canvas = np.full((3000, 4000, 3), 90, np.uint8)
+    canvas[1000:1000 + img.shape[0], 1500:1500 + img.shape[1]] = img
+    plain = Detector("mobile").detect(canvas)
+    tiled = Detector("mobile", tile=True).detect(canvas)
+    gt = sample.boxes + np.array([1500, 1000, 1500, 1000], np.float32)
+
+    def hits(faces):
+        if not faces:
+            return 0
+        return int((iou_matrix(gt, np.array([f.box for f in faces])).max(1) >= 0.4).sum())
+
+    assert hits(tiled) > hits(plain)
+    assert hits(tiled) >= len(gt) // 2

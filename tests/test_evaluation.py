@@ -1,0 +1,129 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from maskwatch.datasets import UNKNOWN, load_dataset
+from maskwatch.evaluation import ImageResult, average_precision, best_f1_threshold, evaluate_results
+
+P = lambda *rows: np.array(rows, np.float32)  # noqa: E731
+MASK, NO, INC = (1, 0, 0), (0, 1, 0), (0, 0, 1)
+
+
+def test_average_precision_all_point_interpolation():
+    # ranked: TP, FP, TP with 2 truths -> recall .5 .5 1, precision 1 .5 .667
+    rec = np.array([0.5, 0.5, 1.0])
+    prec = np.array([1.0, 0.5, 2 / 3])
+    assert average_precision(rec, prec) == pytest.approx(0.5 * 1.0 + 0.5 * 2 / 3)
+
+
+def test_tiny_made_up_case_matches_hand_computed_ap():
+    # picture 1: two masked faces; detections: one hit (0.9), one miss (0.8), one hit (0.7)
+    r1 = ImageResult(
+        pred_boxes=P([0, 0, 10, 10], [50, 50, 60, 60], [20, 0, 30, 10]),
+        pred_scores=[0.9, 0.8, 0.7],
+        pred_probs=[MASK, MASK, MASK],
+        gt_boxes=P([0, 0, 10, 10], [20, 0, 30, 10]),
+        gt_labels=[0, 0],
+    )
+    # picture 2: one unmasked face found, and a duplicate detection of it
+    r2 = ImageResult(
+        pred_boxes=P([0, 0, 10, 10], [1, 0, 11, 10]),
+        pred_scores=[0.6, 0.5],
+        pred_probs=[NO, NO],
+        gt_boxes=P([0, 0, 10, 10]),
+        gt_labels=[1],
+    )
+    m = evaluate_results([r1, r2], iou_thr=0.5, score_threshold=0.55)
+    # mask: ranking 0.9 TP, 0.8 FP, 0.7 TP over 2 truths -> AP = .5*1 + .5*(2/3)
+    assert m["ap"]["mask"] == pytest.approx(0.5 + 1 / 3)
+    # no_mask: 0.6 TP then duplicate FP -> AP 1
+    assert m["ap"]["no_mask"] == pytest.approx(1.0)
+    assert "incorrect" not in m["ap"]  # no truth of that class
+    assert m["map"] == pytest.approx((0.5 + 1 / 3 + 1.0) / 2)
+    # face AP: 0.9 TP, 0.8 FP, 0.7 TP, 0.6 TP, 0.5 FP over 3 faces
+    # recall .33 .33 .67 1 1; precision 1 .5 .67 .75 .6 -> 1/3*1 + 1/3*.75 + 1/3*.75
+    assert m["face_ap"] == pytest.approx((1 + 0.75 + 0.75) / 3)
+    # at threshold .55: faces found 3 of 3 (0.7 and 0.6 pass), all labels right
+    assert m["recall"] == pytest.approx(1.0)
+    assert m["label_accuracy"] == pytest.approx(1.0)
+    assert m["recall_by_height"]["<16"]["faces"] == 3
+
+
+def test_ignored_faces_neither_count_nor_penalise():
+    r = ImageResult(P([0, 0, 10, 10], [40, 40, 50, 50]), [0.9, 0.8], [MASK, MASK],
+                    P([0, 0, 10, 10], [40, 40, 50, 50]), [0, 0], gt_ignore=[False, True])
+    m = evaluate_results([r])
+    assert m["face_ap"] == pytest.approx(1.0)
+    assert m["gt_faces"]["face"] == 1
+
+
+def test_wrong_label_lowers_class_ap_and_accuracy_not_face_ap():
+    r = ImageResult(P([0, 0, 10, 10]), [0.9], [NO], P([0, 0, 10, 10]), [0])
+    m = evaluate_results([r], score_threshold=0.5)
+    assert m["face_ap"] == pytest.approx(1.0)
+    assert m["label_accuracy"] == 0.0
+    assert m["confusion"]["rows_truth_cols_pred"][0][1] == 1
+
+
+def test_best_f1_threshold():
+    r = ImageResult(P([0, 0, 10, 10], [30, 30, 40, 40]), [0.9, 0.4], [MASK, MASK], P([0, 0, 10, 10]), [0])
+    thr, f1 = best_f1_threshold([r])
+    assert thr == pytest.approx(0.9) and f1 == pytest.approx(1.0)
+
+
+# -- readers -----------------------------------------------------------------------------------
+
+def _write_img(path, w=64, h=48):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.zeros((h, w, 3), np.uint8))
+
+
+def test_read_voc_with_split(tmp_path):
+    for name in ("a", "b"):
+        _write_img(tmp_path / "images" / f"{name}.jpg")
+        (tmp_path / "annotations").mkdir(exist_ok=True)
+        (tmp_path / "annotations" / f"{name}.xml").write_text(
+            f"<annotation><filename>{name}.jpg</filename>"
+            "<object><name>with_mask</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>11</xmax><ymax>12</ymax></bndbox></object>"
+            "<object><name>mask_weared_incorrect</name><difficult>1</difficult><bndbox><xmin>20</xmin><ymin>2</ymin><xmax>30</xmax><ymax>12</ymax></bndbox></object>"
+            "</annotation>")
+    (tmp_path / "val.txt").write_text("b\n")
+    s = load_dataset(tmp_path, "val.txt")
+    assert len(s) == 1 and s[0].image.name == "b.jpg"
+    assert s[0].boxes.tolist() == [[1, 2, 11, 12], [20, 2, 30, 12]]
+    assert s[0].labels.tolist() == [0, 2]
+    assert s[0].ignore.tolist() == [False, True]
+
+
+def test_read_yolo(tmp_path):
+    _write_img(tmp_path / "images" / "x.jpg", 100, 50)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "x.txt").write_text("1 0.5 0.5 0.2 0.4\n")
+    (tmp_path / "classes.txt").write_text("mask\nno_mask\n")
+    s = load_dataset(tmp_path)
+    assert s[0].labels.tolist() == [1]
+    assert s[0].boxes[0].tolist() == pytest.approx([40, 15, 60, 35])
+
+
+def test_read_wider(tmp_path):
+    _write_img(tmp_path / "images" / "0--Parade" / "p.jpg")
+    (tmp_path / "wider_face_bbx_gt.txt").write_text(
+        "0--Parade/p.jpg\n2\n10 10 20 30 0 0 0 0 0 0\n40 5 3 3 0 0 0 1 0 0\n")
+    s = load_dataset(tmp_path)
+    assert s[0].boxes.tolist() == [[10, 10, 30, 40], [40, 5, 43, 8]]
+    assert s[0].labels.tolist() == [UNKNOWN, UNKNOWN]
+    assert s[0].ignore.tolist() == [False, True]  # invalid flag
+
+
+def test_read_coco(tmp_path):
+    _write_img(tmp_path / "images" / "c.jpg")
+    doc = {"images": [{"id": 7, "file_name": "c.jpg", "width": 64, "height": 48}],
+           "categories": [{"id": 1, "name": "no_mask"}, {"id": 2, "name": "mask"}],
+           "annotations": [{"id": 1, "image_id": 7, "category_id": 2, "bbox": [5, 6, 10, 12]}]}
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "instances.json").write_text(json.dumps(doc))
+    s = load_dataset(tmp_path)
+    assert s[0].image.name == "c.jpg" and s[0].labels.tolist() == [0]
+    assert s[0].boxes.tolist() == [[5, 6, 15, 18]]

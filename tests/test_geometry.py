@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from maskwatch.geometry import anchor_points, clip_boxes, distances_to_boxes, expand_boxes, iou_matrix, nms, weighted_box_merge
+
+
+def test_anchor_points_cover_each_level_row_major():
+    pts = anchor_points(64, 96, (8, 16, 32))
+    assert pts.shape == (8 * 12 + 4 * 6 + 2 * 3, 3)
+    assert pts[0].tolist() == [4.0, 4.0, 8.0]
+    assert pts[1].tolist() == [12.0, 4.0, 8.0]  # next column first
+    assert pts[12].tolist() == [4.0, 12.0, 8.0]  # then next row
+    first16 = 8 * 12
+    assert pts[first16].tolist() == [8.0, 8.0, 16.0]
+    assert pts[-1].tolist() == [80.0, 48.0, 32.0]
+
+
+def test_distances_to_boxes():
+    pts = np.array([[10, 20, 8], [50, 50, 16]], np.float32)
+    d = np.array([[1, 2, 3, 4], [10, 10, 20, 5]], np.float32)
+    assert distances_to_boxes(pts, d).tolist() == [[9, 18, 13, 24], [40, 40, 70, 55]]
+
+
+def test_iou_matrix_hand_computed():
+    a = np.array([[0, 0, 10, 10], [0, 0, 10, 10]], np.float32)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)
+    iou = iou_matrix(a, b)
+    assert iou.shape == (2, 3)
+    assert iou[0, 0] == pytest.approx(1.0)
+    assert iou[0, 1] == pytest.approx(50 / 150)
+    assert iou[0, 2] == 0.0
+
+
+def test_iou_of_degenerate_box_is_zero():
+    assert iou_matrix([[0, 0, 0, 0]], [[0, 0, 0, 0]])[0, 0] == 0.0
+
+
+def test_nms_keeps_best_of_overlapping_and_separate_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60], [0, 0, 10, 9]], np.float32)
+    scores = np.array([0.8, 0.9, 0.5, 0.3], np.float32)
+    keep = nms(boxes, scores, 0.5)
+    assert keep.tolist() == [1, 2]
+
+
+def test_nms_threshold_is_respected():
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10]], np.float32)  # IoU 1/3
+    assert len(nms(boxes, np.array([0.9, 0.8]), 0.3)) == 1
+    assert len(nms(boxes, np.array([0.9, 0.8]), 0.4)) == 2
+
+
+def test_nms_empty():
+    assert nms(np.zeros((0, 4)), np.zeros(0)).tolist() == []
+
+
+def test_weighted_merge_averages_votes():
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10]], np.float32)
+    scores = np.array([1.0, 1.0], np.float32)
+    merged = weighted_box_merge(boxes, scores, np.array([0]), 0.3)
+    assert merged[0].tolist() == [1, 0, 11, 10]
+
+
+def test_expand_boxes_square_about_centre():
+    out = expand_boxes(np.array([[10, 20, 30, 60]], np.float32), 1.5)
+    assert out[0].tolist() == [-10, 10, 50, 70]
+
+
+def test_clip_boxes():
+    assert clip_boxes([[-5, -5, 120, 50]], 100, 40)[0].tolist() == [0, 0, 100, 40]
+
+
+def test_tiles_cover_the_picture_with_overlap():
+    from maskwatch.detector import tiles
+
+    assert tiles(640, 480, 640) == []
+    t = tiles(4000, 3000, 640)
+    covered = np.zeros((3000, 4000), bool)
+    for x0, y0, x1, y1 in t:
+        assert x1 - x0 <= 640 and y1 - y0 <= 640
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    assert t[1][0] - t[0][0] == 480  # 25 % overlap
