@@ -75,7 +75,7 @@ def collect_items(data: Path, cache_dir: Path) -> tuple[list, list]:
             b = np.array([0, 0, img.shape[1], img.shape[0]], np.float32)
         train.append((p, b, lab))
     synth = read_voc(d / "maskedfacenet-synthetic")
-    cache = label_images([s.image for s in synth], Path(cache_dir) / "teacher-maskedfacenet.json", score_threshold=0.5)
+    cache = label_images([s.image for s in synth], Path(cache_dir) / "teacher-maskedfacenet-synthetic.json", score_threshold=0.5)
     for s in synth:
         if not len(s.labels) or s.labels[0] == UNKNOWN:
             continue

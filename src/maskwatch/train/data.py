@@ -62,6 +62,43 @@ class Source:
     weight: float = 1.0
     teacher: bool = False  # fill unlabelled faces from the teacher
     face_only: bool = False  # ignore its class labels
+    kind: str = "boxes"  # "boxes": a labelled set; "crops": class folders; "portraits": one labelled face per picture
+
+
+def class_folder_items(root: Path) -> list[tuple[Path, int]]:
+    """(picture, class) for a folder with one sub-folder per class (mask, no_mask, incorrect)."""
+    from ..datasets import label_index
+
+    out = []
+    for sub in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        lab = label_index(sub.name)
+        out.extend((f, lab) for f in sorted(sub.iterdir()) if f.is_file())
+    return out
+
+
+def portrait_items(root: Path) -> list[tuple[Path, int]]:
+    """(picture, class) for a VOC set whose pictures each show one labelled face (MaskedFace-Net)."""
+    from ..datasets import read_voc
+
+    return [(s.image, int(s.labels[0])) for s in read_voc(root) if len(s.labels) and s.labels[0] != UNKNOWN]
+
+
+def one_face_samples(items: list[tuple[Path, int]], cache: dict, min_score: float = 0.6) -> list[Sample]:
+    """Pictures of one labelled face: the teacher says where it is (its largest face); pictures
+    where the teacher finds none are left out, so no face is ever taught as background."""
+    out = []
+    for path, lab in items:
+        tb = np.asarray(cache.get(str(path), []), np.float32).reshape(-1, 5)
+        if not len(tb) or tb[:, 4].max() < min_score:
+            continue
+        area = (tb[:, 2] - tb[:, 0]) * (tb[:, 3] - tb[:, 1])
+        main = int(np.argmax(area))
+        labels = np.full(len(tb), UNKNOWN)
+        labels[main] = lab
+        ignore = tb[:, 4] < min_score
+        ignore[main] = False
+        out.append(Sample(path, tb[:, :4], labels, ignore))
+    return out
 
 
 def build_samples(sources: list[Source], cache_dir: Path) -> list[Sample]:
@@ -69,6 +106,12 @@ def build_samples(sources: list[Source], cache_dir: Path) -> list[Sample]:
 
     out: list[Sample] = []
     for src in sources:
+        if src.kind in ("crops", "portraits"):
+            items = class_folder_items(src.root) if src.kind == "crops" else portrait_items(src.root)
+            cache = label_images([p for p, _ in items], Path(cache_dir) / f"teacher-{Path(src.root).name}.json", score_threshold=0.5)
+            samples = one_face_samples(items, cache)
+            _repeat(out, samples, src.weight)
+            continue
         samples = load_dataset(src.root, src.split)
         if src.face_only:
             for s in samples:
@@ -77,12 +120,16 @@ def build_samples(sources: list[Source], cache_dir: Path) -> list[Sample]:
             tag = Path(src.root).name + ("-" + Path(src.split).stem if src.split else "")
             cache = label_images([s.image for s in samples], Path(cache_dir) / f"teacher-{tag}.json")
             samples = [add_teacher_faces(s, cache.get(str(s.image), [])) for s in samples]
-        reps = src.weight
-        whole, frac = int(reps), reps - int(reps)
-        out.extend(samples * whole)
-        if frac > 0:
-            out.extend(random.Random(0).sample(samples, int(round(frac * len(samples)))))
+        _repeat(out, samples, src.weight)
     return out
+
+
+def _repeat(out: list, samples: list, weight: float) -> None:
+    """Add ``samples`` ``weight`` times (a fraction adds a fixed random part)."""
+    whole, frac = int(weight), weight - int(weight)
+    out.extend(samples * whole)
+    if frac > 0:
+        out.extend(random.Random(0).sample(samples, int(round(frac * len(samples)))))
 
 
 def _color_jitter(img: np.ndarray, rng: random.Random) -> np.ndarray:

@@ -50,6 +50,9 @@ def default_sources(data: Path) -> tuple[list[Source], list[tuple[str, str]]]:
         Source(d / "macwinwin-facemask", None, weight=1.0, teacher=True),
         Source(d / "wider-face-train-subset", None, weight=1.0),
         Source(d / "wider-face-val-part", str(d / "wider-face-val-part" / "train.txt"), weight=1.0),
+        # one-face pictures with mask labels (boxes from the teacher): odd masks, masks worn wrong
+        Source(d / "maskedfacenet-synthetic", weight=1.0, kind="portraits"),
+        Source(d / "mask-crops", weight=0.3, kind="crops"),
     ]
     val = [(str(d / "kaggle-facemask"), str(d / "kaggle-facemask" / "val.txt")),
            (str(d / "wider-face-val-part"), str(d / "wider-face-val-part" / "val.txt"))]

@@ -87,7 +87,7 @@ def giou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return iou, iou - (enc - union) / enc
 
 
-CLASS_WEIGHTS = torch.tensor([1.0, 1.5, 3.0])  # mask, no_mask, incorrect (rare)
+CLASS_WEIGHTS = torch.tensor([1.0, 1.5, 2.0])  # mask, no_mask, incorrect (rare)
 
 
 def detection_loss(obj, dist, cls, gt_boxes, gt_labels, gt_ignore, image_hw):
@@ -139,4 +139,4 @@ def detection_loss(obj, dist, cls, gt_boxes, gt_labels, gt_ignore, image_hw):
     else:
         loss_cls = obj.sum() * 0
     total = loss_obj + 2.0 * loss_box + 0.5 * loss_cls
-    return total, {"obj": float(loss_obj), "box": float(loss_box), "cls": float(loss_cls), "npos": npos / n}
+    return total, {"obj": float(loss_obj.detach()), "box": float(loss_box.detach()), "cls": float(loss_cls.detach()), "npos": npos / n}

@@ -1,0 +1,49 @@
+"""Accuracy of the shipped models on the validation splits, the figures of the model cards.
+
+    python benchmarks/accuracy.py [--models mobile server] [--json benchmarks/results/accuracy.json]
+
+Kaggle ``val.txt`` (mAP at IoU 0.5 over mask / no_mask / incorrect, label accuracy) and WIDER
+val part ``val.txt`` (class-agnostic face AP over all valid faces). Same code as ``maskwatch eval``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from maskwatch import Detector
+from maskwatch.datasets import load_dataset
+from maskwatch.evaluation import evaluate_results
+from maskwatch.evaluation_run import run_eval
+
+SETS = [("kaggle-facemask", "val.txt"), ("wider-face-val-part", "val.txt")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--models", nargs="+", default=["mobile", "server"])
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")))
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    out = {}
+    for model in args.models:
+        det = Detector(model)
+        out[model] = {"score_threshold": det.score_threshold}
+        for name, split in SETS:
+            samples = load_dataset(args.data / name, args.data / name / split)
+            results, errors = run_eval(det, samples)
+            m = evaluate_results(results, 0.5, det.score_threshold)
+            m.pop("_curves")
+            out[model][f"{name}/{split}"] = m
+            print(f"{model:7s} {name:22s} mAP {m.get('map') or 0:.4f}  face AP {m['face_ap']:.4f}  "
+                  f"recall {m['recall'] or 0:.4f}  label acc {m['label_accuracy'] or 0:.4f}  "
+                  f"recall<16 {m['recall_by_height']['<16']['recall'] or 0:.3f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Training code: a few seconds on pictures made here; the loss falls and the export loads."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the [train] extra (PyTorch)")
+
+from maskwatch import Detector  # noqa: E402
+from maskwatch.train.data import DetectionDataset, Source  # noqa: E402
+from maskwatch.train.loop import DetectorRecipe, train_detector  # noqa: E402
+from maskwatch.train.loss import anchor_points, assign  # noqa: E402
+
+
+def make_voc(root, n=8, seed=0):
+    """Pictures with bright 'faces' (filled ellipses) labelled mask / no_mask by colour."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    for i in range(n):
+        img = np.full((160, 200, 3), 40, np.uint8)
+        objs = []
+        for _ in range(2):
+            w = int(rng.integers(24, 60))
+            x, y = int(rng.integers(0, 200 - w)), int(rng.integers(0, 160 - w))
+            lab = int(rng.integers(0, 2))
+            color = (60, 200, 60) if lab == 0 else (60, 60, 230)
+            cv2.ellipse(img, (x + w // 2, y + w // 2), (w // 2, w // 2), 0, 0, 360, color, -1)
+            objs.append((x, y, x + w, y + w, "with_mask" if lab == 0 else "without_mask"))
+        cv2.imwrite(str(root / "images" / f"{i}.jpg"), img)
+        body = "".join(f"<object><name>{n_}</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax><ymax>{d}</ymax></bndbox></object>"
+                       for a, b, c, d, n_ in objs)
+        (root / "annotations" / f"{i}.xml").write_text(f"<annotation><filename>{i}.jpg</filename>{body}</annotation>")
+    return root
+
+
+def test_assign_gives_every_face_a_cell_and_respects_ignore():
+    pts = anchor_points(128, 128)
+    boxes = torch.tensor([[10.0, 10.0, 18.0, 18.0], [40.0, 40.0, 120.0, 120.0], [0.0, 100.0, 5.0, 105.0]])
+    ignore = torch.tensor([False, False, True])
+    idx, ign = assign(pts, boxes, ignore)
+    assert (idx == 0).sum() >= 1  # a tiny 8 px face still gets its nearest cell
+    assert (idx == 1).sum() >= 3
+    assert (idx == 2).sum() == 0 and ign.any()
+
+
+def test_dataset_crops_keep_boxes_on_faces(tmp_path):
+    from maskwatch.datasets import load_dataset
+
+    samples = load_dataset(make_voc(tmp_path / "voc"))
+    ds = DetectionDataset(samples, size=128, seed=1)
+    img, boxes, labels, ignore = ds[0]
+    assert img.shape == (128, 128, 3)
+    for b, ig in zip(boxes, ignore):
+        if ig:
+            continue
+        x1, y1, x2, y2 = (int(round(v)) for v in b)
+        cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
+        assert img[cy, cx].max() > 100  # the ellipse is under the box centre
+
+
+def test_short_training_lowers_loss_and_exports(tmp_path):
+    voc = make_voc(tmp_path / "voc")
+    recipe = DetectorRecipe(name="tiny", width=0.5, size=128, epochs=6, batch=4, lr=5e-3, threads=1, input_size=256,
+                            sources=[Source(voc, weight=1.0)], val=[(str(voc), None)], val_every=100)
+    path = train_detector(recipe, tmp_path / "run", tmp_path, log=lambda *a: None)
+    rows = [json.loads(ln) for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert len(rows) == 6
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert "face_ap" in rows[-1]["val"]["voc"]  # validated after the last epoch
+    det = Detector(str(path))
+    assert det.input_size == 256
+    assert isinstance(det.detect(np.zeros((100, 100, 3), np.uint8)), list)
+
+
+def test_resume_continues_from_checkpoint(tmp_path):
+    voc = make_voc(tmp_path / "voc", n=4)
+    kw = dict(name="tiny", width=0.5, size=96, batch=4, threads=1, sources=[Source(voc)], val=[], val_every=100)
+    train_detector(DetectorRecipe(epochs=1, **kw), tmp_path / "run", tmp_path, log=lambda *a: None)
+    train_detector(DetectorRecipe(epochs=2, **kw), tmp_path / "run", tmp_path, log=lambda *a: None)
+    rows = [json.loads(ln) for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
