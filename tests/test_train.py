@@ -82,3 +82,30 @@ def test_resume_continues_from_checkpoint(tmp_path):
     train_detector(DetectorRecipe(epochs=2, **kw), tmp_path / "run", tmp_path, log=lambda *a: None)
     rows = [json.loads(ln) for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
+
+
+def test_finetune_from_shipped_model_reports_before_and_after(tmp_path):
+    from maskwatch.train.finetune import finetune
+
+    voc = make_voc(tmp_path / "mine", n=10)
+    path, report = finetune("mobile", voc, tmp_path / "ft", epochs=4, batch=4, size=128, log=lambda *a: None)
+    rows = [json.loads(ln) for ln in (tmp_path / "ft" / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert set(report["before"]) >= {"map", "face_ap"} and set(report["after"]) >= {"map", "face_ap"}
+    assert report["train_pictures"] == 8 and report["val_pictures"] == 2
+    det = Detector(str(path))
+    shipped = Detector("mobile")
+    assert det.input_size == shipped.input_size and det.score_threshold == shipped.score_threshold
+    assert isinstance(det.detect(np.zeros((64, 64, 3), np.uint8)), list)
+
+
+def test_train_cli_fine_tunes(tmp_path):
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    voc = make_voc(tmp_path / "mine", n=6)
+    r = CliRunner().invoke(app, ["train", "--init", "mobile", "--data", str(voc), "--out", str(tmp_path / "o"), "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "o" / "finetuned.onnx").is_file()
+    assert "before" in r.stdout and "after" in r.stdout

@@ -146,23 +146,43 @@ def models():
 
 @app.command()
 def train(
-    recipe: str = typer.Argument("mobile", help="Which shipped model to rebuild: mobile, server (or classifier)."),
-    data: Path = typer.Option(Path("../shared/data"), "--data", help="The training data folder."),
+    recipe: str = typer.Argument("mobile", help="Which shipped model to rebuild: mobile, classifier or server."),
+    data: Path = typer.Option(Path("../shared/data"), "--data", help="Training data: ../shared/data, or your own labelled set with --init."),
     out: Path = typer.Option(Path("runs"), "--out", help="Checkpoints, logs and exported files go under here."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
+    init: Optional[str] = typer.Option(None, "--init", help="Fine-tune: start from this model (mobile, server or a .onnx) on --data."),
+    lr: float = typer.Option(1e-3, "--lr", help="Learning rate for fine-tuning."),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue from the last checkpoint if there is one."),
     install: bool = typer.Option(False, "--install", help="Copy the result into the package's models folder."),
 ):
-    """Rebuild a shipped model from the training data (needs the [train] extra)."""
+    """Rebuild a shipped model, or fine-tune one on your own pictures (needs the [train] extra)."""
     try:
+        from .train.finetune import finetune
         from .train.pipeline import run_recipe
     except ImportError as exc:
         _fail_usage(f"training needs PyTorch: pip install -e '.[train]' ({exc})")
     try:
-        path = run_recipe(recipe, data, out, epochs=epochs, resume=resume, install=install)
+        if init:
+            path, report = finetune(init, data, out / "finetune" if out == Path("runs") else out, epochs=epochs or 10, lr=lr,
+                                    log=lambda m: err.print(m, highlight=False))
+            _print_before_after(report)
+        else:
+            path = run_recipe(recipe, data, out, epochs=epochs, resume=resume, install=install)
     except MaskwatchError as exc:
         _fail_usage(str(exc))
     err.print(f"wrote {path}")
+
+
+def _print_before_after(report: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"fine-tuning {report['init']} on {report['train_pictures']} pictures, validated on {report['val_pictures']}")
+    for c in ("figure", "before", "after"):
+        t.add_column(c, justify="left" if c == "figure" else "right")
+    for k in ("map", "face_ap", "recall", "precision", "label_accuracy"):
+        b, a = report["before"].get(k), report["after"].get(k)
+        t.add_row(k, "-" if b is None else f"{b:.4f}", "-" if a is None else f"{a:.4f}")
+    Console().print(t)
 
 
 def main() -> None:

@@ -106,6 +106,9 @@ def build_samples(sources: list[Source], cache_dir: Path) -> list[Sample]:
 
     out: list[Sample] = []
     for src in sources:
+        if isinstance(src, tuple):  # ("samples", [Sample, ...]): a ready list, e.g. a user's fine-tuning set
+            out.extend(src[1])
+            continue
         if src.kind in ("crops", "portraits"):
             items = class_folder_items(src.root) if src.kind == "crops" else portrait_items(src.root)
             cache = label_images([p for p, _ in items], Path(cache_dir) / f"teacher-{Path(src.root).name}.json", score_threshold=0.5)

@@ -168,7 +168,7 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
             opt.step()
             ema.update(model)
             step += 1
-            agg["loss"] += float(loss)
+            agg["loss"] += loss.item()
             for k in ("obj", "box", "cls"):
                 agg[k] += parts[k]
             bar.set_postfix(loss=f"{agg['loss'] / (b + 1):.3f}", lr=f"{lr_at(step):.1e}", refresh=False)
