@@ -185,6 +185,37 @@ def _print_before_after(report: dict) -> None:
     Console().print(t)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8866, "--port", "-p", help="Port (PaddleHub Serving's is 8866)."),
+    model: str = typer.Option("mobile", "--model", "-m", help="Default model for /v1/detect and the pages."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Server processes (each loads its own model)."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="MASKWATCH_API_KEY", help="Require this X-API-Key header."),
+    max_body_mb: float = typer.Option(20.0, "--max-body-mb", help="Largest request body (413 past it)."),
+    max_megapixels: float = typer.Option(40.0, "--max-megapixels", help="Largest picture accepted."),
+    cors: Optional[List[str]] = typer.Option(None, "--cors", help="Allow these browser origins (off unless given)."),
+):
+    """HTTP service: PaddleHub Serving endpoints, REST API /v1/detect, metrics, web pages."""
+    import os
+
+    try:
+        import uvicorn
+
+        from .serve import create_app
+    except ImportError as exc:
+        _fail_usage(f"serving needs its extra: pip install 'maskwatch[serve]' ({exc})")
+    settings = {"model": model, "api_key": api_key, "max_body": int(max_body_mb * 1024 * 1024),
+                "max_pixels": int(max_megapixels * 1e6), "cors_origins": cors or None}
+    try:
+        create_app(**settings)  # fail early, with a clear message, on a bad model
+    except MaskwatchError as exc:
+        _fail_usage(str(exc))
+    os.environ["MASKWATCH_SERVE_SETTINGS"] = json.dumps(settings)
+    err.print(f"maskwatch serving {model} on http://{host}:{port} (PaddleHub: POST /predict/pyramidbox_lite_mobile_mask)")
+    uvicorn.run("maskwatch.serve:app_from_env", host=host, port=port, workers=workers, factory=True, log_level="warning")
+
+
 def main() -> None:
     app()
 

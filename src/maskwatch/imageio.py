@@ -74,7 +74,7 @@ def to_bgr_uint8(arr: np.ndarray, name: str = "<array>") -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def _check_header(data: bytes, name: str) -> int:
+def _check_header(data: bytes, name: str, max_pixels: int) -> int:
     """Read size and EXIF orientation from the header; refuse non-pictures and bombs."""
     try:
         with warnings.catch_warnings():
@@ -93,16 +93,17 @@ def _check_header(data: bytes, name: str) -> int:
         raise ImageError(name, f"refused: too many pixels ({exc})") from None
     except Exception as exc:
         raise ImageError(name, f"cannot read picture header ({exc})") from None
-    if w * h > MAX_PIXELS:
-        raise ImageError(name, f"refused: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of {MAX_PIXELS / 1e6:.0f}")
+    if w * h > max_pixels:
+        raise ImageError(name, f"refused: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of {max_pixels / 1e6:.0f}")
     return orientation
 
 
-def decode_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
+def decode_bytes(data: bytes, name: str = "<bytes>", max_pixels: int | None = None) -> np.ndarray:
     """Decode an encoded picture (JPEG, PNG, ...) to BGR uint8, applying EXIF orientation."""
     if not data:
         raise ImageError(name, "empty file")
-    orientation = _check_header(bytes(data), name)
+    max_pixels = max_pixels or MAX_PIXELS
+    orientation = _check_header(bytes(data), name, max_pixels)
     buf = np.frombuffer(data, dtype=np.uint8)
     flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
     try:
@@ -111,8 +112,8 @@ def decode_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise ImageError(name, f"cannot decode picture ({exc.msg.strip() if hasattr(exc, 'msg') else exc})") from None
     if arr is None:
         raise ImageError(name, "not a picture, or a corrupt one")
-    if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
-        raise ImageError(name, f"refused: {arr.shape[1]}x{arr.shape[0]} is over the limit of {MAX_PIXELS / 1e6:.0f} megapixels")
+    if arr.shape[0] * arr.shape[1] > max_pixels:
+        raise ImageError(name, f"refused: {arr.shape[1]}x{arr.shape[0]} is over the limit of {max_pixels / 1e6:.0f} megapixels")
     if arr.ndim == 3 and arr.shape[2] == 4 and arr.dtype == np.uint8:
         arr = _flatten_alpha(arr)
     op = _EXIF_OPS.get(orientation)

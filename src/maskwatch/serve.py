@@ -1,0 +1,352 @@
+"""HTTP service: PaddleHub Serving's endpoints, a REST API, metrics and the web pages.
+
+    maskwatch serve --port 8866 --model mobile
+
+One shared model session per model name; inference runs in worker threads, off the event loop.
+Nothing is written to disk. Bad requests answer 400 (413 past the body limit) with a JSON error
+that says what is wrong; the PaddleHub endpoints keep PaddleHub's ``status`` / ``msg`` shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from . import __version__
+from . import models as registry
+from .annotate import annotate, summarize
+from .detector import Detector
+from .errors import ImageError, MaskwatchError
+from .face import Face
+from .hub import MODULES, to_paddle
+from .imageio import decode_bytes
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+DEFAULT_MAX_BODY = 20 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_IMAGES = 32
+
+
+class BadRequest(Exception):
+    def __init__(self, msg: str, status: int = 400):
+        super().__init__(msg)
+        self.msg, self.status = msg, status
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._too_large(send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return msg
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._too_large(send)
+
+    async def _too_large(self, send):
+        body = json.dumps({"error": f"request body over the limit of {self.limit} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Models:
+    """One shared ``Detector`` per model name, created on first use."""
+
+    def __init__(self, default: str):
+        self.default = default
+        self._dets: dict[str, Detector] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str | None = None) -> Detector:
+        name = name or self.default
+        with self._lock:
+            det = self._dets.get(name)
+            if det is None:
+                det = Detector(name)
+                self._dets[name] = det
+            return det
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("maskwatch_requests_total", "HTTP requests", ["endpoint", "status"], registry=self.registry)
+        self.latency = Histogram("maskwatch_request_seconds", "Request latency", ["endpoint"], registry=self.registry,
+                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.faces = Counter("maskwatch_faces_total", "Faces found, by label", ["label"], registry=self.registry)
+        self.images = Counter("maskwatch_images_total", "Pictures processed", registry=self.registry)
+        self.errors = Counter("maskwatch_errors_total", "Requests answered with an error", ["endpoint"], registry=self.registry)
+
+    def count_faces(self, faces: list[Face]) -> None:
+        self.images.inc()
+        for f in faces:
+            self.faces.labels(f.label).inc()
+
+
+def _decode_b64(s: Any, i: int, max_pixels: int) -> np.ndarray:
+    name = f"images[{i}]"
+    if not isinstance(s, str) or not s:
+        raise BadRequest(f"{name}: expected a base64 string")
+    if s.startswith("data:") and "," in s:  # a data URL from a browser
+        s = s.split(",", 1)[1]
+    try:
+        raw = base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"{name}: not valid base64") from None
+    return _decode(raw, name, max_pixels)
+
+
+def _decode(raw: bytes, name: str, max_pixels: int) -> np.ndarray:
+    try:
+        return decode_bytes(raw, name, max_pixels=max_pixels)
+    except ImageError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _face_json(f: Face) -> dict:
+    return {"box": [round(v, 2) for v in f.box], "label": f.label, "confidence": round(f.confidence, 4), "score": round(f.score, 4)}
+
+
+def create_app(model: str = "mobile", api_key: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+               max_pixels: int = DEFAULT_MAX_PIXELS, max_images: int = DEFAULT_MAX_IMAGES,
+               cors_origins: list[str] | None = None) -> FastAPI:
+    """The FastAPI application (``maskwatch serve`` runs it with uvicorn)."""
+    if registry.resolve(model) is None and not Path(model).is_file():
+        raise MaskwatchError(f"{model}: not a model name nor an .onnx file")
+    app = FastAPI(title="maskwatch", version=__version__,
+                  description="Face and mask detection: PaddleHub Serving compatible endpoints and a REST API.")
+    models = Models(model)
+    metrics = Metrics()
+    app.state.models, app.state.metrics = models, metrics
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(BodyLimit, limit=max_body)
+
+    def check_key(request_headers) -> None:
+        if api_key is None:
+            return
+        given = request_headers.get("x-api-key") or ""
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise BadRequest("missing or wrong X-API-Key header", 401)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        t = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "other")
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - t)
+        if response.status_code >= 400:
+            metrics.errors.labels(endpoint).inc()
+        return response
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, exc: BadRequest):
+        if request.url.path.startswith("/predict/"):
+            return JSONResponse({"status": "101", "msg": exc.msg, "results": ""}, status_code=exc.status)
+        return JSONResponse({"error": exc.msg}, status_code=exc.status)
+
+    async def json_body(request: Request) -> Any:
+        raw = await request.body()
+        if not raw:
+            raise BadRequest("empty request body: send JSON")
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BadRequest("request body is not valid JSON") from None
+
+    def image_list(doc: Any) -> list:
+        if not isinstance(doc, dict) or "images" not in doc:
+            raise BadRequest('expected a JSON object with "images": [base64 picture, ...]')
+        imgs = doc["images"]
+        if not isinstance(imgs, list) or not imgs:
+            raise BadRequest('"images" must be a non-empty list of base64 pictures')
+        if len(imgs) > max_images:
+            raise BadRequest(f"too many pictures in one request: {len(imgs)} (limit {max_images})")
+        return imgs
+
+    # -- PaddleHub Serving ------------------------------------------------------------------------
+
+    @app.post("/predict/{module_name}")
+    async def predict(module_name: str, request: Request):
+        """PaddleHub Serving: ``{"images": [base64, ...]}`` -> ``{"status": "000", "msg": "", "results": [...]}``."""
+        check_key(request.headers)
+        if module_name not in MODULES:
+            return JSONResponse({"status": "111", "msg": f"Module {module_name} is not available.", "results": ""}, status_code=404)
+        doc = await json_body(request)
+        imgs = [_decode_b64(s, i, max_pixels) for i, s in enumerate(image_list(doc))]
+        thr = doc.get("confs_threshold", 0.6)
+        if not isinstance(thr, (int, float)) or not 0 <= thr <= 1:
+            raise BadRequest("confs_threshold must be a number between 0 and 1")
+        visualization = bool(doc.get("visualization", False))
+        det = models.get(MODULES[module_name])
+
+        def work():
+            out = []
+            for i, img in enumerate(imgs):
+                faces = det.to_faces(det.detect_raw(img, float(thr)))
+                metrics.count_faces(faces)
+                res = {"path": f"ndarray_time={int(time.time() * 1e6)}", "data": to_paddle(faces, img.shape[1], img.shape[0])}
+                if visualization:  # returned in the response, never written to disk
+                    ok, enc = cv2.imencode(".jpg", annotate(img, faces))
+                    res["base64"] = base64.b64encode(enc.tobytes()).decode() if ok else ""
+                out.append(res)
+            return out
+
+        results = await run_in_threadpool(work)
+        return {"status": "000", "msg": "", "results": results}
+
+    # -- REST API --------------------------------------------------------------------------------
+
+    @app.post("/v1/detect")
+    async def detect(request: Request, model: str | None = None, threshold: float | None = None):
+        """Pictures as multipart files or JSON ``{"images": [base64, ...]}``; faces per picture and counts.
+
+        ``?annotate=true`` (one picture) answers the annotated picture as image/jpeg.
+        """
+        check_key(request.headers)
+        annotate_ = request.query_params.get("annotate", "").lower() in ("1", "true", "yes")
+        if model is not None and model not in ("mobile", "server"):
+            raise BadRequest("model must be mobile or server")
+        if threshold is not None and not 0 <= threshold <= 1:
+            raise BadRequest("threshold must be between 0 and 1")
+        ctype = request.headers.get("content-type", "")
+        named: list[tuple[str, np.ndarray]] = []
+        if ctype.startswith("multipart/form-data"):
+            form = await request.form()
+            files = [(k, v) for k, v in form.multi_items() if hasattr(v, "read")]
+            if not files:
+                raise BadRequest("no file in the upload: send pictures as multipart form files")
+            if len(files) > max_images:
+                raise BadRequest(f"too many pictures in one request: {len(files)} (limit {max_images})")
+            for _, f in files:
+                raw = await f.read()
+                named.append((f.filename or "upload", _decode(raw, f.filename or "upload", max_pixels)))
+        else:
+            doc = await json_body(request)
+            for i, s in enumerate(image_list(doc)):
+                named.append((f"images[{i}]", _decode_b64(s, i, max_pixels)))
+        if annotate_ and len(named) != 1:
+            raise BadRequest("annotate=true takes exactly one picture")
+        det = models.get(model)
+
+        def work():
+            out = []
+            for name, img in named:
+                raw = det.detect_raw(img, det.score_threshold if threshold is None else threshold)
+                faces = det.to_faces(raw)
+                metrics.count_faces(faces)
+                out.append((name, img, faces))
+            return out
+
+        done = await run_in_threadpool(work)
+        if annotate_:
+            name, img, faces = done[0]
+            ok, enc = cv2.imencode(".jpg", annotate(img, faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
+            return Response(enc.tobytes(), media_type="image/jpeg", headers={"X-Faces": str(len(faces))})
+        results = [{"image": n, "width": img.shape[1], "height": img.shape[0], "faces": [_face_json(f) for f in faces],
+                    "counts": summarize(faces)} for n, img, faces in done]
+        return {"model": det.name, "results": results, "counts": summarize([f for _, _, fs in done for f in fs])}
+
+    @app.get("/v1/models")
+    async def list_models():
+        out = []
+        for name in registry.available():
+            det = models.get(name)
+            out.append({"name": name, "default": name == models.default, "input_size": det.input_size,
+                        "score_threshold": det.score_threshold, "flip": det.flip, "labels": list(det.labels),
+                        "file_bytes": det.path.stat().st_size, "paddlehub_module": f"pyramidbox_lite_{name}_mask"})
+        return {"models": out}
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "version": __version__, "model": models.default}
+
+    @app.get("/metrics")
+    async def prometheus():
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- web pages ----------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index():
+        return HTMLResponse((WEB_DIR / "index.html").read_text())
+
+    @app.get("/live", response_class=HTMLResponse, include_in_schema=False)
+    async def live():
+        return HTMLResponse((WEB_DIR / "live.html").read_text())
+
+    @app.websocket("/ws/live")
+    async def live_ws(ws: WebSocket):
+        """Webcam frames in (JPEG bytes), faces out (JSON), one answer per frame."""
+        if api_key is not None and not hmac.compare_digest((ws.query_params.get("key") or "").encode(), api_key.encode()):
+            await ws.close(code=1008)
+            return
+        await ws.accept()
+        det = models.get()
+        try:
+            while True:
+                data = await ws.receive_bytes()
+                try:
+                    img = decode_bytes(data, "frame", max_pixels=max_pixels)
+                except ImageError as exc:
+                    await ws.send_json({"error": str(exc)})
+                    continue
+                faces = await run_in_threadpool(det.detect, img)
+                metrics.count_faces(faces)
+                await ws.send_json({"width": img.shape[1], "height": img.shape[0], "faces": [_face_json(f) for f in faces],
+                                    "counts": summarize(faces)})
+        except WebSocketDisconnect:
+            return
+
+    app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static"), check_dir=False), name="static")
+    app.mount("/models", StaticFiles(directory=str(registry.MODEL_DIR), check_dir=False), name="models")
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings come from ``maskwatch serve`` through the environment."""
+    import os
+
+    settings = json.loads(os.environ.get("MASKWATCH_SERVE_SETTINGS", "{}"))
+    return create_app(**settings)

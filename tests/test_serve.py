@@ -1,0 +1,174 @@
+"""The HTTP service: PaddleHub Serving contract, REST API, limits and errors, a real uvicorn process."""
+
+import base64
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="serving needs the [serve] extra")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from conftest import kaggle_val  # noqa: E402
+from maskwatch.serve import create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    return TestClient(create_app(max_body=2_000_000, max_pixels=5_000_000))
+
+
+def _b64(img) -> str:
+    ok, enc = cv2.imencode(".jpg", img)
+    return base64.b64encode(enc.tobytes()).decode()
+
+
+BLANK = np.full((120, 160, 3), 180, np.uint8)
+
+
+def test_paddlehub_predict_no_face_is_empty_data(client):
+    r = client.post("/predict/pyramidbox_lite_mobile_mask", json={"images": [_b64(BLANK)]})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "000" and body["msg"] == ""
+    assert len(body["results"]) == 1 and body["results"][0]["data"] == []
+    assert "path" in body["results"][0]
+
+
+def test_paddlehub_predict_real_faces(client, data):
+    imgs = [cv2.imread(str(s.image)) for s in kaggle_val(data, 2)]
+    for module in ("pyramidbox_lite_mobile_mask", "pyramidbox_lite_server_mask"):
+        r = client.post(f"/predict/{module}", json={"images": [_b64(i) for i in imgs], "confs_threshold": 0.3, "shrink": 0.5})
+        body = r.json()
+        assert body["status"] == "000"
+        faces = [f for res in body["results"] for f in res["data"]]
+        assert faces
+        for f in faces:
+            assert set(f) == {"label", "confidence", "left", "top", "right", "bottom"}
+            assert f["label"] in ("MASK", "NO MASK") and isinstance(f["left"], int)
+
+
+def test_paddlehub_errors_keep_status_shape(client):
+    r = client.post("/predict/pyramidbox_lite_mobile_mask", json={"images": ["@@not base64@@"]})
+    assert r.status_code == 400 and r.json()["status"] == "101" and "base64" in r.json()["msg"]
+    r = client.post("/predict/pyramidbox_lite_mobile_mask", json={"images": []})
+    assert r.status_code == 400 and r.json()["status"] == "101"
+    r = client.post("/predict/other_module", json={"images": [_b64(BLANK)]})
+    assert r.status_code == 404 and r.json()["status"] == "111"
+
+
+def test_v1_detect_multipart_json_and_annotate(client, data):
+    s = kaggle_val(data, 1)[0]
+    raw = s.image.read_bytes()
+    r = client.post("/v1/detect", files=[("images", ("a.jpg", raw, "image/jpeg")), ("images", ("b.jpg", raw, "image/jpeg"))])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [x["image"] for x in body["results"]] == ["a.jpg", "b.jpg"]
+    assert body["results"][0]["faces"] and set(body["results"][0]["faces"][0]) >= {"box", "label", "confidence"}
+    assert body["counts"]["faces"] == 2 * len(body["results"][0]["faces"])
+    r = client.post("/v1/detect", json={"images": [base64.b64encode(raw).decode()]})
+    assert r.status_code == 200 and r.json()["results"][0]["faces"]
+    r = client.post("/v1/detect?annotate=true", files={"images": ("a.jpg", raw, "image/jpeg")})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR).shape == cv2.imread(str(s.image)).shape
+
+
+@pytest.mark.parametrize("kwargs, status, fragment", [
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "JSON"),
+    ({"json": {"images": []}}, 400, "non-empty"),
+    ({"json": {"pictures": ["x"]}}, 400, "images"),
+    ({"json": {"images": ["!!!"]}}, 400, "base64"),
+    ({"json": {"images": [base64.b64encode(b"plain text, no picture").decode()]}}, 400, "images[0]"),
+    ({"files": {"images": ("x.txt", b"hello", "text/plain")}}, 400, "x.txt"),
+    ({"content": b"", "headers": {"content-type": "application/json"}}, 400, "empty"),
+])
+def test_v1_bad_requests_answer_400_with_reason(client, kwargs, status, fragment):
+    r = client.post("/v1/detect", **kwargs)
+    assert r.status_code == status
+    assert fragment in r.json()["error"]
+
+
+def test_body_and_pixel_limits(client):
+    r = client.post("/v1/detect", content=b"x" * 2_100_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "limit" in r.json()["error"]
+    big = np.zeros((2500, 2500, 3), np.uint8)  # 6.25 MP, over the 5 MP limit of this app
+    ok, enc = cv2.imencode(".png", big)
+    r = client.post("/v1/detect", files={"images": ("big.png", enc.tobytes(), "image/png")})
+    assert r.status_code == 400 and "refused" in r.json()["error"]
+
+
+def test_models_health_metrics_docs_and_pages(client):
+    assert client.get("/healthz").json()["status"] == "ok"
+    models = client.get("/v1/models").json()["models"]
+    assert {m["name"] for m in models} == {"mobile", "server"}
+    client.post("/v1/detect", json={"images": [_b64(BLANK)]})
+    text = client.get("/metrics").text
+    assert "maskwatch_requests_total" in text and "maskwatch_request_seconds_bucket" in text
+    assert "maskwatch_errors_total" in text
+    assert client.get("/docs").status_code == 200
+    assert "/v1/detect" in client.get("/openapi.json").json()["paths"]
+    assert "<canvas" in client.get("/live").text and "drop" in client.get("/").text.lower()
+
+
+def test_api_key_required_when_set():
+    c = TestClient(create_app(api_key="s3cret"))
+    assert c.post("/v1/detect", json={"images": [_b64(BLANK)]}).status_code == 401
+    assert c.post("/predict/pyramidbox_lite_mobile_mask", json={"images": [_b64(BLANK)]}).json()["status"] == "101"
+    assert c.post("/v1/detect", json={"images": [_b64(BLANK)]}, headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert c.get("/healthz").status_code == 200
+
+
+def test_cors_off_unless_asked():
+    c = TestClient(create_app())
+    r = c.options("/v1/detect", headers={"Origin": "http://example.test", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in r.headers
+    c = TestClient(create_app(cors_origins=["http://example.test"]))
+    r = c.options("/v1/detect", headers={"Origin": "http://example.test", "Access-Control-Request-Method": "POST"})
+    assert r.headers.get("access-control-allow-origin") == "http://example.test"
+
+
+def test_websocket_live(client):
+    ok, enc = cv2.imencode(".jpg", BLANK)
+    with client.websocket_connect("/ws/live") as ws:
+        ws.send_bytes(enc.tobytes())
+        res = ws.receive_json()
+        assert res["faces"] == [] and res["width"] == 160
+        ws.send_bytes(b"garbage")
+        assert "error" in ws.receive_json()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_uvicorn_process():
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    assert json.loads(r.read())["status"] == "ok"
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("server did not start: " + proc.stderr.read1().decode(errors="replace") if proc.poll() is not None else "server did not start")
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/predict/pyramidbox_lite_mobile_mask",
+                                     data=json.dumps({"images": [_b64(BLANK)]}).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = json.loads(r.read())
+        assert body == {"status": "000", "msg": "", "results": [{"path": body["results"][0]["path"], "data": []}]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
