@@ -48,3 +48,55 @@ def kaggle_val(data: Path, n: int):
     from maskwatch.datasets import load_dataset
 
     return load_dataset(data / "kaggle-facemask", data / "kaggle-facemask" / "val.txt")[:n]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """``maskwatch serve`` in a real process on a free loopback port."""
+
+    def __init__(self, *args: str):
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(self.port), *args],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait(self, timeout: float = 30) -> "LiveServer":
+        import json
+        import time
+        import urllib.request
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited: " + self.proc.stderr.read().decode(errors="replace"))
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if json.loads(r.read())["status"] == "ok":
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("server did not start in time")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def live_server():
+    srv = LiveServer().wait()
+    yield srv
+    srv.stop()

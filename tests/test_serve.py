@@ -2,10 +2,6 @@
 
 import base64
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import cv2
@@ -143,32 +139,9 @@ def test_websocket_live(client):
         assert "error" in ws.receive_json()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_real_uvicorn_process():
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                    assert json.loads(r.read())["status"] == "ok"
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("server did not start: " + proc.stderr.read1().decode(errors="replace") if proc.poll() is not None else "server did not start")
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/predict/pyramidbox_lite_mobile_mask",
-                                     data=json.dumps({"images": [_b64(BLANK)]}).encode(), headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            body = json.loads(r.read())
-        assert body == {"status": "000", "msg": "", "results": [{"path": body["results"][0]["path"], "data": []}]}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def test_real_uvicorn_process(live_server):
+    req = urllib.request.Request(f"{live_server.url}/predict/pyramidbox_lite_mobile_mask",
+                                 data=json.dumps({"images": [_b64(BLANK)]}).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        body = json.loads(r.read())
+    assert body == {"status": "000", "msg": "", "results": [{"path": body["results"][0]["path"], "data": []}]}

@@ -216,6 +216,29 @@ def serve(
     uvicorn.run("maskwatch.serve:app_from_env", host=host, port=port, workers=workers, factory=True, log_level="warning")
 
 
+@app.command()
+def export(
+    model: str = typer.Option("mobile", "--model", "-m", help="The model to export (single-file models)."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx, or ort for ONNX Runtime Mobile."),
+    int8: bool = typer.Option(False, "--int8", help="Static int8 quantisation (smaller, faster on phones)."),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Pictures to calibrate --int8 on (default: Kaggle train pictures in ../shared/data)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write (default: ./NAME.FORMAT)."),
+):
+    """Export a model for phones and browsers (ONNX Runtime Mobile / Web)."""
+    try:
+        from .export import export_model
+    except ImportError as exc:
+        _fail_usage(f"export needs the onnx package: pip install onnx ({exc})")
+    if int8 and calib is None:
+        default = Path("../shared/data/kaggle-facemask/images")
+        calib = default if default.is_dir() else None
+    try:
+        path = export_model(model, fmt, int8, output, calib)
+    except MaskwatchError as exc:
+        _fail_usage(str(exc))
+    err.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
 def main() -> None:
     app()
 

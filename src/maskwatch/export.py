@@ -1,0 +1,137 @@
+"""Model export for phones and browsers: ONNX (optimised), ORT format, and int8.
+
+    maskwatch export --model mobile --format ort --int8 --output mobile_int8.ort
+
+``onnx``: batch-norms folded, ready for ONNX Runtime (Mobile, Web) or any ONNX runtime.
+``ort``: ONNX Runtime's own format for ONNX Runtime Mobile (Android / iOS) builds.
+``--int8``: static int8 quantisation (QDQ, per channel), calibrated on real pictures.
+The maskwatch settings (input size, threshold, labels) travel in the file's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from . import models as registry
+from .detector import META_KEY, PAD_VALUE, read_metadata
+from .errors import MaskwatchError
+from .imageio import IMAGE_SUFFIXES
+
+FORMATS = ("onnx", "ort")
+
+
+def _resolve(model: str) -> Path:
+    path = registry.resolve(model) or Path(model)
+    if not path.is_file():
+        raise MaskwatchError(f"{model}: not a model name nor an .onnx file")
+    return path
+
+
+def _write_meta(path: Path, meta: dict) -> None:
+    import onnx
+
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    p = m.metadata_props.add()
+    p.key, p.value = META_KEY, json.dumps(meta)
+    onnx.save(m, str(path))
+
+
+def optimise(src: Path, dst: Path) -> Path:
+    """Fold batch-norms and constants (portable 'basic' level), keep the metadata."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    so.optimized_model_filepath = str(dst)
+    ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+    _write_meta(dst, read_metadata(src))
+    return dst
+
+
+def calibration_blobs(folder: Path, input_size: int, count: int = 64) -> list[np.ndarray]:
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
+    if not files:
+        raise MaskwatchError(f"{folder}: no pictures to calibrate int8 quantisation on (use --calib DIR)")
+    blobs = []
+    for f in files:
+        img = cv2.imread(str(f))
+        if img is None:
+            continue
+        h, w = img.shape[:2]
+        s = input_size / max(h, w)
+        nw, nh = max(1, round(w * s)), max(1, round(h * s))
+        pad = np.full((-(-nh // 32) * 32, -(-nw // 32) * 32, 3), PAD_VALUE, np.uint8)
+        pad[:nh, :nw] = cv2.resize(img, (nw, nh))
+        blobs.append(pad.transpose(2, 0, 1)[None].astype(np.float32))
+    return blobs
+
+
+def quantise_int8(src: Path, dst: Path, calib: Path) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    meta = read_metadata(src)
+    blobs = calibration_blobs(calib, int(meta.get("input_size", 640)))
+    name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(blobs)
+
+        def get_next(self):
+            b = next(self.it, None)
+            return None if b is None else {name: b}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=[], extra_options={"ActivationSymmetric": False})
+    meta["quantization"] = "int8 static QDQ per-channel"
+    _write_meta(dst, meta)
+    return dst
+
+
+def to_ort_format(src: Path, dst: Path) -> Path:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_onnx = Path(tmp) / (dst.stem + ".onnx")
+        shutil.copy2(src, tmp_onnx)
+        cmd = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(tmp_onnx), "--output_dir", tmp,
+               "--optimization_style", "Fixed"]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        produced = sorted(Path(tmp).glob("*.ort"))
+        if p.returncode != 0 or not produced:
+            raise MaskwatchError(f"ORT conversion failed: {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
+        shutil.copy2(produced[0], dst)
+    return dst
+
+
+def export_model(model: str, fmt: str = "onnx", int8: bool = False, output: Path | None = None, calib: Path | None = None) -> Path:
+    if fmt not in FORMATS:
+        raise MaskwatchError(f"unknown format {fmt!r}: use onnx or ort")
+    src = _resolve(model)
+    if read_metadata(src).get("classifier"):
+        raise MaskwatchError(f"{model}: has a second-stage classifier; export the single-file mobile model for devices")
+    name = Path(src).stem + ("_int8" if int8 else "")
+    output = Path(output) if output else Path(f"{name}.{fmt}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cur = optimise(src, Path(tmp) / "opt.onnx")
+        if int8:
+            if calib is None:
+                raise MaskwatchError("--int8 needs pictures to calibrate on: --calib DIR")
+            cur = quantise_int8(cur, Path(tmp) / "int8.onnx", Path(calib))
+        if fmt == "ort":
+            to_ort_format(cur, output)
+        else:
+            shutil.copy2(cur, output)
+    return output

@@ -1,0 +1,100 @@
+// On-device mode: the mobile model runs in this browser with onnxruntime-web (WebAssembly), so no
+// picture leaves the device. Same steps as maskwatch/detector.py: resize the long side to the
+// model's input size, pad to a multiple of 32 with grey 114, BGR float input; decode distances
+// from the cell centres of strides 8/16/32, threshold, NMS at the model's IoU.
+const STRIDES = [8, 16, 32];
+let sessionPromise = null;
+let settings = null;
+
+async function loadOrt() {
+  try {
+    const ort = await import('/static/ort/ort.wasm.min.mjs');
+    ort.env.wasm.wasmPaths = '/static/ort/';
+    ort.env.wasm.numThreads = 1;  // no cross-origin isolation needed
+    return ort;
+  } catch (err) {
+    throw new Error('on-device mode needs the web assets: run scripts/vendor_web.sh (' + err.message + ')');
+  }
+}
+
+async function session() {
+  if (!sessionPromise) {
+    sessionPromise = (async () => {
+      const ort = await loadOrt();
+      const info = await (await fetch('/v1/models')).json().catch(() => ({models: []}));
+      const m = (info.models || []).find(x => x.name === 'mobile') || {};
+      settings = {inputSize: m.input_size || 640, threshold: m.score_threshold || 0.5, nms: 0.45, labels: m.labels || ['mask', 'no_mask', 'incorrect']};
+      const s = await ort.InferenceSession.create('/models/mobile.onnx', {executionProviders: ['wasm'], graphOptimizationLevel: 'all'});
+      return {ort, s};
+    })();
+  }
+  return sessionPromise;
+}
+
+function preprocess(source, inputSize) {
+  const w0 = source.width, h0 = source.height;
+  const scale = inputSize / Math.max(w0, h0);
+  const nw = Math.max(1, Math.round(w0 * scale)), nh = Math.max(1, Math.round(h0 * scale));
+  const pw = Math.ceil(nw / 32) * 32, ph = Math.ceil(nh / 32) * 32;
+  const canvas = new OffscreenCanvas(pw, ph);
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  ctx.fillStyle = 'rgb(114,114,114)';
+  ctx.fillRect(0, 0, pw, ph);
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(source, 0, 0, nw, nh);
+  const rgba = ctx.getImageData(0, 0, pw, ph).data;
+  const n = pw * ph, data = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) {  // BGR planes
+    data[i] = rgba[4 * i + 2];
+    data[n + i] = rgba[4 * i + 1];
+    data[2 * n + i] = rgba[4 * i];
+  }
+  return {data, pw, ph, scale};
+}
+
+function iou(a, b) {
+  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const inter = w * h;
+  const u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+  return u > 0 ? inter / u : 0;
+}
+
+function decode(scores, dists, probs, pw, ph, scale, threshold, nmsIou, labels, w0, h0) {
+  const cand = [];
+  let a = 0;
+  for (const s of STRIDES) {
+    const gw = Math.ceil(pw / s), gh = Math.ceil(ph / s);
+    for (let y = 0; y < gh; y++) {
+      for (let x = 0; x < gw; x++, a++) {
+        const sc = scores[a];
+        if (sc < threshold) continue;
+        const cx = (x + 0.5) * s, cy = (y + 0.5) * s;
+        const box = [(cx - dists[4 * a]) / scale, (cy - dists[4 * a + 1]) / scale, (cx + dists[4 * a + 2]) / scale, (cy + dists[4 * a + 3]) / scale];
+        box[0] = Math.min(Math.max(box[0], 0), w0); box[2] = Math.min(Math.max(box[2], 0), w0);
+        box[1] = Math.min(Math.max(box[1], 0), h0); box[3] = Math.min(Math.max(box[3], 0), h0);
+        cand.push({box, score: sc, p: [probs[3 * a], probs[3 * a + 1], probs[3 * a + 2]]});
+      }
+    }
+  }
+  cand.sort((u, v) => v.score - u.score);
+  const keep = [];
+  for (const c of cand) {
+    if (keep.every(k => iou(k.box, c.box) <= nmsIou)) keep.push(c);
+  }
+  return keep.map(c => {
+    const k = c.p.indexOf(Math.max(...c.p));
+    return {box: c.box, label: labels[k], confidence: c.p[k], score: c.score};
+  });
+}
+
+async function detect(source) {
+  const {ort, s} = await session();
+  const {data, pw, ph, scale} = preprocess(source, settings.inputSize);
+  const feeds = {[s.inputNames[0]]: new ort.Tensor('float32', data, [1, 3, ph, pw])};
+  const out = await s.run(feeds);
+  const [scores, boxes, classes] = s.outputNames.map(n => out[n].data);
+  return decode(scores, boxes, classes, pw, ph, scale, settings.threshold, settings.nms, settings.labels, source.width, source.height);
+}
+
+window.maskwatchOnDevice = {detect, ready: () => session().then(() => true)};

@@ -1,0 +1,72 @@
+"""The web page in headless Chromium (Debian's), driven by Playwright: upload, boxes, table,
+and the on-device mode against the server."""
+
+import base64
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import kaggle_val
+
+CHROMIUM = os.environ.get("MASKWATCH_CHROMIUM", "/usr/bin/chromium")
+ORT_ASSETS = Path(__file__).resolve().parents[1] / "src" / "maskwatch" / "web" / "static" / "ort" / "ort.wasm.min.mjs"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install playwright)")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_upload_draws_boxes_and_fills_table(browser, live_server, data, tmp_path):
+    photo = kaggle_val(data, 1)[0].image
+    page = browser.new_page()
+    page.goto(live_server.url + "/")
+    page.set_input_files("#files", str(photo))
+    page.wait_for_selector("figure canvas", timeout=20000)
+    n_faces = int(page.get_attribute("figure canvas", "data-faces"))
+    assert n_faces > 0
+    rows = page.locator("#results tbody tr")
+    assert rows.count() == n_faces
+    assert page.locator("#rate").inner_text().endswith("%")
+    page.screenshot(path=str(tmp_path / "page.png"))
+    page.close()
+
+
+@pytest.mark.skipif(not ORT_ASSETS.exists(), reason="on-device mode needs the web assets: run scripts/vendor_web.sh")
+def test_on_device_mode_finds_the_same_faces_as_the_server(browser, live_server, data):
+    photo = kaggle_val(data, 2)[1].image
+    raw = photo.read_bytes()
+    req = urllib.request.Request(live_server.url + "/v1/detect", data=json.dumps({"images": [base64.b64encode(raw).decode()]}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        server_faces = json.loads(r.read())["results"][0]["faces"]
+    page = browser.new_page()
+    page.goto(live_server.url + "/")
+    device_faces = page.evaluate(
+        """async (b64) => {
+            const blob = await (await fetch('data:image/jpeg;base64,' + b64)).blob();
+            const bmp = await createImageBitmap(blob);
+            return await window.maskwatchOnDevice.detect(bmp);
+        }""", base64.b64encode(raw).decode())
+    page.close()
+    # confident faces must agree; faces near the threshold may fall either side of it
+    with urllib.request.urlopen(live_server.url + "/v1/models", timeout=10) as r:
+        thr = next(m["score_threshold"] for m in json.loads(r.read())["models"] if m["name"] == "mobile")
+    sure = [f for f in server_faces if f["score"] >= thr + 0.05]
+    assert sure, "expected confident faces on this photo"
+    for f in sure:
+        best = min(device_faces, key=lambda d: max(abs(a - b) for a, b in zip(d["box"], f["box"])))
+        assert max(abs(a - b) for a, b in zip(best["box"], f["box"])) <= 4.0
+        assert best["label"] == f["label"]
