@@ -1,0 +1,69 @@
+"""Frames per second of the on-device (in-browser) mobile model in Debian's headless Chromium.
+
+    python benchmarks/browser_fps.py [--frames 50] [--json benchmarks/results/browser_fps.json]
+
+Needs Chromium (/usr/bin/chromium), playwright from PyPI and the web assets
+(scripts/vendor_web.sh). Starts ``maskwatch serve`` on loopback for the page and the model file;
+the frames themselves never leave the browser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from pathlib import Path
+
+import cv2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import LiveServer  # noqa: E402
+from speed import machine, test_picture  # noqa: E402
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--frames", type=int, default=50)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    img, src = test_picture()
+    ok, enc = cv2.imencode(".jpg", img)
+    srv = LiveServer().wait()
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+            page = b.new_page()
+            page.goto(srv.url + "/")
+            res = page.evaluate(
+                """async ([b64, n]) => {
+                    const blob = await (await fetch('data:image/jpeg;base64,' + b64)).blob();
+                    const bmp = await createImageBitmap(blob);
+                    await window.maskwatchOnDevice.detect(bmp);  // load + warm up
+                    await window.maskwatchOnDevice.detect(bmp);
+                    const t = performance.now();
+                    let faces = 0;
+                    for (let i = 0; i < n; i++) faces = (await window.maskwatchOnDevice.detect(bmp)).length;
+                    return {ms: (performance.now() - t) / n, faces};
+                }""", [base64.b64encode(enc.tobytes()).decode(), args.frames])
+            version = b.version
+            b.close()
+    finally:
+        srv.stop()
+    out = {"machine": machine(), "browser": f"Chromium {version} headless, onnxruntime-web wasm, 1 thread",
+           "picture": f"{src} at 640x480", "frames": args.frames, "ms_per_frame": round(res["ms"], 1),
+           "frames_per_s": round(1000 / res["ms"], 1), "faces": res["faces"]}
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
