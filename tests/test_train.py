@@ -109,3 +109,18 @@ def test_train_cli_fine_tunes(tmp_path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "o" / "finetuned.onnx").is_file()
     assert "before" in r.stdout and "after" in r.stdout
+
+
+def test_synthetic_masks_and_occluders_relabel_bare_faces():
+    from maskwatch.train.classifier import STORE_SIZE, augment_batch, synthesize
+
+    rng = np.random.default_rng(0)
+    crops = np.full((40, STORE_SIZE, STORE_SIZE, 3), 150, np.uint8)
+    labels = np.array([1] * 30 + [0] * 10)
+    out, lab = synthesize(crops, labels, rng, rate=1.0)
+    assert (lab[30:] == 0).all() and (out[30:] == 150).all()  # masked faces are left alone
+    changed = (out[:30] != 150).any(axis=(1, 2, 3))
+    assert changed.all()  # every bare face got a mask or an occluder
+    assert {0, 1, 2} <= set(lab[:30].tolist())  # masked, still bare (hand / object), worn wrong
+    x = augment_batch(out, 96, rng, train=True)
+    assert tuple(x.shape) == (40, 3, 96, 96)

@@ -24,6 +24,7 @@ from ..datasets import UNKNOWN, load_dataset, read_voc
 from ..detector import face_crops
 from .export import export_classifier
 from .net import CropClassifier
+from .occluders import draw_mask, draw_occluder
 
 CROP_EXPAND = 1.3
 STORE_EXPAND = 1.7  # crops are stored wider so augmentation can shift and zoom
@@ -40,6 +41,7 @@ class ClassifierRecipe:
     lr: float = 3e-3
     seed: int = 0
     threads: int = 2
+    synth: float = 0.3  # share of bare-face crops given a synthetic mask or occluder
 
 
 def _largest(boxes: list) -> np.ndarray | None:
@@ -130,6 +132,30 @@ def augment_batch(crops: np.ndarray, size: int, rng: np.random.Generator, train:
     return torch.from_numpy(out).permute(0, 3, 1, 2).float()
 
 
+def synthesize(crops: np.ndarray, labels: np.ndarray, rng: np.random.Generator, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Turn some bare faces into masked (any pattern), wrongly masked, or hand/object-covered faces."""
+    crops, labels = crops.copy(), labels.copy()
+    for i in np.nonzero(labels == 1)[0]:
+        if rng.random() >= rate:
+            continue
+        u = rng.random()
+        if u < 0.35:
+            crops[i], labels[i] = draw_mask(crops[i], rng, STORE_EXPAND, "right"), 0
+        elif u < 0.6:
+            crops[i], labels[i] = draw_mask(crops[i], rng, STORE_EXPAND, "below_nose" if rng.random() < 0.7 else "chin"), 2
+        else:
+            crops[i] = draw_occluder(crops[i], rng, STORE_EXPAND)  # still no_mask
+    return crops, labels
+
+
+def occluded_val(xva: np.ndarray, yva: np.ndarray, size: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Validation bare faces with a hand or object over the mouth (fixed seed): should stay no_mask."""
+    rng = np.random.default_rng(1234)
+    bare = xva[yva == 1]
+    occ = np.stack([draw_occluder(c, rng, STORE_EXPAND) for c in bare]) if len(bare) else bare
+    return augment_batch(occ, size, rng, train=False), np.ones(len(occ), np.int64)
+
+
 def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume: bool = True, log=print) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +182,7 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
         opt.load_state_dict(st["opt"])
         start = st["epoch"] + 1
     xva_t = augment_batch(xva, recipe.input_size, rng, train=False)
-    best = -1.0
+    xocc_t, yocc = occluded_val(xva, yva, recipe.input_size)
     for epoch in range(start, recipe.epochs):
         net.train()
         t0 = time.time()
@@ -167,8 +193,9 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
             for g in opt.param_groups:
                 g["lr"] = lr
             idx = rng.choice(len(ytr), recipe.batch, p=p)
-            x = augment_batch(xtr[idx], recipe.input_size, rng, train=True)
-            y = torch.from_numpy(ytr[idx])
+            xb, yb = synthesize(xtr[idx], ytr[idx], rng, recipe.synth)
+            x = augment_batch(xb, recipe.input_size, rng, train=True)
+            y = torch.from_numpy(yb)
             loss = F.cross_entropy(net(x), y, label_smoothing=0.1)
             opt.zero_grad()
             loss.backward()
@@ -179,7 +206,11 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
             pred = torch.cat([net(xva_t[i:i + 256]) for i in range(0, len(xva_t), 256)]).argmax(1).numpy()
         acc = float((pred == yva).mean())
         per = {n: float((pred[yva == c] == c).mean()) if (yva == c).any() else None for c, n in enumerate(("mask", "no_mask", "incorrect"))}
-        row = {"epoch": epoch + 1, "loss": round(tot / steps, 4), "val_accuracy": round(acc, 4), "per_class": per, "seconds": round(time.time() - t0, 1)}
+        with torch.no_grad():
+            occ_pred = net(xocc_t).argmax(1).numpy() if len(yocc) else np.zeros(0)
+        occ_acc = float((occ_pred == yocc).mean()) if len(yocc) else None
+        row = {"epoch": epoch + 1, "loss": round(tot / steps, 4), "val_accuracy": round(acc, 4), "per_class": per,
+               "hand_over_mouth_no_mask": occ_acc, "seconds": round(time.time() - t0, 1)}
         log(json.dumps(row))
         with open(out_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
