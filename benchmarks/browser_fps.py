@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import LiveServer  # noqa: E402
-from speed import machine, test_picture  # noqa: E402
+from speed import machine, report, test_picture  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
@@ -59,10 +58,7 @@ def main() -> None:
     out = {"machine": machine(), "browser": f"Chromium {version} headless, onnxruntime-web wasm, 1 thread",
            "picture": f"{src} at 640x480", "frames": args.frames, "ms_per_frame": round(res["ms"], 1),
            "frames_per_s": round(1000 / res["ms"], 1), "faces": res["faces"]}
-    print(json.dumps(out, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    report(out, args.json)
 
 
 if __name__ == "__main__":

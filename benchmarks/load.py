@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -23,10 +22,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import cv2
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import machine, test_picture  # noqa: E402
+from speed import machine, report, test_picture  # noqa: E402
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -119,10 +117,7 @@ def main() -> None:
            "errors": len(errors), "seconds": round(wall, 2), "images_per_s": round(len(lat) / wall, 1) if wall else 0,
            "p50_ms": round(1000 * statistics.median(lat), 1) if lat else None,
            "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1) if lat else None}
-    print(json.dumps(out, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    report(out, args.json)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,14 @@ def test_picture() -> tuple[np.ndarray, str]:
     return rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), "random noise"
 
 
+def report(out: dict, path: Path | None) -> None:
+    """Print a benchmark's result and write it as JSON when asked."""
+    print(json.dumps(out, indent=2))
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=2) + "\n")
+
+
 def bench(model: str, img: np.ndarray, runs: int) -> dict:
     det = Detector(model)
     for _ in range(10):

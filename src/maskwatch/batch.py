@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import cv2
-import numpy as np
 
 from .annotate import annotate, summarize
 from .detector import Detector

@@ -54,7 +54,7 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
 def _match_ranked(entries, n_gt: int, iou_thr: float):
     """Greedy matching of ranked detections; entries are per image (boxes, scores, gt, ignore)."""
     dets = []  # (score, image index, det index)
-    for im, (boxes, scores, _, _) in enumerate(entries):
+    for im, (_, scores, _, _) in enumerate(entries):
         for j, s in enumerate(scores):
             dets.append((float(s), im, j))
     dets.sort(key=lambda t: -t[0])
@@ -62,7 +62,7 @@ def _match_ranked(entries, n_gt: int, iou_thr: float):
     ious = [iou_matrix(e[0], e[2]) if len(e[0]) and len(e[2]) else None for e in entries]
     tp, fp, scores = [], [], []
     for s, im, j in dets:
-        gt, ign = entries[im][2], entries[im][3]
+        ign = entries[im][3]
         iou = ious[im]
         if iou is None:
             tp.append(0); fp.append(1); scores.append(s)

@@ -36,13 +36,15 @@ def _resolve(model: str) -> Path:
     return path
 
 
-def _write_meta(path: Path, meta: dict) -> None:
+def write_metadata(path: Path, meta: dict) -> None:
+    """Store maskwatch's settings (JSON under the ``maskwatch`` key) in an ONNX file's metadata."""
     import onnx
 
     m = onnx.load(str(path))
     del m.metadata_props[:]
     p = m.metadata_props.add()
     p.key, p.value = META_KEY, json.dumps(meta)
+    m.producer_name = "maskwatch"
     onnx.save(m, str(path))
 
 
@@ -52,7 +54,7 @@ def optimise(src: Path, dst: Path) -> Path:
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     so.optimized_model_filepath = str(dst)
     ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
-    _write_meta(dst, read_metadata(src))
+    write_metadata(dst, read_metadata(src))
     return dst
 
 
@@ -97,7 +99,7 @@ def quantise_int8(src: Path, dst: Path, calib: Path) -> Path:
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=[], extra_options={"ActivationSymmetric": False})
     meta["quantization"] = "int8 static QDQ per-channel"
-    _write_meta(dst, meta)
+    write_metadata(dst, meta)
     return dst
 
 

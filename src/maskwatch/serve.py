@@ -223,7 +223,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
 
         def work():
             out = []
-            for i, img in enumerate(imgs):
+            for img in imgs:
                 faces = det.to_faces(det.detect_raw(img, float(thr)))
                 metrics.count_faces(faces)
                 res = {"path": f"ndarray_time={int(time.time() * 1e6)}", "data": to_paddle(faces, img.shape[1], img.shape[0])}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -91,7 +90,7 @@ def collect_items(data: Path, cache_dir: Path) -> tuple[list, list]:
 def extract(items: list) -> tuple[np.ndarray, np.ndarray]:
     """Stored crops (N, STORE_SIZE, STORE_SIZE, 3) and labels."""
     by_img: dict = {}
-    for i, (p, b, lab) in enumerate(items):
+    for i, (p, _, _) in enumerate(items):
         by_img.setdefault(str(p), []).append(i)
     crops = np.zeros((len(items), STORE_SIZE, STORE_SIZE, 3), np.uint8)
     labels = np.array([it[2] for it in items], np.int64)

@@ -22,7 +22,8 @@ from ..errors import MaskwatchError
 from ..evaluation import best_f1_threshold
 from ..evaluation_run import run_eval
 from .classifier import ClassifierRecipe, train_classifier
-from .export import META_KEY, _set_meta
+from ..detector import META_KEY
+from .export import _set_meta
 from .loop import default_sources, train_detector
 from .recipes import DETECTORS
 

@@ -44,7 +44,7 @@ class YuNetTeacher:
         outs = dict(zip([o.name for o in self.sess.get_outputs()], self.sess.run(None, {"input": blob})))
         boxes, scores = [], []
         for s in (8, 16, 32):
-            gh, gw = ph // s, pw // s
+            gw = pw // s
             cls = outs[f"cls_{s}"].reshape(-1)
             obj = outs[f"obj_{s}"].reshape(-1)
             bb = outs[f"bbox_{s}"].reshape(-1, 4)
