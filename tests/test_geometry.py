@@ -79,3 +79,12 @@ def test_tiles_cover_the_picture_with_overlap():
         covered[y0:y1, x0:x1] = True
     assert covered.all()
     assert t[1][0] - t[0][0] == 480  # 25 % overlap
+
+
+def test_weighted_merge_also_averages_extra_rows():
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]], np.float32)
+    scores = np.array([3.0, 1.0, 1.0], np.float32)
+    probs = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+    b, p = weighted_box_merge(boxes, scores, np.array([0, 2]), 0.3, probs)
+    assert b[0].tolist() == [0.5, 0, 10.5, 10]
+    assert p.tolist() == [[0.75, 0.25, 0], [0, 0, 1]]

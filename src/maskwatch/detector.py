@@ -194,9 +194,11 @@ class Detector:
             return raw
         raw = Raw(clip_boxes(raw.boxes, w, h), raw.scores, raw.probs)
         keep = nms(raw.boxes, raw.scores, self.nms_threshold)
-        merged = len(parts) > 1 or self.flip
-        boxes = weighted_box_merge(raw.boxes, raw.scores, keep, self.nms_threshold) if merged else raw.boxes[keep]
-        raw = Raw(boxes.astype(np.float32), raw.scores[keep], raw.probs[keep])
+        if len(parts) > 1 or self.flip:  # several passes vote: average their boxes and class probabilities
+            boxes, probs = weighted_box_merge(raw.boxes, raw.scores, keep, self.nms_threshold, raw.probs)
+            raw = Raw(boxes.astype(np.float32), raw.scores[keep], probs.astype(np.float32))
+        else:
+            raw = Raw(raw.boxes[keep], raw.scores[keep], raw.probs[keep])
         if self._cls is not None and len(raw):
             raw = Raw(raw.boxes, raw.scores, self._classify(img, raw))
         return raw

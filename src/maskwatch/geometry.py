@@ -78,19 +78,20 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.45) -> n
 
 
 def weighted_box_merge(
-    boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, iou_threshold: float
-) -> np.ndarray:
-    """Replace each kept box by the score-weighted mean of the boxes it suppressed.
+    boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, iou_threshold: float, *extra: np.ndarray
+):
+    """Replace each kept box (and any per-box ``extra`` rows, e.g. class probabilities) by the
+    score-weighted mean over the boxes it suppressed.
 
     Used when several passes (flip, scales, tiles) vote on one face: the average is steadier
-    than any single box.
+    than any single pass. Returns the merged boxes, or a tuple (boxes, *extra) when extra is given.
     """
     if not len(keep):
-        return boxes[keep]
+        return (boxes[keep], *(e[keep] for e in extra)) if extra else boxes[keep]
     ious = iou_matrix(boxes[keep], boxes)
     w = (ious > iou_threshold) * scores[None, :]
     w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-9)
-    return w @ boxes
+    return (w @ boxes, *(w @ e for e in extra)) if extra else w @ boxes
 
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
