@@ -134,3 +134,24 @@ def test_eval_real_subset_with_plot(data, tmp_path):
     assert r.exit_code == 0, r.output
     assert "mAP" in r.stdout and "face AP" in r.stdout and "label accuracy" in r.stdout
     assert png.stat().st_size > 1000
+
+
+def test_video_gives_a_report_per_frame_and_an_annotated_video(tmp_path):
+    path = tmp_path / "clip.mp4"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
+    for i in range(6):
+        w.write(np.full((120, 160, 3), 30 * i, np.uint8))
+    w.release()
+    r = run("detect", path, "--format", "jsonl", "--vid-stride", "2", "--save-dir", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert [ln["frame"] for ln in lines] == [0, 2, 4]
+    assert (tmp_path / "out" / "clip.mp4").stat().st_size > 0
+
+
+def test_unreadable_video_is_an_error_row(tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all")
+    r = run("detect", bad, "--format", "csv")
+    assert r.exit_code == 1
+    assert "broken.mp4" in r.stderr

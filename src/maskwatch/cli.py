@@ -206,7 +206,8 @@ def serve(
     except ImportError as exc:
         _fail_usage(f"serving needs its extra: pip install 'maskwatch[serve]' ({exc})")
     settings = {"model": model, "api_key": api_key, "max_body": int(max_body_mb * 1024 * 1024),
-                "max_pixels": int(max_megapixels * 1e6), "cors_origins": cors or None}
+                "max_pixels": int(max_megapixels * 1e6), "cors_origins": cors or None,
+                "threads": max(1, (os.cpu_count() or 1) // workers)}  # workers share the cores
     try:
         create_app(**settings)  # fail early, with a clear message, on a bad model
     except MaskwatchError as exc:

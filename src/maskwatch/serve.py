@@ -91,8 +91,9 @@ class _TooLarge(Exception):
 class Models:
     """One shared ``Detector`` per model name, created on first use."""
 
-    def __init__(self, default: str):
+    def __init__(self, default: str, threads: int | None = None):
         self.default = default
+        self.threads = threads
         self._dets: dict[str, Detector] = {}
         self._lock = threading.Lock()
 
@@ -101,7 +102,7 @@ class Models:
         with self._lock:
             det = self._dets.get(name)
             if det is None:
-                det = Detector(name)
+                det = Detector(name, threads=self.threads)
                 self._dets[name] = det
             return det
 
@@ -148,13 +149,13 @@ def _face_json(f: Face) -> dict:
 
 def create_app(model: str = "mobile", api_key: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                max_pixels: int = DEFAULT_MAX_PIXELS, max_images: int = DEFAULT_MAX_IMAGES,
-               cors_origins: list[str] | None = None) -> FastAPI:
+               cors_origins: list[str] | None = None, threads: int | None = None) -> FastAPI:
     """The FastAPI application (``maskwatch serve`` runs it with uvicorn)."""
     if registry.resolve(model) is None and not Path(model).is_file():
         raise MaskwatchError(f"{model}: not a model name nor an .onnx file")
     app = FastAPI(title="maskwatch", version=__version__,
                   description="Face and mask detection: PaddleHub Serving compatible endpoints and a REST API.")
-    models = Models(model)
+    models = Models(model, threads)
     metrics = Metrics()
     app.state.models, app.state.metrics = models, metrics
     if cors_origins:
