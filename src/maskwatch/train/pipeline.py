@@ -27,7 +27,7 @@ from .export import _set_meta
 from .loop import default_sources, train_detector
 from .recipes import DETECTORS
 
-SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier": "server_cls.onnx", "classifier_weight": 0.7}
+SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier": "server_cls.onnx", "classifier_weight": 0.5}
 
 
 def read_meta(path: Path) -> dict:
@@ -70,6 +70,9 @@ def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resu
         if epochs:
             recipe.epochs = epochs
         path = train_detector(recipe, out / "mobile", data, resume=resume)
+        meta = read_meta(path)
+        meta["input_size"] = recipe.input_size  # the runtime size chosen on validation (see the model card)
+        _set_meta(path, meta)
         tune_threshold(path, data)
         if install:
             _install([path])
