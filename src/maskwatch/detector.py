@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -57,11 +56,8 @@ class Raw:
 
 
 def read_metadata(path: Path) -> dict:
-    import onnxruntime as _ort
-
-    so = _ort.SessionOptions()
-    sess = _ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return _meta_of(sess)
+    """The maskwatch settings stored in a model file."""
+    return _meta_of(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
 
 
 def _meta_of(sess: ort.InferenceSession) -> dict:
@@ -154,7 +150,6 @@ class Detector:
             self._cls_size = int(cmeta.get("input_size", 96))
             self._cls_expand = float(cmeta.get("crop_expand", 1.3))
             self._cls_weight = float(self.meta.get("classifier_weight", 0.7))
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Detector(model={self.name!r}, score_threshold={self.score_threshold}, input_size={self.input_size})"
