@@ -155,3 +155,16 @@ def test_unreadable_video_is_an_error_row(tmp_path):
     r = run("detect", bad, "--format", "csv")
     assert r.exit_code == 1
     assert "broken.mp4" in r.stderr
+
+
+def test_export_onnx_loads_and_keeps_settings(tmp_path):
+    from maskwatch import Detector
+
+    out = tmp_path / "m.onnx"
+    r = run("export", "--model", "mobile", "--format", "onnx", "--output", out)
+    assert r.exit_code == 0, r.output
+    det, shipped = Detector(str(out)), Detector("mobile")
+    assert det.input_size == shipped.input_size and det.score_threshold == shipped.score_threshold
+    img = np.full((120, 160, 3), 100, np.uint8)
+    assert det.detect(img) == shipped.detect(img)
+    assert run("export", "--model", "server").exit_code == 2  # two-file model: not for devices

@@ -227,9 +227,11 @@ def export(
 ):
     """Export a model for phones and browsers (ONNX Runtime Mobile / Web)."""
     try:
+        import onnx  # noqa: F401  (needed to write metadata and to quantise)
+
         from .export import export_model
     except ImportError as exc:
-        _fail_usage(f"export needs the onnx package: pip install onnx ({exc})")
+        _fail_usage(f"export needs the onnx package: pip install 'maskwatch[export]' ({exc})")
     if int8 and calib is None:
         default = Path("../shared/data/kaggle-facemask/images")
         calib = default if default.is_dir() else None
