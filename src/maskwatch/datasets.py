@@ -116,8 +116,6 @@ def read_yolo(root: Path, split: Path | None = None) -> list[Sample]:
     Class names come from ``classes.txt`` (or ``data.yaml`` names); without them the
     classes are taken as mask, no_mask, incorrect.
     """
-    import cv2
-
     root = Path(root)
     class_map = _yolo_classes(root)
     names = _read_split(split)
@@ -128,7 +126,7 @@ def read_yolo(root: Path, split: Path | None = None) -> list[Sample]:
             continue
         rel = img.relative_to(img_dir).with_suffix(".txt")
         lab = root / "labels" / rel
-        h, w = _image_size(img, cv2)
+        h, w = _image_size(img)
         boxes, labels = [], []
         if lab.is_file():
             for ln in lab.read_text().splitlines():
@@ -156,7 +154,7 @@ def _yolo_classes(root: Path) -> dict[int, int]:
     return {i: label_index(n) for i, n in enumerate(names)}
 
 
-def _image_size(path: Path, cv2) -> tuple[int, int]:
+def _image_size(path: Path) -> tuple[int, int]:
     from PIL import Image
 
     with Image.open(path) as im:
@@ -200,9 +198,9 @@ def read_coco(json_path: Path, image_root: Path | None = None) -> list[Sample]:
     json_path = Path(json_path)
     data = json.loads(json_path.read_text())
     root = Path(image_root) if image_root else json_path.parent
-    if not (root / data["images"][0]["file_name"]).exists() if data.get("images") else False:
-        if (root / "images").is_dir():
-            root = root / "images"
+    images = data.get("images") or []
+    if images and not (root / images[0]["file_name"]).exists() and (root / "images").is_dir():
+        root = root / "images"
     cats = {c["id"]: label_index(c["name"]) for c in data.get("categories", [])}
     per_img: dict[int, list] = {im["id"]: [] for im in data.get("images", [])}
     for a in data.get("annotations", []):

@@ -9,33 +9,22 @@
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 from pathlib import Path
-
-import onnx
 
 from .. import models as registry
 from ..datasets import load_dataset
 from ..detector import Detector
+from ..detector import read_metadata as read_meta
 from ..errors import MaskwatchError
 from ..evaluation import best_f1_threshold
 from ..evaluation_run import run_eval
 from .classifier import ClassifierRecipe, train_classifier
-from ..detector import META_KEY
 from .export import _set_meta
 from .loop import default_sources, train_detector
 from .recipes import DETECTORS
 
 SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier": "server_cls.onnx", "classifier_weight": 0.5}
-
-
-def read_meta(path: Path) -> dict:
-    m = onnx.load(str(path))
-    for p in m.metadata_props:
-        if p.key == META_KEY:
-            return json.loads(p.value)
-    return {}
 
 
 def tune_threshold(path: Path, data: Path) -> dict:
