@@ -46,6 +46,31 @@ def test_assign_gives_every_face_a_cell_and_respects_ignore():
     assert (idx == 2).sum() == 0 and ign.any()
 
 
+def test_paste_occluders_relabels_bare_and_unlabelled_faces_only():
+    import random
+
+    from maskwatch.train.data import paste_occluders
+
+    img = np.full((200, 300, 3), 128, np.uint8)
+    boxes = np.array([[20, 20, 100, 120], [150, 30, 230, 130], [250, 10, 260, 22], [160, 140, 200, 190]], np.float32)
+    labels = np.array([-1, 1, -1, 0])  # unknown, no_mask, a tiny unknown face, a masked face
+    ignore = np.array([False, False, False, False])
+    before = img.copy()
+    new = paste_occluders(img, boxes, labels, ignore, 1.0, random.Random(3))
+    assert labels.tolist() == [-1, 1, -1, 0]  # the caller's labels are not changed in place
+    assert new[2] == -1 and new[3] == 0  # too small to draw on; already masked
+    for i in (0, 1):  # a mask (right or worn wrong) or an occluder was drawn on the lower face
+        x1, y1, x2, y2 = boxes[i].astype(int)
+        assert (img[y1:y2, x1:x2] != before[y1:y2, x1:x2]).any()
+        assert new[i] in ((0, 2, -1) if labels[i] == -1 else (0, 2, 1))
+    assert (img[140:190, 160:200] == before[140:190, 160:200]).all()  # the masked face is untouched
+    # over many draws, every outcome appears
+    seen = set()
+    for seed in range(40):
+        seen.add(int(paste_occluders(before.copy(), boxes[:1], np.array([1]), np.array([False]), 1.0, random.Random(seed))[0]))
+    assert seen == {0, 1, 2}
+
+
 def test_dataset_crops_keep_boxes_on_faces(tmp_path):
     from maskwatch.datasets import load_dataset
 

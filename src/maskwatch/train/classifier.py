@@ -33,14 +33,15 @@ STORE_SIZE = 128
 @dataclass
 class ClassifierRecipe:
     name: str = "server_cls"
-    width: float = 1.0
-    input_size: int = 96
-    epochs: int = 14
+    width: float = 1.5  # 0.4 M parameters: chosen on Kaggle val.txt over width 1.0 at 96 px (mAP 0.747 vs 0.730)
+    input_size: int = 128
+    epochs: int = 24
     batch: int = 128
     lr: float = 3e-3
     seed: int = 0
     threads: int = 2
     synth: float = 0.3  # share of bare-face crops given a synthetic mask or occluder
+    balance: float = 0.7  # class sampling weight is count ** -balance (0: as found, 1: equal classes)
 
 
 def _largest(boxes: list) -> np.ndarray | None:
@@ -168,8 +169,8 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
     net = CropClassifier(width=recipe.width)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=1e-3)
     counts = np.bincount(ytr, minlength=3).astype(np.float64)
-    # sample classes toward balance (square-root), so the rare 'incorrect' is seen often enough
-    w_cls = 1.0 / np.sqrt(np.maximum(counts, 1))
+    # sample classes toward balance, so the rare 'incorrect' is seen often enough
+    w_cls = np.maximum(counts, 1) ** -recipe.balance
     p = w_cls[ytr] / w_cls[ytr].sum()
     steps = max(1, len(ytr) // recipe.batch)
     total = steps * recipe.epochs
@@ -199,7 +200,7 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot += float(loss)
+            tot += float(loss.detach())
         net.eval()
         with torch.no_grad():
             pred = torch.cat([net(xva_t[i:i + 256]) for i in range(0, len(xva_t), 256)]).argmax(1).numpy()

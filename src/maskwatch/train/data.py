@@ -155,14 +155,53 @@ def _color_jitter(img: np.ndarray, rng: random.Random) -> np.ndarray:
     return img
 
 
+PASTE_MIN_FACE = 16.0  # px: smaller faces are too small to draw a mask on
+PASTE_EXPAND = 1.7  # the square drawn on, as a multiple of the face height (occluders' geometry)
+
+
+def paste_occluders(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray, rate: float,
+                    rng: random.Random) -> np.ndarray:
+    """Draw masks (worn right, below the nose, on the chin) or hands and objects on bare or
+    unlabelled faces, and relabel them, in place: the detector's own class head then sees masks of
+    every colour and pattern, masks worn wrong, and hands over mouths (still ``no_mask``)."""
+    from .occluders import draw_mask, draw_occluder
+
+    if rate <= 0 or not len(boxes):
+        return labels
+    nrng = np.random.default_rng(rng.getrandbits(32))
+    h, w = img.shape[:2]
+    labels = labels.copy()
+    for i, (b, lab, ig) in enumerate(zip(boxes, labels, ignore)):
+        fh = b[3] - b[1]
+        if ig or lab not in (UNKNOWN, 1) or fh < PASTE_MIN_FACE or b[2] - b[0] < PASTE_MIN_FACE * 0.6 or rng.random() >= rate:
+            continue
+        side = int(round(fh * PASTE_EXPAND))
+        x0 = int(round((b[0] + b[2]) / 2 - side / 2))
+        y0 = int(round((b[1] + b[3]) / 2 - side / 2))
+        sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+        if sx1 - sx0 < side * 0.6 or sy1 - sy0 < side * 0.6:
+            continue  # face mostly outside the picture
+        square = cv2.copyMakeBorder(img[sy0:sy1, sx0:sx1], sy0 - y0, y0 + side - sy1, sx0 - x0, x0 + side - sx1, cv2.BORDER_REPLICATE)
+        u = rng.random()
+        if u < 0.45:
+            square, labels[i] = draw_mask(square, nrng, PASTE_EXPAND, "right"), 0
+        elif u < 0.75:
+            square, labels[i] = draw_mask(square, nrng, PASTE_EXPAND, "below_nose" if rng.random() < 0.7 else "chin"), 2
+        else:
+            square = draw_occluder(square, nrng, PASTE_EXPAND)  # the class stays what it was
+        img[sy0:sy1, sx0:sx1] = square[sy0 - y0: sy1 - y0, sx0 - x0: sx1 - x0]
+    return labels
+
+
 class DetectionDataset:
     """Random crops of ``size`` x ``size`` with faces at every scale the field shows."""
 
-    def __init__(self, samples: list[Sample], size: int = 320, seed: int = 0, augment: bool = True):
+    def __init__(self, samples: list[Sample], size: int = 320, seed: int = 0, augment: bool = True, paste: float = 0.0):
         self.samples = samples
         self.size = size
         self.seed = seed
         self.augment = augment
+        self.paste = paste  # share of bare / unlabelled faces given a synthetic mask or occluder
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -230,6 +269,7 @@ class DetectionDataset:
             ignore = ignore | (side < MIN_FACE)
             sb = np.where((vis >= 0.6)[:, None], cb, sb)
         if self.augment:
+            labels = paste_occluders(out, sb, labels, ignore, self.paste, rng)
             if rng.random() < 0.5:
                 out = out[:, ::-1].copy()
                 if len(sb):

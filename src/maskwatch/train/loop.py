@@ -40,6 +40,8 @@ class DetectorRecipe:
     sources: list = field(default_factory=list)
     val: list = field(default_factory=list)  # (root, split) pairs
     init: str | None = None  # an ONNX file made by maskwatch to start from
+    init_from: str | None = None  # or: the recipe (in recipes.DETECTORS) whose result this continues
+    paste: float = 0.0  # share of bare / unlabelled faces given a drawn mask or occluder
 
 
 def default_sources(data: Path) -> tuple[list[Source], list[tuple[str, str]]]:
@@ -115,9 +117,9 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
         recipe.val = recipe.val or default_val
     samples = build_samples(recipe.sources, out_dir.parent / "cache")
     log(f"training on {len(samples)} picture draws per epoch")
-    ds = DetectionDataset(samples, size=recipe.size, seed=recipe.seed)
+    ds = DetectionDataset(samples, size=recipe.size, seed=recipe.seed, paste=recipe.paste)
     model = FaceMaskNet(width=recipe.width)
-    if recipe.init:
+    if recipe.init and not (resume and (out_dir / "last.ckpt").is_file()):
         n = load_onnx_weights(model, Path(recipe.init))
         log(f"started from {recipe.init} ({n} tensors)")
     model = model.to(memory_format=torch.channels_last)

@@ -50,17 +50,36 @@ def _install(files: list[Path]) -> None:
         shutil.copy2(f, registry.MODEL_DIR / f.name)
 
 
+def train_recipe_chain(name: str, data: Path, out: Path, epochs: int | None = None, resume: bool = True) -> Path:
+    """Train a detector recipe, first training the recipe it continues (``init_from``) if needed."""
+    recipe = copy.deepcopy(DETECTORS[name])
+    if epochs:
+        recipe.epochs = epochs
+    if recipe.init_from:
+        parent = out / recipe.init_from / f"{recipe.init_from}.onnx"
+        if not (parent.is_file() and (out / recipe.init_from / "last.ckpt").is_file()
+                and _finished(out / recipe.init_from, DETECTORS[recipe.init_from].epochs)):
+            parent = train_recipe_chain(recipe.init_from, data, out, None, resume)
+        recipe.init = str(parent)
+    return train_detector(recipe, out / name, data, resume=resume)
+
+
+def _finished(run_dir: Path, epochs: int) -> bool:
+    import json
+
+    log = run_dir / "log.jsonl"
+    rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.is_file() else []
+    return bool(rows) and rows[-1]["epoch"] >= epochs
+
+
 def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resume: bool = True, install: bool = False) -> Path:
     data, out = Path(data), Path(out)
     if not data.is_dir():
         raise MaskwatchError(f"{data}: training data folder not found (see ../shared/data/README.md)")
     if name == "mobile":
-        recipe = copy.deepcopy(DETECTORS["mobile"])
-        if epochs:
-            recipe.epochs = epochs
-        path = train_detector(recipe, out / "mobile", data, resume=resume)
+        path = train_recipe_chain("mobile", data, out, epochs, resume)
         meta = read_meta(path)
-        meta["input_size"] = recipe.input_size  # the runtime size chosen on validation (see the model card)
+        meta["input_size"] = DETECTORS["mobile"].input_size  # the runtime size chosen on validation (see the model card)
         _set_meta(path, meta)
         tune_threshold(path, data)
         if install:
