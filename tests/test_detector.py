@@ -104,6 +104,35 @@ def test_server_model_loads_with_classifier(data):
     assert all(abs(sum(f.probs) - 1.0) < 1e-3 for f in faces)
 
 
+def test_several_crop_classifiers_are_averaged(tmp_path, data):
+    """A model may name a list of classifiers; their probabilities are averaged before blending."""
+    import shutil
+
+    pytest.importorskip("onnx", reason="writing model metadata needs onnx (the dev extra)")
+    from maskwatch.detector import read_metadata
+    from maskwatch.export import write_metadata
+    from maskwatch.models import MODEL_DIR
+
+    meta = read_metadata(MODEL_DIR / "server.onnx")
+    names = [meta["classifier"]] if isinstance(meta["classifier"], str) else meta["classifier"]
+    for n in names:
+        shutil.copy2(MODEL_DIR / n, tmp_path / n)
+    img = cv2.imread(str(kaggle_val(data, 2)[1].image))
+    one = {}
+    for n in names:  # each classifier alone
+        shutil.copy2(MODEL_DIR / "server.onnx", tmp_path / f"only_{n}.onnx")
+        write_metadata(tmp_path / f"only_{n}.onnx", {**meta, "classifier": n, "classifier_weight": 1.0})
+        one[n] = Detector(tmp_path / f"only_{n}.onnx").detect_raw(img, 0.3).probs
+    shutil.copy2(MODEL_DIR / "server.onnx", tmp_path / "all.onnx")
+    write_metadata(tmp_path / "all.onnx", {**meta, "classifier": names + names[:1], "classifier_weight": 1.0})
+    both = Detector(tmp_path / "all.onnx").detect_raw(img, 0.3).probs
+    expect = (sum(one.values()) + one[names[0]]) / (len(names) + 1)
+    assert len(both) and np.allclose(both, expect, atol=1e-5)
+    write_metadata(tmp_path / "all.onnx", {**meta, "classifier": names + ["missing.onnx"]})
+    with pytest.raises(ModelError, match="missing.onnx"):
+        Detector(tmp_path / "all.onnx")
+
+
 def test_tiles_find_small_faces_in_a_large_picture(data):
     """A crowd photo pasted small into a 4000 px canvas: tiling finds faces the plain pass cannot."""
     s = kaggle_val(data, 10)

@@ -138,18 +138,17 @@ class Detector:
         self.scales = tuple(float(s) for s in (scales or self.meta.get("scales", (1.0,))))
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
-        self._cls = None
-        cls_file = self.meta.get("classifier")
-        if cls_file:
+        # second stage: one crop classifier file, or several whose probabilities are averaged
+        cls_files = self.meta.get("classifier") or []
+        self._classifiers = []
+        for cls_file in [cls_files] if isinstance(cls_files, str) else cls_files:
             cpath = path.parent / cls_file
             if not cpath.is_file():
                 raise ModelError(f"{path}: its classifier {cls_file} is missing")
-            self._cls = _session(cpath, threads)
-            cmeta = _meta_of(self._cls)
-            self._cls_input = self._cls.get_inputs()[0].name
-            self._cls_size = int(cmeta.get("input_size", 96))
-            self._cls_expand = float(cmeta.get("crop_expand", 1.3))
-            self._cls_weight = float(self.meta.get("classifier_weight", 0.7))
+            sess = _session(cpath, threads)
+            cmeta = _meta_of(sess)
+            self._classifiers.append((sess, sess.get_inputs()[0].name, int(cmeta.get("input_size", 96)), float(cmeta.get("crop_expand", 1.3))))
+        self._cls_weight = float(self.meta.get("classifier_weight", 0.7))
 
     def __repr__(self) -> str:
         return f"Detector(model={self.name!r}, score_threshold={self.score_threshold}, input_size={self.input_size})"
@@ -194,7 +193,7 @@ class Detector:
             raw = Raw(boxes.astype(np.float32), raw.scores[keep], probs.astype(np.float32))
         else:
             raw = Raw(raw.boxes[keep], raw.scores[keep], raw.probs[keep])
-        if self._cls is not None and len(raw):
+        if self._classifiers and len(raw):
             raw = Raw(raw.boxes, raw.scores, self._classify(img, raw))
         return raw
 
@@ -228,9 +227,10 @@ class Detector:
 
     def _classify(self, img: np.ndarray, raw: Raw) -> np.ndarray:
         """Second stage: re-label each face from a square crop around it."""
-        crops = face_crops(img, raw.boxes, self._cls_size, self._cls_expand)
-        blob = crops.transpose(0, 3, 1, 2).astype(np.float32)
-        (probs,) = self._cls.run(None, {self._cls_input: blob})
+        probs = np.zeros_like(raw.probs)
+        for sess, name, size, expand in self._classifiers:
+            blob = face_crops(img, raw.boxes, size, expand).transpose(0, 3, 1, 2).astype(np.float32)
+            probs += sess.run(None, {name: blob})[0] / len(self._classifiers)
         wgt = self._cls_weight
         return (wgt * probs + (1 - wgt) * raw.probs).astype(np.float32)
 

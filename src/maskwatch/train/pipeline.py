@@ -1,9 +1,10 @@
 """One command per shipped model: train, choose the default threshold, and install.
 
 ``maskwatch train mobile``      the detector (with its mask-class head), ``models/mobile.onnx``
-``maskwatch train classifier``  the second-stage crop classifier, ``models/server_cls.onnx``
-``maskwatch train server``      the server model: the detector run at a larger input with
-                                test-time flip, re-labelled by the crop classifier
+``maskwatch train classifier``  the two second-stage crop classifiers, ``models/server_cls*.onnx``
+``maskwatch train server``      the server model: the mobile detector trained further
+                                (``server-det``), run at a larger input with test-time flip, its
+                                faces re-labelled by the crop classifiers (trains what is missing)
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from .export import _set_meta
 from .loop import default_sources, train_detector
 from .recipes import DETECTORS
 
-SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier": "server_cls.onnx", "classifier_weight": 0.5}
+# crop classifiers, averaged: two seeds of one recipe
+CLASSIFIERS = {"server_cls": ClassifierRecipe(name="server_cls", seed=0, synth=0.3),
+               "server_cls_b": ClassifierRecipe(name="server_cls_b", seed=1, synth=0.4)}
+SERVER_CLASSIFIERS = ["server_cls", "server_cls_b"]
+SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier_weight": 0.5}
 
 
 def tune_threshold(path: Path, data: Path) -> dict:
@@ -76,6 +81,11 @@ def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resu
     data, out = Path(data), Path(out)
     if not data.is_dir():
         raise MaskwatchError(f"{data}: training data folder not found (see ../shared/data/README.md)")
+    if name == "classifier":  # both crop classifiers of the server model
+        paths = [run_recipe(c, data, out, epochs, resume, install) for c in SERVER_CLASSIFIERS]
+        return paths[0]
+    if name in DETECTORS and name != "mobile":
+        return train_recipe_chain(name, data, out, epochs, resume)
     if name == "mobile":
         path = train_recipe_chain("mobile", data, out, epochs, resume)
         meta = read_meta(path)
@@ -85,31 +95,36 @@ def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resu
         if install:
             _install([path])
         return path
-    if name == "classifier":
-        recipe = ClassifierRecipe()
+    if name in CLASSIFIERS:
+        recipe = copy.deepcopy(CLASSIFIERS[name])
         if epochs:
             recipe.epochs = epochs
-        path = train_classifier(recipe, out / "server_cls", data, resume=resume)
+        path = train_classifier(recipe, out / name, data, resume=resume)
         if install:
             _install([path])
         return path
     if name == "server":
-        det = out / "mobile" / "mobile.onnx"
-        if not det.is_file():
-            det = run_recipe("mobile", data, out, epochs, resume, install=False)
-        cls = out / "server_cls" / "server_cls.onnx"
-        if not cls.is_file():
-            cls = run_recipe("classifier", data, out, epochs, resume, install=False)
+        det = out / "server-det" / "server-det.onnx"
+        if not (det.is_file() and _finished(det.parent, DETECTORS["server-det"].epochs)):
+            det = train_recipe_chain("server-det", data, out, epochs, resume)
+        classifiers = []
+        for cname in SERVER_CLASSIFIERS:
+            cls = out / cname / f"{cname}.onnx"
+            if not cls.is_file():
+                cls = run_recipe(cname, data, out, None, resume, install=False)
+            classifiers.append(cls)
         path = out / "server" / "server.onnx"
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(det, path)
-        shutil.copy2(cls, path.parent / cls.name)
+        for cls in classifiers:
+            shutil.copy2(cls, path.parent / cls.name)
         meta = read_meta(path)
         meta.update(SERVER_SETTINGS)
-        meta["detector_from"] = "mobile"
+        meta["classifier"] = [c.name for c in classifiers]
+        meta["detector_from"] = "server-det"
         _set_meta(path, meta)
         tune_threshold(path, data)
         if install:
-            _install([path, path.parent / cls.name])
+            _install([path] + [path.parent / c.name for c in classifiers])
         return path
-    raise MaskwatchError(f"unknown recipe {name!r}: use mobile, classifier or server")
+    raise MaskwatchError(f"unknown recipe {name!r}: use mobile, server, classifier, server-det or {', '.join(CLASSIFIERS)}")
