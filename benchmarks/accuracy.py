@@ -40,9 +40,10 @@ def main() -> None:
             print(f"{model:7s} {name:22s} mAP {m.get('map') or 0:.4f}  face AP {m['face_ap']:.4f}  "
                   f"recall {m['recall'] or 0:.4f}  label acc {m['label_accuracy'] or 0:.4f}  "
                   f"recall<16 {m['recall_by_height']['<16']['recall'] or 0:.3f}")
-    if args.json:
+    if args.json:  # models not measured this time keep their earlier entries
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+        old = json.loads(args.json.read_text()) if args.json.is_file() else {}
+        args.json.write_text(json.dumps({**old, **out}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

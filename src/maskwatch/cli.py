@@ -146,7 +146,7 @@ def models():
 
 @app.command()
 def train(
-    recipe: str = typer.Argument("mobile", help="Which shipped model to rebuild: mobile, server, or a part of server: server-det, classifier (both crop classifiers), server_cls, server_cls_b."),
+    recipe: str = typer.Argument("mobile", help="Which shipped model to rebuild: mobile, server, or a part of server: server-det, classifier."),
     data: Path = typer.Option(Path("../shared/data"), "--data", help="Training data: ../shared/data, or your own labelled set with --init."),
     out: Path = typer.Option(Path("runs"), "--out", help="Checkpoints, logs and exported files go under here."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
