@@ -140,8 +140,10 @@ def models():
     for name in registry.available():
         meta = read_metadata(registry.resolve(name))
         size = registry.resolve(name).stat().st_size / 1e6
+        cls = meta.get("classifier") or "-"
+        cls = cls if isinstance(cls, str) else ", ".join(cls)
         print(f"{name:8s} {size:5.2f} MB  input {meta.get('input_size')}  threshold {meta.get('score_threshold')}"
-              f"  flip {meta.get('flip', False)}  classifier {meta.get('classifier') or '-'}")
+              f"  flip {meta.get('flip', False)}  classifier {cls}")
 
 
 @app.command()
