@@ -162,8 +162,9 @@ PASTE_EXPAND = 1.7  # the square drawn on, as a multiple of the face height (occ
 def paste_occluders(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray, rate: float,
                     rng: random.Random) -> np.ndarray:
     """Draw masks (worn right, below the nose, on the chin) or hands and objects on bare or
-    unlabelled faces, and relabel them, in place: the detector's own class head then sees masks of
-    every colour and pattern, masks worn wrong, and hands over mouths (still ``no_mask``)."""
+    unlabelled faces of ``img`` (in place) and return their new labels: the detector's own class
+    head then sees masks of every colour and pattern, masks worn wrong, and hands over mouths
+    (still ``no_mask``)."""
     from .occluders import draw_mask, draw_occluder
 
     if rate <= 0 or not len(boxes):

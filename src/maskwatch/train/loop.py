@@ -119,7 +119,8 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
     log(f"training on {len(samples)} picture draws per epoch")
     ds = DetectionDataset(samples, size=recipe.size, seed=recipe.seed, paste=recipe.paste)
     model = FaceMaskNet(width=recipe.width)
-    if recipe.init and not (resume and (out_dir / "last.ckpt").is_file()):
+    ckpt = out_dir / "last.ckpt"
+    if recipe.init and not (resume and ckpt.is_file()):  # a resumed run has its own weights
         n = load_onnx_weights(model, Path(recipe.init))
         log(f"started from {recipe.init} ({n} tensors)")
     model = model.to(memory_format=torch.channels_last)
@@ -135,7 +136,6 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
         t = (step - warm) / max(total - warm, 1)
         return recipe.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
-    ckpt = out_dir / "last.ckpt"
     start_epoch, step = 0, 0
     if resume and ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)

@@ -28,7 +28,6 @@ from .recipes import DETECTORS
 # the server's crop classifiers (several are averaged; a second seed with synth 0.4 averaged with
 # this one gave Kaggle val mAP 0.742 against 0.745 alone, so one is shipped)
 CLASSIFIERS = {"server_cls": ClassifierRecipe(name="server_cls", seed=0, synth=0.3)}
-SERVER_CLASSIFIERS = ["server_cls"]
 SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier_weight": 0.5}
 
 
@@ -56,16 +55,16 @@ def _install(files: list[Path]) -> None:
 
 
 def train_recipe_chain(name: str, data: Path, out: Path, epochs: int | None = None, resume: bool = True) -> Path:
-    """Train a detector recipe, first training the recipe it continues (``init_from``) if needed."""
+    """A detector recipe's ONNX file: trained (or resumed) unless a finished run is there, after
+    the recipe it continues (``init_from``) the same way."""
     recipe = copy.deepcopy(DETECTORS[name])
     if epochs:
         recipe.epochs = epochs
+    done = out / name / f"{name}.onnx"
+    if resume and done.is_file() and _finished(done.parent, recipe.epochs):
+        return done
     if recipe.init_from:
-        parent = out / recipe.init_from / f"{recipe.init_from}.onnx"
-        if not (parent.is_file() and (out / recipe.init_from / "last.ckpt").is_file()
-                and _finished(out / recipe.init_from, DETECTORS[recipe.init_from].epochs)):
-            parent = train_recipe_chain(recipe.init_from, data, out, None, resume)
-        recipe.init = str(parent)
+        recipe.init = str(train_recipe_chain(recipe.init_from, data, out, None, resume))
     return train_detector(recipe, out / name, data, resume=resume)
 
 
@@ -82,10 +81,7 @@ def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resu
     if not data.is_dir():
         raise MaskwatchError(f"{data}: training data folder not found (see ../shared/data/README.md)")
     if name == "classifier":  # the crop classifiers of the server model
-        paths = [run_recipe(c, data, out, epochs, resume, install) for c in SERVER_CLASSIFIERS]
-        return paths[0]
-    if name in DETECTORS and name != "mobile":
-        return train_recipe_chain(name, data, out, epochs, resume)
+        return [run_recipe(c, data, out, epochs, resume, install) for c in CLASSIFIERS][0]
     if name == "mobile":
         path = train_recipe_chain("mobile", data, out, epochs, resume)
         meta = read_meta(path)
@@ -95,6 +91,8 @@ def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resu
         if install:
             _install([path])
         return path
+    if name in DETECTORS:  # a part of the server model, e.g. server-det
+        return train_recipe_chain(name, data, out, epochs, resume)
     if name in CLASSIFIERS:
         recipe = copy.deepcopy(CLASSIFIERS[name])
         if epochs:
@@ -104,11 +102,9 @@ def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resu
             _install([path])
         return path
     if name == "server":
-        det = out / "server-det" / "server-det.onnx"
-        if not (det.is_file() and _finished(det.parent, DETECTORS["server-det"].epochs)):
-            det = train_recipe_chain("server-det", data, out, epochs, resume)
+        det = train_recipe_chain("server-det", data, out, epochs, resume)
         classifiers = []
-        for cname in SERVER_CLASSIFIERS:
+        for cname in CLASSIFIERS:
             cls = out / cname / f"{cname}.onnx"
             if not cls.is_file():
                 cls = run_recipe(cname, data, out, None, resume, install=False)
