@@ -151,3 +151,50 @@ def test_tiles_find_small_faces_in_a_large_picture(data):
 
     assert hits(tiled) > hits(plain)
     assert hits(tiled) >= len(gt) // 2
+
+
+def _constant_classifier(path, probs: list[float], labels: list[str]) -> None:
+    """A crop classifier ONNX file that answers ``probs`` for every crop (made with onnx, no torch)."""
+    from onnx import TensorProto, helper
+
+    from maskwatch.export import write_metadata
+
+    nodes = [helper.make_node("ReduceMean", ["crops"], ["m"], axes=[1, 2, 3], keepdims=0),
+             helper.make_node("Unsqueeze", ["m", "ax"], ["m2"]),
+             helper.make_node("Mul", ["m2", "zero"], ["z"]),
+             helper.make_node("Add", ["z", "const"], ["probs"])]
+    inits = [helper.make_tensor("ax", TensorProto.INT64, [1], [1]),
+             helper.make_tensor("zero", TensorProto.FLOAT, [1, 1], [0.0]),
+             helper.make_tensor("const", TensorProto.FLOAT, [1, len(probs)], probs)]
+    graph = helper.make_graph(nodes, "const", [helper.make_tensor_value_info("crops", TensorProto.FLOAT, ["n", 3, 32, 32])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", len(probs)])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+    write_metadata(path, {"kind": "classifier", "labels": labels, "input_size": 32, "crop_expand": 1.3})
+
+
+def test_background_class_vetoes_faces(tmp_path, data):
+    """A classifier with a background class lowers each face score by P(face) ** verify_weight and
+    labels from the three mask classes only."""
+    import shutil
+
+    pytest.importorskip("onnx", reason="writing model files needs onnx (the dev extra)")
+    from maskwatch.detector import read_metadata
+    from maskwatch.export import write_metadata
+    from maskwatch.models import MODEL_DIR
+
+    _constant_classifier(tmp_path / "veto.onnx", [0.1, 0.2, 0.1, 0.6], list(LABELS) + ["background"])
+    meta = read_metadata(MODEL_DIR / "mobile.onnx")
+    shutil.copy2(MODEL_DIR / "mobile.onnx", tmp_path / "m.onnx")
+    write_metadata(tmp_path / "m.onnx", {**meta, "classifier": "veto.onnx", "classifier_weight": 1.0, "verify_weight": 2.0})
+    img = cv2.imread(str(kaggle_val(data, 1)[0].image))
+    plain = Detector("mobile").detect_raw(img, 0.05)
+    vetoed = Detector(tmp_path / "m.onnx").detect_raw(img, 0.05)
+    assert len(plain)
+    expect = plain.scores * 0.4 ** 2
+    keep = expect >= 0.05
+    assert np.allclose(np.sort(vetoed.scores), np.sort(expect[keep]), atol=1e-5)
+    assert np.allclose(vetoed.probs, [[0.25, 0.5, 0.25]], atol=1e-5)
+    faces = Detector(tmp_path / "m.onnx", score_threshold=0.0).detect(img)
+    assert faces and all(f.label == "no_mask" and abs(f.confidence - 0.5) < 1e-5 for f in faces)

@@ -149,3 +149,49 @@ def test_synthetic_masks_and_occluders_relabel_bare_faces():
     assert {0, 1, 2} <= set(lab[:30].tolist())  # masked, still bare (hand / object), worn wrong
     x = augment_batch(out, 96, rng, train=True)
     assert tuple(x.shape) == (40, 3, 96, 96)
+
+
+def test_negatives_lie_away_from_every_known_face():
+    from maskwatch.train.negatives import is_negative, random_boxes
+
+    known = np.array([[100, 100, 200, 200]], np.float32)
+    boxes = np.array([[100, 100, 200, 200],   # the face itself
+                      [150, 120, 230, 200],   # overlaps it
+                      [190, 120, 260, 190],   # an ear beside it: low IoU, centre outside -> negative
+                      [120, 130, 160, 170],   # inside the face (a mouth): centre inside -> not negative
+                      [400, 400, 450, 450]], np.float32)
+    assert is_negative(boxes, known).tolist() == [False, False, True, False, True]
+    assert is_negative(boxes, np.zeros((0, 4), np.float32)).all()
+    rnd = random_boxes(640, 480, known, 20, np.random.default_rng(0))
+    assert len(rnd) and is_negative(rnd, known).all()
+    assert (rnd[:, 0] >= 0).all() and (rnd[:, 2] <= 640).all() and (rnd[:, 3] <= 480).all()
+
+
+def test_verify_loss_teaches_faces_without_mask_labels():
+    from maskwatch.train.classifier import FACE_ONLY, verify_loss
+
+    logits = torch.tensor([[2.0, 0.0, 0.0, -1.0], [0.0, 0.0, 0.0, 3.0]], requires_grad=True)
+    plain = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 3]), label_smoothing=0.1)
+    assert torch.allclose(verify_loss(logits, torch.tensor([0, 3])), plain)
+    # a face of unknown mask state: only P(background) is penalised, the mask classes are free
+    loss = verify_loss(logits[1:], torch.tensor([FACE_ONLY]))
+    p = torch.softmax(logits[1], 0)
+    assert torch.allclose(loss, -torch.log(1 - p[3]))
+    loss.backward()
+    g = logits.grad[1]
+    assert g[3] > 0 and torch.allclose(g[0], g[1]) and torch.allclose(g[1], g[2])
+
+
+def test_classifier_with_background_exports_a_veto(tmp_path):
+    """A 4-class crop classifier exports a background label that Detector turns into a veto."""
+    from maskwatch.detector import read_metadata
+    from maskwatch.train.export import export_classifier
+    from maskwatch.train.net import CropClassifier
+
+    path = export_classifier(CropClassifier(width=0.5, num_classes=4), tmp_path / "v.onnx", 64, 1.3)
+    meta = read_metadata(path)
+    assert meta["labels"] == ["mask", "no_mask", "incorrect", "background"]
+    import onnxruntime as ort
+
+    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"crops": np.zeros((2, 3, 64, 64), np.float32)})[0]
+    assert out.shape == (2, 4) and np.allclose(out.sum(1), 1, atol=1e-5)

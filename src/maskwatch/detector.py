@@ -147,8 +147,13 @@ class Detector:
                 raise ModelError(f"{path}: its classifier {cls_file} is missing")
             sess = _session(cpath, threads)
             cmeta = _meta_of(sess)
-            self._classifiers.append((sess, sess.get_inputs()[0].name, int(cmeta.get("input_size", 96)), float(cmeta.get("crop_expand", 1.3))))
+            clabels = list(cmeta.get("labels", LABELS))
+            bg = clabels.index("background") if "background" in clabels else None
+            self._classifiers.append(_CropClassifier(sess, sess.get_inputs()[0].name, int(cmeta.get("input_size", 96)),
+                                                     float(cmeta.get("crop_expand", 1.3)), bg))
         self._cls_weight = float(self.meta.get("classifier_weight", 0.7))
+        # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
+        self._verify_weight = float(self.meta.get("verify_weight", 1.0))
 
     def __repr__(self) -> str:
         return f"Detector(model={self.name!r}, score_threshold={self.score_threshold}, input_size={self.input_size})"
@@ -194,7 +199,13 @@ class Detector:
         else:
             raw = Raw(raw.boxes[keep], raw.scores[keep], raw.probs[keep])
         if self._classifiers and len(raw):
-            raw = Raw(raw.boxes, raw.scores, self._classify(img, raw))
+            probs, face = self._classify(img, raw)
+            if face is None:
+                return Raw(raw.boxes, raw.scores, probs)
+            scores = (raw.scores * np.clip(face, 0.0, 1.0) ** self._verify_weight).astype(np.float32)
+            keep = np.nonzero(scores >= min_score)[0]
+            keep = keep[np.argsort(-scores[keep], kind="stable")]
+            raw = Raw(raw.boxes[keep], scores[keep], probs[keep])
         return raw
 
     def _run_view(self, img: np.ndarray, region: tuple[int, int, int, int], size: int, min_score: float) -> Raw:
@@ -225,14 +236,37 @@ class Detector:
             out.append(Raw(b.astype(np.float32), r.scores, r.probs))
         return Raw.concat(out)
 
-    def _classify(self, img: np.ndarray, raw: Raw) -> np.ndarray:
-        """Second stage: re-label each face from a square crop around it."""
+    def _classify(self, img: np.ndarray, raw: Raw) -> tuple[np.ndarray, np.ndarray | None]:
+        """Second stage: re-label each face from a square crop around it.
+
+        Returns the blended class probabilities and, when a classifier has a background class,
+        the probability that each box is a face at all (averaged over those classifiers).
+        """
         probs = np.zeros_like(raw.probs)
-        for sess, name, size, expand in self._classifiers:
-            blob = face_crops(img, raw.boxes, size, expand).transpose(0, 3, 1, 2).astype(np.float32)
-            probs += sess.run(None, {name: blob})[0] / len(self._classifiers)
+        face, n_verify = np.zeros(len(raw), np.float64), 0
+        for c in self._classifiers:
+            blob = face_crops(img, raw.boxes, c.size, c.expand).transpose(0, 3, 1, 2).astype(np.float32)
+            p = c.session.run(None, {c.input: blob})[0].astype(np.float64)
+            if c.background is not None:
+                face += 1.0 - p[:, c.background]
+                n_verify += 1
+                p = np.delete(p, c.background, axis=1)
+                p /= np.maximum(p.sum(1, keepdims=True), 1e-9)
+            probs += p / len(self._classifiers)
         wgt = self._cls_weight
-        return (wgt * probs + (1 - wgt) * raw.probs).astype(np.float32)
+        blended = (wgt * probs + (1 - wgt) * raw.probs).astype(np.float32)
+        return blended, (face / n_verify if n_verify else None)
+
+
+@dataclass(frozen=True)
+class _CropClassifier:
+    """A loaded second-stage classifier; ``background`` is the index of its non-face class, if any."""
+
+    session: ort.InferenceSession
+    input: str
+    size: int
+    expand: float
+    background: int | None
 
 
 def face_crops(img: np.ndarray, boxes: np.ndarray, size: int, expand: float) -> np.ndarray:

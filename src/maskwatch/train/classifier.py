@@ -28,6 +28,7 @@ from .occluders import draw_mask, draw_occluder
 CROP_EXPAND = 1.3
 STORE_EXPAND = 1.7  # crops are stored wider so augmentation can shift and zoom
 STORE_SIZE = 128
+FACE_ONLY = -1  # training label of a face whose mask state is unknown (WIDER)
 
 
 @dataclass
@@ -42,6 +43,17 @@ class ClassifierRecipe:
     threads: int = 2
     synth: float = 0.3  # share of bare-face crops given a synthetic mask or occluder
     balance: float = 0.7  # class sampling weight is count ** -balance (0: as found, 1: equal classes)
+    background: float = 0.0  # share of each batch drawn from mined non-faces (0: no background class)
+    faces: float = 0.0  # share of each batch drawn from WIDER faces (no mask label: taught face vs background only)
+    max_faces: int = 12000  # WIDER faces kept for that (sampled, small faces included)
+    mine_with: str = "server-det"  # the detector recipe whose mistakes are mined as non-faces
+
+
+def _file_tag(path: Path) -> str:
+    """A short content tag, so cached negatives follow the detector file they were mined with."""
+    import hashlib
+
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:8]
 
 
 def _largest(boxes: list) -> np.ndarray | None:
@@ -86,6 +98,39 @@ def collect_items(data: Path, cache_dir: Path) -> tuple[list, list]:
             b = np.array([20, 10, 204, 214], np.float32)
         train.append((s.image, b, int(s.labels[0])))
     return train, val
+
+
+def collect_faces(data: Path, limit: int, seed: int, val: bool = False) -> list:
+    """(image path, box, FACE_ONLY) for WIDER's exhaustively labelled faces (8 px and up), sampled to ``limit``.
+
+    They carry no mask label; a verifying classifier learns from them only that they are faces,
+    which teaches its background class the small, blurred and turned faces of crowds.
+    """
+    d = Path(data)
+    items = []
+    wider = d / "wider-face-val-part"
+    sources = [(wider, wider / "val.txt")] if val else [(d / "wider-face-train-subset", None), (wider, wider / "train.txt")]
+    for root, split in sources:
+        for s in load_dataset(root, split):
+            for b, ig in zip(s.boxes, s.ignore):
+                if not ig and max(b[2] - b[0], b[3] - b[1]) >= 8:
+                    items.append((s.image, b, FACE_ONLY))
+    rng = np.random.default_rng(seed)
+    if len(items) > limit:
+        items = [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]
+    return items
+
+
+def verify_loss(logits: torch.Tensor, y: torch.Tensor, smoothing: float = 0.1) -> torch.Tensor:
+    """Cross-entropy for labelled crops; for FACE_ONLY crops, -log P(not background)."""
+    known = y >= 0
+    loss = logits.new_zeros(())
+    if known.any():
+        loss = F.cross_entropy(logits[known], y[known], label_smoothing=smoothing, reduction="sum")
+    if (~known).any():
+        lf = logits[~known]
+        loss = loss + (torch.logsumexp(lf, 1) - torch.logsumexp(lf[:, :3], 1)).sum()
+    return loss / len(y)
 
 
 def extract(items: list) -> tuple[np.ndarray, np.ndarray]:
@@ -156,22 +201,43 @@ def occluded_val(xva: np.ndarray, yva: np.ndarray, size: int) -> tuple[torch.Ten
     return augment_batch(occ, size, rng, train=False), np.ones(len(occ), np.int64)
 
 
-def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume: bool = True, log=print) -> Path:
+def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume: bool = True, log=print,
+                     detector: Path | None = None) -> Path:
+    """Train (or resume) a crop classifier; with ``recipe.background`` > 0 it also learns a
+    ``background`` class from the mistakes of ``detector`` (see ``negatives.py``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
-    train_items, val_items = collect_items(data, out_dir.parent / "cache")
+    cache = out_dir.parent / "cache"
+    train_items, val_items = collect_items(data, cache)
     xtr, ytr = extract(train_items)
     xva, yva = extract(val_items)
     log(f"classifier: {len(ytr)} training crops {np.bincount(ytr, minlength=3).tolist()}, {len(yva)} validation crops")
-    net = CropClassifier(width=recipe.width)
+    xneg = yneg = xneg_va = None
+    if recipe.background > 0:
+        if detector is None:
+            raise ValueError("a classifier with a background class needs the detector whose mistakes it learns")
+        from . import negatives
+
+        src_tr, src_va = negatives.negative_sources(data)
+        tag = f"{Path(detector).stem}-{_file_tag(Path(detector))}"
+        xneg, yneg = extract(negatives.mine(detector, src_tr, cache / f"negatives-{tag}-train.json", cache, recipe.seed, log))
+        xneg_va, _ = extract(negatives.mine(detector, src_va, cache / f"negatives-{tag}-val.json", cache, recipe.seed, log))
+        log(f"classifier: {len(yneg)} background training crops, {len(xneg_va)} validation")
+    xfac = None
+    if recipe.faces > 0 and recipe.background > 0:
+        xfac, _ = extract(collect_faces(data, recipe.max_faces, recipe.seed))
+        log(f"classifier: {len(xfac)} WIDER face crops without mask labels")
+    net = CropClassifier(width=recipe.width, num_classes=4 if recipe.background > 0 else 3)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=1e-3)
     counts = np.bincount(ytr, minlength=3).astype(np.float64)
     # sample classes toward balance, so the rare 'incorrect' is seen often enough
     w_cls = np.maximum(counts, 1) ** -recipe.balance
     p = w_cls[ytr] / w_cls[ytr].sum()
+    n_neg = int(round(recipe.batch * recipe.background)) if xneg is not None and len(xneg) else 0
+    n_fac = int(round(recipe.batch * recipe.faces)) if xfac is not None and len(xfac) else 0
     steps = max(1, len(ytr) // recipe.batch)
     total = steps * recipe.epochs
     ckpt = out_dir / "last.ckpt"
@@ -183,6 +249,10 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
         start = st["epoch"] + 1
     xva_t = augment_batch(xva, recipe.input_size, rng, train=False)
     xocc_t, yocc = occluded_val(xva, yva, recipe.input_size)
+    xneg_va_t = augment_batch(xneg_va, recipe.input_size, rng, train=False) if xneg_va is not None else None
+    xfac_va_t = None
+    if xneg_va is not None:  # WIDER val.txt faces (never trained on): how many would be vetoed
+        xfac_va_t = augment_batch(extract(collect_faces(data, 2000, recipe.seed, val=True))[0], recipe.input_size, rng, train=False)
     for epoch in range(start, recipe.epochs):
         net.train()
         t0 = time.time()
@@ -192,25 +262,42 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
             lr = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total))
             for g in opt.param_groups:
                 g["lr"] = lr
-            idx = rng.choice(len(ytr), recipe.batch, p=p)
+            idx = rng.choice(len(ytr), recipe.batch - n_neg - n_fac, p=p)
             xb, yb = synthesize(xtr[idx], ytr[idx], rng, recipe.synth)
+            if n_neg:
+                j = rng.integers(0, len(xneg), n_neg)
+                xb, yb = np.concatenate([xb, xneg[j]]), np.concatenate([yb, yneg[j]])
+            if n_fac:
+                j = rng.integers(0, len(xfac), n_fac)
+                xb, yb = np.concatenate([xb, xfac[j]]), np.concatenate([yb, np.full(n_fac, FACE_ONLY)])
             x = augment_batch(xb, recipe.input_size, rng, train=True)
             y = torch.from_numpy(yb)
-            loss = F.cross_entropy(net(x), y, label_smoothing=0.1)
+            loss = verify_loss(net(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
             tot += float(loss.detach())
         net.eval()
         with torch.no_grad():
-            pred = torch.cat([net(xva_t[i:i + 256]) for i in range(0, len(xva_t), 256)]).argmax(1).numpy()
+            logits = torch.cat([net(xva_t[i:i + 256]) for i in range(0, len(xva_t), 256)])
+        pred = logits[:, :3].argmax(1).numpy()  # the label the runtime gives (background is a separate veto)
         acc = float((pred == yva).mean())
         per = {n: float((pred[yva == c] == c).mean()) if (yva == c).any() else None for c, n in enumerate(("mask", "no_mask", "incorrect"))}
         with torch.no_grad():
-            occ_pred = net(xocc_t).argmax(1).numpy() if len(yocc) else np.zeros(0)
+            occ_pred = net(xocc_t)[:, :3].argmax(1).numpy() if len(yocc) else np.zeros(0)
         occ_acc = float((occ_pred == yocc).mean()) if len(yocc) else None
         row = {"epoch": epoch + 1, "loss": round(tot / steps, 4), "val_accuracy": round(acc, 4), "per_class": per,
-               "hand_over_mouth_no_mask": occ_acc, "seconds": round(time.time() - t0, 1)}
+               "hand_over_mouth_no_mask": occ_acc}
+        if xneg_va is not None:
+            with torch.no_grad():
+                pos_bg = logits.argmax(1).numpy() == 3
+                neg_bg = torch.cat([net(xneg_va_t[i:i + 256]) for i in range(0, len(xneg_va_t), 256)]).argmax(1).numpy() == 3
+            # faces wrongly vetoed, and detector mistakes caught, on Kaggle val.txt
+                wider_bg = torch.cat([net(xfac_va_t[i:i + 256]) for i in range(0, len(xfac_va_t), 256)]).argmax(1).numpy() == 3
+            row.update(faces_called_background=round(float(pos_bg.mean()), 4),
+                       wider_faces_called_background=round(float(wider_bg.mean()), 4) if len(wider_bg) else None,
+                       mistakes_called_background=round(float(neg_bg.mean()), 4) if len(neg_bg) else None)
+        row["seconds"] = round(time.time() - t0, 1)
         log(json.dumps(row))
         with open(out_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")

@@ -38,7 +38,8 @@ def export_classifier(net: CropClassifier, path: Path, input_size: int, crop_exp
     path = Path(path)
     _to_onnx(ClassifierExport(net.eval()), torch.zeros(1, 3, input_size, input_size), path, ["crops"], ["probs"],
              {"crops": {0: "n"}, "probs": {0: "n"}})
-    full = {"kind": "classifier", "version": 1, "labels": list(LABELS), "input_size": input_size, "crop_expand": crop_expand,
+    labels = list(LABELS) + (["background"] if net.config.get("num_classes", len(LABELS)) > len(LABELS) else [])
+    full = {"kind": "classifier", "version": 1, "labels": labels, "input_size": input_size, "crop_expand": crop_expand,
             "arch": "CropClassifier", "config": net.config}
     full.update(meta or {})
     _set_meta(path, full)

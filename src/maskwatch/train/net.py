@@ -111,10 +111,10 @@ class ExportWrapper(nn.Module):
 class CropClassifier(nn.Module):
     """Mask classifier on square face crops (BGR 0..255, 96 x 96 by default)."""
 
-    def __init__(self, width: float = 1.0):
+    def __init__(self, width: float = 1.0, num_classes: int = NUM_CLASSES):
         super().__init__()
         c = [max(8, int(round(v * width / 8)) * 8) for v in (24, 48, 96, 160, 256)]
-        self.config = {"width": width}
+        self.config = {"width": width, "num_classes": num_classes}
         self.features = nn.Sequential(
             conv_bn(3, c[0], 3, 2),
             DWBlock(c[0], c[1], 2), DWBlock(c[1], c[1]),
@@ -123,7 +123,7 @@ class CropClassifier(nn.Module):
             DWBlock(c[3], c[4], 2), DWBlock(c[4], c[4], k=5),
         )
         self.drop = nn.Dropout(0.2)
-        self.fc = nn.Linear(c[4], NUM_CLASSES)
+        self.fc = nn.Linear(c[4], num_classes)
 
     def forward(self, x):
         x = (x - 127.5) / 128.0

@@ -27,7 +27,11 @@ from .recipes import DETECTORS
 
 # the server's crop classifiers (several are averaged; a second seed with synth 0.4 averaged with
 # this one gave Kaggle val mAP 0.742 against 0.745 alone, so one is shipped)
-CLASSIFIERS = {"server_cls": ClassifierRecipe(name="server_cls", seed=0, synth=0.3)}
+CLASSIFIERS = {"server_cls": ClassifierRecipe(name="server_cls", seed=0, synth=0.3),
+               # the same, also taught a background class from server-det's mistakes (a veto on non-faces)
+               "server_vcls": ClassifierRecipe(name="server_vcls", seed=0, synth=0.3, background=0.25),
+               # and WIDER's faces as faces (no mask label), so small crowd faces are not vetoed
+               "server_fvcls": ClassifierRecipe(name="server_fvcls", seed=0, synth=0.3, background=0.25, faces=0.15)}
 SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier_weight": 0.5}
 
 
@@ -97,7 +101,8 @@ def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resu
         recipe = copy.deepcopy(CLASSIFIERS[name])
         if epochs:
             recipe.epochs = epochs
-        path = train_classifier(recipe, out / name, data, resume=resume)
+        detector = train_recipe_chain(recipe.mine_with, data, out, None, resume) if recipe.background > 0 else None
+        path = train_classifier(recipe, out / name, data, resume=resume, detector=detector)
         if install:
             _install([path])
         return path
