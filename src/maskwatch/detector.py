@@ -145,12 +145,7 @@ class Detector:
             cpath = path.parent / cls_file
             if not cpath.is_file():
                 raise ModelError(f"{path}: its classifier {cls_file} is missing")
-            sess = _session(cpath, threads)
-            cmeta = _meta_of(sess)
-            clabels = list(cmeta.get("labels", LABELS))
-            bg = clabels.index("background") if "background" in clabels else None
-            self._classifiers.append(_CropClassifier(sess, sess.get_inputs()[0].name, int(cmeta.get("input_size", 96)),
-                                                     float(cmeta.get("crop_expand", 1.3)), bg))
+            self._classifiers.append(CropModel.load(cpath, threads))
         self._cls_weight = float(self.meta.get("classifier_weight", 0.7))
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
         self._verify_weight = float(self.meta.get("verify_weight", 1.0))
@@ -199,13 +194,10 @@ class Detector:
         else:
             raw = Raw(raw.boxes[keep], raw.scores[keep], raw.probs[keep])
         if self._classifiers and len(raw):
-            probs, face = self._classify(img, raw)
-            if face is None:
-                return Raw(raw.boxes, raw.scores, probs)
-            scores = (raw.scores * np.clip(face, 0.0, 1.0) ** self._verify_weight).astype(np.float32)
-            keep = np.nonzero(scores >= min_score)[0]
-            keep = keep[np.argsort(-scores[keep], kind="stable")]
-            raw = Raw(raw.boxes[keep], scores[keep], probs[keep])
+            outs = [c(img, raw.boxes) for c in self._classifiers]
+            raw = second_stage(raw, outs, self._cls_weight, self._verify_weight)
+            keep = np.nonzero(raw.scores >= min_score)[0]
+            raw = Raw(raw.boxes[keep], raw.scores[keep], raw.probs[keep])
         return raw
 
     def _run_view(self, img: np.ndarray, region: tuple[int, int, int, int], size: int, min_score: float) -> Raw:
@@ -236,37 +228,50 @@ class Detector:
             out.append(Raw(b.astype(np.float32), r.scores, r.probs))
         return Raw.concat(out)
 
-    def _classify(self, img: np.ndarray, raw: Raw) -> tuple[np.ndarray, np.ndarray | None]:
-        """Second stage: re-label each face from a square crop around it.
 
-        Returns the blended class probabilities and, when a classifier has a background class,
-        the probability that each box is a face at all (averaged over those classifiers).
-        """
-        probs = np.zeros_like(raw.probs)
-        face, n_verify = np.zeros(len(raw), np.float64), 0
-        for c in self._classifiers:
-            blob = face_crops(img, raw.boxes, c.size, c.expand).transpose(0, 3, 1, 2).astype(np.float32)
-            p = c.session.run(None, {c.input: blob})[0].astype(np.float64)
-            if c.background is not None:
-                face += 1.0 - p[:, c.background]
-                n_verify += 1
-                p = np.delete(p, c.background, axis=1)
-                p /= np.maximum(p.sum(1, keepdims=True), 1e-9)
-            probs += p / len(self._classifiers)
-        wgt = self._cls_weight
-        blended = (wgt * probs + (1 - wgt) * raw.probs).astype(np.float32)
-        return blended, (face / n_verify if n_verify else None)
+class CropModel:
+    """A second-stage crop classifier file: mask-class probabilities for face boxes and, when it has
+    a ``background`` class, the probability that each box is a face at all."""
+
+    def __init__(self, session: ort.InferenceSession, size: int, expand: float, background: int | None):
+        self.session, self.input = session, session.get_inputs()[0].name
+        self.size, self.expand, self.background = size, expand, background
+
+    @staticmethod
+    def load(path: Path, threads: int | None = None) -> "CropModel":
+        sess = _session(path, threads)
+        meta = _meta_of(sess)
+        labels = list(meta.get("labels", LABELS))
+        bg = labels.index("background") if "background" in labels else None
+        return CropModel(sess, int(meta.get("input_size", 96)), float(meta.get("crop_expand", 1.3)), bg)
+
+    def __call__(self, img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, 3) mask-class probabilities and (N,) P(face) or None, from square crops around ``boxes``."""
+        blob = face_crops(img, boxes, self.size, self.expand).transpose(0, 3, 1, 2).astype(np.float32)
+        p = np.concatenate([self.session.run(None, {self.input: blob[i:i + 256]})[0] for i in range(0, len(blob), 256)])
+        p = p.astype(np.float64)
+        if self.background is None:
+            return p, None
+        face = 1.0 - p[:, self.background]
+        p = np.delete(p, self.background, axis=1)
+        return p / np.maximum(p.sum(1, keepdims=True), 1e-9), face
 
 
-@dataclass(frozen=True)
-class _CropClassifier:
-    """A loaded second-stage classifier; ``background`` is the index of its non-face class, if any."""
+def second_stage(raw: Raw, outs: Sequence[tuple[np.ndarray, np.ndarray | None]], classifier_weight: float, verify_weight: float) -> Raw:
+    """Merge crop classifier outputs into detections, highest score first.
 
-    session: ort.InferenceSession
-    input: str
-    size: int
-    expand: float
-    background: int | None
+    Class probabilities: ``classifier_weight`` x the classifiers' average + the rest x the detector's
+    head. Score: the detector's score x P(face) ** ``verify_weight``, P(face) averaged over the
+    classifiers that have a background class (a veto on hands, ears and other non-faces).
+    """
+    probs = np.mean([p for p, _ in outs], axis=0)
+    blended = (classifier_weight * probs + (1 - classifier_weight) * raw.probs).astype(np.float32)
+    faces = [f for _, f in outs if f is not None]
+    if not faces:
+        return Raw(raw.boxes, raw.scores, blended)
+    scores = (raw.scores * np.clip(np.mean(faces, axis=0), 0.0, 1.0) ** verify_weight).astype(np.float32)
+    order = np.argsort(-scores, kind="stable")
+    return Raw(raw.boxes[order], scores[order], blended[order])
 
 
 def face_crops(img: np.ndarray, boxes: np.ndarray, size: int, expand: float) -> np.ndarray:

@@ -15,7 +15,8 @@ class Face:
     box: (x1, y1, x2, y2) in pixels of the input image.
     label: "mask", "no_mask" or "incorrect".
     confidence: probability of ``label`` for this face.
-    score: how sure the detector is that this is a face at all.
+    score: how sure the model is that this is a face at all (for ``server``, the detector's score
+        lowered by its crop classifier's doubt that the box is a face).
     probs: probabilities of all labels, in ``LABELS`` order.
     """
 

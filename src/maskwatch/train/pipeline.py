@@ -1,7 +1,7 @@
 """One command per shipped model: train, choose the default threshold, and install.
 
 ``maskwatch train mobile``      the detector (with its mask-class head), ``models/mobile.onnx``
-``maskwatch train classifier``  the second-stage crop classifier, ``models/server_cls.onnx``
+``maskwatch train classifier``  the server's second-stage crop classifier (``SERVER_CLASSIFIERS``)
 ``maskwatch train server``      the server model: the mobile detector trained further
                                 (``server-det``), run at a larger input with test-time flip, its
                                 faces re-labelled by the crop classifiers (trains what is missing)
@@ -25,14 +25,19 @@ from .export import _set_meta
 from .loop import default_sources, train_detector
 from .recipes import DETECTORS
 
-# the server's crop classifiers (several are averaged; a second seed with synth 0.4 averaged with
-# this one gave Kaggle val mAP 0.742 against 0.745 alone, so one is shipped)
-CLASSIFIERS = {"server_cls": ClassifierRecipe(name="server_cls", seed=0, synth=0.3),
-               # the same, also taught a background class from server-det's mistakes (a veto on non-faces)
-               "server_vcls": ClassifierRecipe(name="server_vcls", seed=0, synth=0.3, background=0.25),
-               # and WIDER's faces as faces (no mask label), so small crowd faces are not vetoed
-               "server_fvcls": ClassifierRecipe(name="server_fvcls", seed=0, synth=0.3, background=0.25, faces=0.15)}
-SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier_weight": 0.5}
+# crop classifier recipes (each can be trained by name: ``maskwatch train server_fvcls``)
+CLASSIFIERS = {
+    # mask classes only (the first server release's classifier)
+    "server_cls": ClassifierRecipe(name="server_cls", seed=0, synth=0.3),
+    # also a background class, learnt from server-det's mistakes on training pictures (a veto on non-faces)
+    "server_vcls": ClassifierRecipe(name="server_vcls", seed=0, synth=0.3, background=0.25),
+    # and WIDER's faces as faces (no mask label), so that turned, blurred and crowd faces are not vetoed
+    "server_fvcls": ClassifierRecipe(name="server_fvcls", seed=0, synth=0.3, background=0.25, faces=0.15),
+}
+# the ones the server model averages (a second seed of server_cls averaged with it gave Kaggle val
+# mAP 0.742 against 0.745 alone, so one is shipped; the comparison is in models/server.md)
+SERVER_CLASSIFIERS = ["server_fvcls"]
+SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier_weight": 0.5, "verify_weight": 0.5}
 
 
 def tune_threshold(path: Path, data: Path) -> dict:
@@ -85,7 +90,7 @@ def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resu
     if not data.is_dir():
         raise MaskwatchError(f"{data}: training data folder not found (see ../shared/data/README.md)")
     if name == "classifier":  # the crop classifiers of the server model
-        return [run_recipe(c, data, out, epochs, resume, install) for c in CLASSIFIERS][0]
+        return [run_recipe(c, data, out, epochs, resume, install) for c in SERVER_CLASSIFIERS][0]
     if name == "mobile":
         path = train_recipe_chain("mobile", data, out, epochs, resume)
         meta = read_meta(path)
@@ -109,7 +114,7 @@ def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resu
     if name == "server":
         det = train_recipe_chain("server-det", data, out, epochs, resume)
         classifiers = []
-        for cname in CLASSIFIERS:
+        for cname in SERVER_CLASSIFIERS:
             cls = out / cname / f"{cname}.onnx"
             if not cls.is_file():
                 cls = run_recipe(cname, data, out, None, resume, install=False)

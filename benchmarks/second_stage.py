@@ -1,0 +1,75 @@
+"""Choosing the server model's second stage on the validation splits: which crop classifier, how
+much its classes weigh against the detector head, and how strongly its background class vetoes.
+
+    python benchmarks/second_stage.py runs/server-det/server-det.onnx runs/server_cls/server_cls.onnx \\
+        runs/server_fvcls/server_fvcls.onnx --weights 0.5 0.7 --verify 0 0.5 1 [--json out.json]
+
+The detector runs once per picture (960 px, test-time flip, as the server model does), each
+classifier once per detection; every combination is then merged with ``second_stage``, the
+function ``Detector`` uses, and scored like ``maskwatch eval``: Kaggle val.txt mAP and WIDER val
+part val.txt face AP (validation splits: these figures choose settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import cv2
+
+from maskwatch import Detector
+from maskwatch.datasets import load_dataset
+from maskwatch.detector import CropModel, Raw, second_stage
+from maskwatch.evaluation import ImageResult, evaluate_results
+from maskwatch.evaluation_run import run_eval
+
+SETS = ("kaggle-facemask", "wider-face-val-part")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("detector", type=Path, help="a maskwatch detector .onnx without classifier (e.g. runs/server-det/server-det.onnx)")
+    ap.add_argument("classifiers", type=Path, nargs="+", help="crop classifier .onnx files, each tried alone")
+    ap.add_argument("--weights", type=float, nargs="+", default=[0.5], help="classifier weights against the detector head")
+    ap.add_argument("--verify", type=float, nargs="+", default=[0.5], help="veto strengths (P(face) exponent)")
+    ap.add_argument("--input-size", type=int, default=960)
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")))
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    det = Detector(args.detector, input_size=args.input_size, flip=True, score_threshold=0.05)
+    firsts = {}
+    for name in SETS:  # first stage once per set
+        samples = load_dataset(args.data / name, args.data / name / "val.txt")
+        results, _ = run_eval(det, samples)
+        firsts[name] = (samples, results)
+    rows = []
+    for cpath in args.classifiers:
+        model = CropModel.load(cpath)
+        outs = {name: [model(cv2.imread(str(s.image)), r.pred_boxes) if len(r.pred_boxes) else None for s, r in zip(*firsts[name])]
+                for name in SETS}
+        for w in args.weights:
+            for a in args.verify:
+                row = {"classifier": cpath.name, "classifier_weight": w, "verify_weight": a}
+                for name in SETS:
+                    merged = []
+                    for r, o in zip(firsts[name][1], outs[name]):
+                        if o is not None:
+                            m = second_stage(Raw(r.pred_boxes, r.pred_scores, r.pred_probs), [o], w, a)
+                            r = ImageResult(m.boxes, m.scores, m.probs, r.gt_boxes, r.gt_labels, r.gt_ignore)
+                        merged.append(r)
+                    m = evaluate_results(merged, 0.5, 0.5)
+                    row[name] = {"map": m.get("map"), "ap": m["ap"], "face_ap": m["face_ap"], "label_accuracy": m["label_accuracy"]}
+                rows.append(row)
+                k, wi = row["kaggle-facemask"], row["wider-face-val-part"]
+                print(f"{cpath.name:20s} weight {w:.2f} verify {a:.2f}: Kaggle mAP {k['map']:.4f} "
+                      f"({' / '.join(f'{v:.3f}' for v in k['ap'].values())}) face AP {k['face_ap']:.4f} "
+                      f"label acc {k['label_accuracy']:.3f} | WIDER face AP {wi['face_ap']:.4f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"detector": str(args.detector), "input_size": args.input_size, "flip": True, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
