@@ -17,13 +17,12 @@ import json
 import os
 from pathlib import Path
 
-import cv2
-
 from maskwatch import Detector
 from maskwatch.datasets import load_dataset
 from maskwatch.detector import CropModel, Raw, second_stage
 from maskwatch.evaluation import ImageResult, evaluate_results
-from maskwatch.evaluation_run import run_eval
+from maskwatch.evaluation_run import AP_MIN_SCORE, run_eval
+from maskwatch.imageio import load_image
 
 SETS = ("kaggle-facemask", "wider-face-val-part")
 
@@ -37,18 +36,21 @@ def main() -> None:
     ap.add_argument("--input-size", type=int, default=960)
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--threshold", type=float, default=0.5, help="operating threshold for recall, precision and label accuracy")
     args = ap.parse_args()
 
-    det = Detector(args.detector, input_size=args.input_size, flip=True, score_threshold=0.05)
+    det = Detector(args.detector, input_size=args.input_size, flip=True, score_threshold=AP_MIN_SCORE)
+    if det.meta.get("classifier"):
+        raise SystemExit(f"{args.detector}: has a classifier of its own; give the bare detector file")
     firsts = {}
-    for name in SETS:  # first stage once per set
-        samples = load_dataset(args.data / name, args.data / name / "val.txt")
+    for name in SETS:  # first stage once per set; pictures that fail to load are left out of both lists
+        samples = [s for s in load_dataset(args.data / name, args.data / name / "val.txt") if _loads(s.image)]
         results, _ = run_eval(det, samples)
         firsts[name] = (samples, results)
     rows = []
     for cpath in args.classifiers:
         model = CropModel.load(cpath)
-        outs = {name: [model(cv2.imread(str(s.image)), r.pred_boxes) if len(r.pred_boxes) else None for s, r in zip(*firsts[name])]
+        outs = {name: [model(load_image(s.image), r.pred_boxes) if len(r.pred_boxes) else None for s, r in zip(*firsts[name])]
                 for name in SETS}
         for w in args.weights:
             for a in args.verify:
@@ -58,9 +60,10 @@ def main() -> None:
                     for r, o in zip(firsts[name][1], outs[name]):
                         if o is not None:
                             m = second_stage(Raw(r.pred_boxes, r.pred_scores, r.pred_probs), [o], w, a)
-                            r = ImageResult(m.boxes, m.scores, m.probs, r.gt_boxes, r.gt_labels, r.gt_ignore)
+                            k = m.scores >= AP_MIN_SCORE  # as Detector.detect_raw does after the veto
+                            r = ImageResult(m.boxes[k], m.scores[k], m.probs[k], r.gt_boxes, r.gt_labels, r.gt_ignore)
                         merged.append(r)
-                    m = evaluate_results(merged, 0.5, 0.5)
+                    m = evaluate_results(merged, 0.5, args.threshold)
                     row[name] = {"map": m.get("map"), "ap": m["ap"], "face_ap": m["face_ap"], "label_accuracy": m["label_accuracy"]}
                 rows.append(row)
                 k, wi = row["kaggle-facemask"], row["wider-face-val-part"]
@@ -69,6 +72,14 @@ def main() -> None:
                       f"label acc {k['label_accuracy']:.3f} | WIDER face AP {wi['face_ap']:.4f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"detector": str(args.detector), "input_size": args.input_size, "flip": True, "rows": rows}, indent=1))
+
+
+def _loads(path: Path) -> bool:
+    try:
+        load_image(path)
+        return True
+    except Exception:
+        return False
 
 
 if __name__ == "__main__":

@@ -153,21 +153,32 @@ def test_tiles_find_small_faces_in_a_large_picture(data):
     assert hits(tiled) >= len(gt) // 2
 
 
-def _constant_classifier(path, probs: list[float], labels: list[str]) -> None:
-    """A crop classifier ONNX file that answers ``probs`` for every crop (made with onnx, no torch)."""
+def _toy_classifier(path, labels: list[str], probs: list[float]) -> None:
+    """A crop classifier ONNX file made with onnx (no torch). With a background class last, it answers
+    P(background) = mean crop brightness / 255 and shares the rest as ``probs``; without, ``probs``."""
     from onnx import TensorProto, helper
 
     from maskwatch.export import write_metadata
 
+    k = len(probs)
     nodes = [helper.make_node("ReduceMean", ["crops"], ["m"], axes=[1, 2, 3], keepdims=0),
              helper.make_node("Unsqueeze", ["m", "ax"], ["m2"]),
-             helper.make_node("Mul", ["m2", "zero"], ["z"]),
-             helper.make_node("Add", ["z", "const"], ["probs"])]
+             helper.make_node("Mul", ["m2", "inv255"], ["bg"]),             # (n, 1) in [0, 1]
+             helper.make_node("Sub", ["one", "bg"], ["face"]),
+             helper.make_node("Mul", ["face", "const"], ["cls"])]           # (n, k)
+    if "background" in labels:
+        nodes.append(helper.make_node("Concat", ["cls", "bg"], ["probs"], axis=1))
+        n_out = k + 1
+    else:
+        nodes += [helper.make_node("Mul", ["m2", "zero"], ["z"]), helper.make_node("Add", ["z", "const"], ["probs"])]
+        n_out = k
     inits = [helper.make_tensor("ax", TensorProto.INT64, [1], [1]),
+             helper.make_tensor("inv255", TensorProto.FLOAT, [1, 1], [1 / 255]),
+             helper.make_tensor("one", TensorProto.FLOAT, [1, 1], [1.0]),
              helper.make_tensor("zero", TensorProto.FLOAT, [1, 1], [0.0]),
-             helper.make_tensor("const", TensorProto.FLOAT, [1, len(probs)], probs)]
-    graph = helper.make_graph(nodes, "const", [helper.make_tensor_value_info("crops", TensorProto.FLOAT, ["n", 3, 32, 32])],
-                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", len(probs)])], inits)
+             helper.make_tensor("const", TensorProto.FLOAT, [1, k], probs)]
+    graph = helper.make_graph(nodes, "toy", [helper.make_tensor_value_info("crops", TensorProto.FLOAT, ["n", 3, 32, 32])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", n_out])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     path.write_bytes(model.SerializeToString())
@@ -175,26 +186,37 @@ def _constant_classifier(path, probs: list[float], labels: list[str]) -> None:
 
 
 def test_background_class_vetoes_faces(tmp_path, data):
-    """A classifier with a background class lowers each face score by P(face) ** verify_weight and
-    labels from the three mask classes only."""
+    """A classifier with a background class multiplies each face score by P(face) ** verify_weight,
+    keeps boxes, scores and classes together, re-sorts, and labels from the mask classes only; a
+    classifier without one is averaged into the classes but has no say in the veto."""
     import shutil
 
     pytest.importorskip("onnx", reason="writing model files needs onnx (the dev extra)")
-    from maskwatch.detector import read_metadata
+    from maskwatch.detector import face_crops, read_metadata
     from maskwatch.export import write_metadata
     from maskwatch.models import MODEL_DIR
 
-    _constant_classifier(tmp_path / "veto.onnx", [0.1, 0.2, 0.1, 0.6], list(LABELS) + ["background"])
+    _toy_classifier(tmp_path / "veto.onnx", list(LABELS) + ["background"], [0.2, 0.6, 0.2])
+    _toy_classifier(tmp_path / "plain.onnx", list(LABELS), [0.1, 0.1, 0.8])
     meta = read_metadata(MODEL_DIR / "mobile.onnx")
     shutil.copy2(MODEL_DIR / "mobile.onnx", tmp_path / "m.onnx")
-    write_metadata(tmp_path / "m.onnx", {**meta, "classifier": "veto.onnx", "classifier_weight": 1.0, "verify_weight": 2.0})
+    write_metadata(tmp_path / "m.onnx", {**meta, "classifier": ["veto.onnx", "plain.onnx"], "classifier_weight": 0.5, "verify_weight": 2.0})
     img = cv2.imread(str(kaggle_val(data, 1)[0].image))
-    plain = Detector("mobile").detect_raw(img, 0.05)
-    vetoed = Detector(tmp_path / "m.onnx").detect_raw(img, 0.05)
-    assert len(plain)
-    expect = plain.scores * 0.4 ** 2
-    keep = expect >= 0.05
-    assert np.allclose(np.sort(vetoed.scores), np.sort(expect[keep]), atol=1e-5)
-    assert np.allclose(vetoed.probs, [[0.25, 0.5, 0.25]], atol=1e-5)
+    plain = Detector("mobile").detect_raw(img, 0.02)
+    vetoed = Detector(tmp_path / "m.onnx").detect_raw(img, 0.02)
+    assert len(plain) > 3 and len(vetoed) > 3
+    face = 1 - face_crops(img, plain.boxes, 32, 1.3).astype(np.float64).mean(axis=(1, 2, 3)) / 255
+    assert face.std() > 0.02  # the pictures differ, so the veto reorders
+    expect = plain.scores * face ** 2.0
+    cls = (np.array([0.2, 0.6, 0.2]) + np.array([0.1, 0.1, 0.8])) / 2
+    for b, s, p in zip(vetoed.boxes, vetoed.scores, vetoed.probs):
+        i = int(np.argmin(np.abs(plain.boxes - b).sum(1)))
+        assert np.allclose(plain.boxes[i], b) and abs(s - expect[i]) < 1e-4
+        assert np.allclose(p, 0.5 * cls + 0.5 * plain.probs[i], atol=1e-5)
+    assert (np.diff(vetoed.scores) <= 0).all()
+    assert len(vetoed) == int((expect >= 0.02).sum())
     faces = Detector(tmp_path / "m.onnx", score_threshold=0.0).detect(img)
-    assert faces and all(f.label == "no_mask" and abs(f.confidence - 0.5) < 1e-5 for f in faces)
+    assert faces and all(f.label in LABELS and 0.0 <= f.score <= 1.0 for f in faces)
+    write_metadata(tmp_path / "veto.onnx", {"kind": "classifier", "labels": ["a", "b", "c", "background"], "input_size": 32})
+    with pytest.raises(ModelError, match="labels"):
+        Detector(tmp_path / "m.onnx")

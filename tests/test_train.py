@@ -195,3 +195,20 @@ def test_classifier_with_background_exports_a_veto(tmp_path):
 
     out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"crops": np.zeros((2, 3, 64, 64), np.float32)})[0]
     assert out.shape == (2, 4) and np.allclose(out.sum(1), 1, atol=1e-5)
+
+
+def test_finetune_server_keeps_its_crop_classifiers_and_veto(tmp_path):
+    """Fine-tuning the two-stage server model carries its classifier files and second-stage settings."""
+    from maskwatch.detector import read_metadata
+    from maskwatch.models import MODEL_DIR
+    from maskwatch.train.finetune import finetune
+
+    voc = make_voc(tmp_path / "mine", n=6)
+    path, _ = finetune("server", voc, tmp_path / "ft", epochs=1, batch=4, size=128, log=lambda *a: None)
+    shipped = read_metadata(MODEL_DIR / "server.onnx")
+    meta = read_metadata(path)
+    for k in ("classifier", "classifier_weight", "verify_weight", "flip", "input_size"):
+        assert meta.get(k) == shipped.get(k)
+    names = [meta["classifier"]] if isinstance(meta["classifier"], str) else meta["classifier"]
+    assert all((path.parent / n).is_file() for n in names)
+    assert isinstance(Detector(str(path)).detect(np.zeros((64, 64, 3), np.uint8)), list)

@@ -29,6 +29,7 @@ from .geometry import STRIDES, anchor_points, clip_boxes, distances_to_boxes, ex
 from .imageio import ImageInput, load_image
 
 PAD_VALUE = 114
+VERIFY_WEIGHT = 0.5  # default veto strength: chosen on validation (models/server.md)
 META_KEY = "maskwatch"
 
 
@@ -148,7 +149,7 @@ class Detector:
             self._classifiers.append(CropModel.load(cpath, threads))
         self._cls_weight = float(self.meta.get("classifier_weight", 0.7))
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
-        self._verify_weight = float(self.meta.get("verify_weight", 1.0))
+        self._verify_weight = float(self.meta.get("verify_weight", VERIFY_WEIGHT))
 
     def __repr__(self) -> str:
         return f"Detector(model={self.name!r}, score_threshold={self.score_threshold}, input_size={self.input_size})"
@@ -243,10 +244,17 @@ class CropModel:
         meta = _meta_of(sess)
         labels = list(meta.get("labels", LABELS))
         bg = labels.index("background") if "background" in labels else None
+        if [x for x in labels if x != "background"] != list(LABELS):
+            raise ModelError(f"{path}: classifier labels {labels} do not match {list(LABELS)} (+ background)")
+        n_out = sess.get_outputs()[0].shape[-1]
+        if isinstance(n_out, int) and n_out != len(labels):
+            raise ModelError(f"{path}: classifier gives {n_out} outputs for {len(labels)} labels")
         return CropModel(sess, int(meta.get("input_size", 96)), float(meta.get("crop_expand", 1.3)), bg)
 
     def __call__(self, img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, 3) mask-class probabilities and (N,) P(face) or None, from square crops around ``boxes``."""
+        if not len(boxes):
+            return np.zeros((0, len(LABELS))), (None if self.background is None else np.zeros(0))
         blob = face_crops(img, boxes, self.size, self.expand).transpose(0, 3, 1, 2).astype(np.float32)
         p = np.concatenate([self.session.run(None, {self.input: blob[i:i + 256]})[0] for i in range(0, len(blob), 256)])
         p = p.astype(np.float64)

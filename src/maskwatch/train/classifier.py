@@ -49,6 +49,13 @@ class ClassifierRecipe:
     mine_with: str = "server-det"  # the detector recipe whose mistakes are mined as non-faces
 
 
+def _predict(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits in chunks of 256 (an empty input gives an empty result)."""
+    if not len(x):
+        return torch.zeros((0, net.fc.out_features))
+    return torch.cat([net(x[i:i + 256]) for i in range(0, len(x), 256)])
+
+
 def _file_tag(path: Path) -> str:
     """A short content tag, so cached negatives follow the detector file they were mined with."""
     import hashlib
@@ -222,7 +229,7 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
         from . import negatives
 
         src_tr, src_va = negatives.negative_sources(data)
-        tag = f"{Path(detector).stem}-{_file_tag(Path(detector))}"
+        tag = f"{Path(detector).stem}-{_file_tag(Path(detector))}-{negatives.settings_tag(recipe.seed)}"
         xneg, yneg = extract(negatives.mine(detector, src_tr, cache / f"negatives-{tag}-train.json", cache, recipe.seed, log))
         xneg_va, _ = extract(negatives.mine(detector, src_va, cache / f"negatives-{tag}-val.json", cache, recipe.seed, log))
         log(f"classifier: {len(yneg)} background training crops, {len(xneg_va)} validation")
@@ -279,7 +286,7 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
             tot += float(loss.detach())
         net.eval()
         with torch.no_grad():
-            logits = torch.cat([net(xva_t[i:i + 256]) for i in range(0, len(xva_t), 256)])
+            logits = _predict(net, xva_t)
         pred = logits[:, :3].argmax(1).numpy()  # the label the runtime gives (background is a separate veto)
         acc = float((pred == yva).mean())
         per = {n: float((pred[yva == c] == c).mean()) if (yva == c).any() else None for c, n in enumerate(("mask", "no_mask", "incorrect"))}
@@ -291,9 +298,9 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
         if xneg_va is not None:
             with torch.no_grad():
                 pos_bg = logits.argmax(1).numpy() == 3
-                neg_bg = torch.cat([net(xneg_va_t[i:i + 256]) for i in range(0, len(xneg_va_t), 256)]).argmax(1).numpy() == 3
+                neg_bg = _predict(net, xneg_va_t).argmax(1).numpy() == 3
             # faces wrongly vetoed, and detector mistakes caught, on Kaggle val.txt
-                wider_bg = torch.cat([net(xfac_va_t[i:i + 256]) for i in range(0, len(xfac_va_t), 256)]).argmax(1).numpy() == 3
+                wider_bg = _predict(net, xfac_va_t).argmax(1).numpy() == 3
             row.update(faces_called_background=round(float(pos_bg.mean()), 4),
                        wider_faces_called_background=round(float(wider_bg.mean()), 4) if len(wider_bg) else None,
                        mistakes_called_background=round(float(neg_bg.mean()), 4) if len(neg_bg) else None)

@@ -61,13 +61,14 @@ def finetune(init: str, data: Path, out: Path, epochs: int = 10, lr: float = 1e-
     path = train_detector(recipe, out, Path(data), resume=False, log=log)
     # keep the runtime settings of the model we started from
     new_meta = read_meta(path)
-    for k in ("input_size", "flip", "score_threshold", "classifier", "classifier_weight", "scales"):
+    for k in ("input_size", "flip", "score_threshold", "classifier", "classifier_weight", "verify_weight", "scales"):
         if k in meta:
             new_meta[k] = meta[k]
     new_meta["finetuned_from"] = str(init)
     new_meta["finetune_data"] = str(data)
-    if meta.get("classifier"):
-        shutil.copy2(Path(init_path).parent / meta["classifier"], path.parent / meta["classifier"])
+    cls_files = meta.get("classifier") or []
+    for f in [cls_files] if isinstance(cls_files, str) else cls_files:  # the crop classifiers go along
+        shutil.copy2(Path(init_path).parent / f, path.parent / f)
     _set_meta(path, new_meta)
     after = _figures(Detector(path), val)
     log(f"after:  {json.dumps(after)}")

@@ -26,6 +26,14 @@ PER_IMAGE = 12  # at most this many hard negatives from one picture (crowds woul
 RANDOM_PER_IMAGE = 2
 
 
+def settings_tag(seed: int) -> str:
+    """A short tag of the mining settings, so a cache made with other settings is not reused."""
+    import hashlib
+
+    key = json.dumps([MAX_IOU, MIN_SCORE, PER_IMAGE, RANDOM_PER_IMAGE, seed])
+    return hashlib.sha1(key.encode()).hexdigest()[:6]
+
+
 def negative_sources(data: Path) -> tuple[list[tuple[Path, str | None, bool]], list[tuple[Path, str | None, bool]]]:
     """(root, split, use teacher) for mining training negatives and validation negatives."""
     d = Path(data)
@@ -55,7 +63,7 @@ def random_boxes(width: int, height: int, known: np.ndarray, n: int, rng: np.ran
     short = min(width, height)
     for _ in range(n * 5):
         s = rng.uniform(0.02, 0.25) * short
-        if s < 8 or s >= min(width, height):
+        if s < 8:
             continue
         x, y = rng.uniform(0, width - s), rng.uniform(0, height - s)
         b = np.array([[x, y, x + s, y + s]], np.float32)

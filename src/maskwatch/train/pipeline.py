@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import models as registry
 from ..datasets import load_dataset
-from ..detector import Detector
+from ..detector import VERIFY_WEIGHT, Detector
 from ..detector import read_metadata as read_meta
 from ..errors import MaskwatchError
 from ..evaluation import best_f1_threshold
@@ -37,7 +37,7 @@ CLASSIFIERS = {
 # the ones the server model averages (a second seed of server_cls averaged with it gave Kaggle val
 # mAP 0.742 against 0.745 alone, so one is shipped; the comparison is in models/server.md)
 SERVER_CLASSIFIERS = ["server_fvcls"]
-SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier_weight": 0.5, "verify_weight": 0.5}
+SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier_weight": 0.5, "verify_weight": VERIFY_WEIGHT}
 
 
 def tune_threshold(path: Path, data: Path) -> dict:
