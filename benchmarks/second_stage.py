@@ -1,12 +1,12 @@
 """Choosing the server model's second stage on the validation splits: which crop classifier, how
 much its classes weigh against the detector head, and how strongly its background class vetoes.
 
-    python benchmarks/second_stage.py runs/server-det/server-det.onnx runs/server_cls/server_cls.onnx \\
-        runs/server_fvcls/server_fvcls.onnx --weights 0.5 0.7 --verify 0 0.5 1 [--json out.json]
+    python benchmarks/second_stage.py runs/server-det/server-det.onnx runs/server_vcls/server_vcls.onnx \\
+        runs/server_fvcls/server_fvcls.onnx --weights 0.5 0.7 --verify 0 0.5 1 --threshold 0.371 [--json out.json]
 
-The detector runs once per picture (960 px, test-time flip, as the server model does), each
-classifier once per detection; every combination is then merged with ``second_stage``, the
-function ``Detector`` uses, and scored like ``maskwatch eval``: Kaggle val.txt mAP and WIDER val
+Each picture is read once; the detector runs once on it (960 px, test-time flip, as the server
+model does) and each classifier once per detection; every combination is then merged with
+``second_stage``, the function ``Detector`` uses, and scored like ``maskwatch eval``: Kaggle val.txt mAP and WIDER val
 part val.txt face AP (validation splits: these figures choose settings).
 """
 
@@ -21,7 +21,8 @@ from maskwatch import Detector
 from maskwatch.datasets import load_dataset
 from maskwatch.detector import CropModel, Raw, second_stage
 from maskwatch.evaluation import ImageResult, evaluate_results
-from maskwatch.evaluation_run import AP_MIN_SCORE, run_eval
+from maskwatch.errors import MaskwatchError
+from maskwatch.evaluation_run import AP_MIN_SCORE
 from maskwatch.imageio import load_image
 
 SETS = ("kaggle-facemask", "wider-face-val-part")
@@ -42,22 +43,29 @@ def main() -> None:
     det = Detector(args.detector, input_size=args.input_size, flip=True, score_threshold=AP_MIN_SCORE)
     if det.meta.get("classifier"):
         raise SystemExit(f"{args.detector}: has a classifier of its own; give the bare detector file")
-    firsts = {}
-    for name in SETS:  # first stage once per set; pictures that fail to load are left out of both lists
-        samples = [s for s in load_dataset(args.data / name, args.data / name / "val.txt") if _loads(s.image)]
-        results, _ = run_eval(det, samples)
-        firsts[name] = (samples, results)
+    models = [CropModel.load(c) for c in args.classifiers]
+    # one pass over each set: every picture is read once, the detector and each classifier run once
+    firsts, outs = {}, {(c, name): [] for c in range(len(models)) for name in SETS}
+    for name in SETS:
+        firsts[name] = []
+        for s in load_dataset(args.data / name, args.data / name / "val.txt"):
+            try:
+                img = load_image(s.image)
+            except MaskwatchError as exc:
+                print(f"skipped: {exc}")
+                continue
+            raw = det.detect_raw(img, AP_MIN_SCORE)  # what run_eval (maskwatch eval) does
+            firsts[name].append(ImageResult(raw.boxes, raw.scores, raw.probs, s.boxes, s.labels, s.ignore))
+            for c, model in enumerate(models):
+                outs[(c, name)].append(model(img, raw.boxes) if len(raw) else None)
     rows = []
-    for cpath in args.classifiers:
-        model = CropModel.load(cpath)
-        outs = {name: [model(load_image(s.image), r.pred_boxes) if len(r.pred_boxes) else None for s, r in zip(*firsts[name])]
-                for name in SETS}
+    for c, cpath in enumerate(args.classifiers):
         for w in args.weights:
             for a in args.verify:
                 row = {"classifier": cpath.name, "classifier_weight": w, "verify_weight": a}
                 for name in SETS:
                     merged = []
-                    for r, o in zip(firsts[name][1], outs[name]):
+                    for r, o in zip(firsts[name], outs[(c, name)]):
                         if o is not None:
                             m = second_stage(Raw(r.pred_boxes, r.pred_scores, r.pred_probs), [o], w, a)
                             k = m.scores >= AP_MIN_SCORE  # as Detector.detect_raw does after the veto
@@ -72,14 +80,6 @@ def main() -> None:
                       f"label acc {k['label_accuracy']:.3f} | WIDER face AP {wi['face_ap']:.4f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"detector": str(args.detector), "input_size": args.input_size, "flip": True, "rows": rows}, indent=1))
-
-
-def _loads(path: Path) -> bool:
-    try:
-        load_image(path)
-        return True
-    except Exception:
-        return False
 
 
 if __name__ == "__main__":

@@ -135,13 +135,12 @@ def eval_cmd(
 def models():
     """List the shipped models."""
     from . import models as registry
-    from .detector import read_metadata
+    from .detector import classifier_files, read_metadata
 
     for name in registry.available():
         meta = read_metadata(registry.resolve(name))
         size = registry.resolve(name).stat().st_size / 1e6
-        cls = meta.get("classifier") or "-"
-        cls = cls if isinstance(cls, str) else ", ".join(cls)
+        cls = ", ".join(classifier_files(meta)) or "-"
         print(f"{name:8s} {size:5.2f} MB  input {meta.get('input_size')}  threshold {meta.get('score_threshold')}"
               f"  flip {meta.get('flip', False)}  classifier {cls}")
 

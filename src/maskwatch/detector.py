@@ -61,6 +61,12 @@ def read_metadata(path: Path) -> dict:
     return _meta_of(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
 
 
+def classifier_files(meta: dict) -> list[str]:
+    """The crop classifier files a model's metadata names (one name or a list), beside the model."""
+    files = meta.get("classifier") or []
+    return [files] if isinstance(files, str) else list(files)
+
+
 def _meta_of(sess: ort.InferenceSession) -> dict:
     custom = sess.get_modelmeta().custom_metadata_map or {}
     try:
@@ -140,9 +146,8 @@ class Detector:
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         # second stage: one crop classifier file, or several whose probabilities are averaged
-        cls_files = self.meta.get("classifier") or []
         self._classifiers = []
-        for cls_file in [cls_files] if isinstance(cls_files, str) else cls_files:
+        for cls_file in classifier_files(self.meta):
             cpath = path.parent / cls_file
             if not cpath.is_file():
                 raise ModelError(f"{path}: its classifier {cls_file} is missing")

@@ -56,13 +56,6 @@ def _predict(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([net(x[i:i + 256]) for i in range(0, len(x), 256)])
 
 
-def _file_tag(path: Path) -> str:
-    """A short content tag, so cached negatives follow the detector file they were mined with."""
-    import hashlib
-
-    return hashlib.sha1(path.read_bytes()).hexdigest()[:8]
-
-
 def _largest(boxes: list) -> np.ndarray | None:
     if not boxes:
         return None
@@ -229,7 +222,7 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
         from . import negatives
 
         src_tr, src_va = negatives.negative_sources(data)
-        tag = f"{Path(detector).stem}-{_file_tag(Path(detector))}-{negatives.settings_tag(recipe.seed)}"
+        tag = negatives.cache_tag(Path(detector), recipe.seed)
         xneg, yneg = extract(negatives.mine(detector, src_tr, cache / f"negatives-{tag}-train.json", cache, recipe.seed, log))
         xneg_va, _ = extract(negatives.mine(detector, src_va, cache / f"negatives-{tag}-val.json", cache, recipe.seed, log))
         log(f"classifier: {len(yneg)} background training crops, {len(xneg_va)} validation")
@@ -295,11 +288,10 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
         occ_acc = float((occ_pred == yocc).mean()) if len(yocc) else None
         row = {"epoch": epoch + 1, "loss": round(tot / steps, 4), "val_accuracy": round(acc, 4), "per_class": per,
                "hand_over_mouth_no_mask": occ_acc}
-        if xneg_va is not None:
+        if xneg_va is not None:  # faces wrongly vetoed (Kaggle, WIDER) and detector mistakes caught (Kaggle)
             with torch.no_grad():
                 pos_bg = logits.argmax(1).numpy() == 3
                 neg_bg = _predict(net, xneg_va_t).argmax(1).numpy() == 3
-            # faces wrongly vetoed, and detector mistakes caught, on Kaggle val.txt
                 wider_bg = _predict(net, xfac_va_t).argmax(1).numpy() == 3
             row.update(faces_called_background=round(float(pos_bg.mean()), 4),
                        wider_faces_called_background=round(float(wider_bg.mean()), 4) if len(wider_bg) else None,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import models as registry
 from ..datasets import Sample, load_dataset
-from ..detector import Detector
+from ..detector import Detector, classifier_files
 from ..errors import MaskwatchError
 from ..evaluation import evaluate_results
 from ..evaluation_run import run_eval
@@ -66,8 +66,7 @@ def finetune(init: str, data: Path, out: Path, epochs: int = 10, lr: float = 1e-
             new_meta[k] = meta[k]
     new_meta["finetuned_from"] = str(init)
     new_meta["finetune_data"] = str(data)
-    cls_files = meta.get("classifier") or []
-    for f in [cls_files] if isinstance(cls_files, str) else cls_files:  # the crop classifiers go along
+    for f in classifier_files(meta):  # the crop classifiers go along
         shutil.copy2(Path(init_path).parent / f, path.parent / f)
     _set_meta(path, new_meta)
     after = _figures(Detector(path), val)

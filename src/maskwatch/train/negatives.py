@@ -26,12 +26,14 @@ PER_IMAGE = 12  # at most this many hard negatives from one picture (crowds woul
 RANDOM_PER_IMAGE = 2
 
 
-def settings_tag(seed: int) -> str:
-    """A short tag of the mining settings, so a cache made with other settings is not reused."""
+def cache_tag(detector: Path, seed: int) -> str:
+    """Names a negatives cache after the detector file's content and the mining settings, so that a
+    cache mined with another detector or other settings is not reused."""
     import hashlib
 
-    key = json.dumps([MAX_IOU, MIN_SCORE, PER_IMAGE, RANDOM_PER_IMAGE, seed])
-    return hashlib.sha1(key.encode()).hexdigest()[:6]
+    file_tag = hashlib.sha1(Path(detector).read_bytes()).hexdigest()[:8]
+    settings = hashlib.sha1(json.dumps([MAX_IOU, MIN_SCORE, PER_IMAGE, RANDOM_PER_IMAGE, seed]).encode()).hexdigest()[:6]
+    return f"{Path(detector).stem}-{file_tag}-{settings}"
 
 
 def negative_sources(data: Path) -> tuple[list[tuple[Path, str | None, bool]], list[tuple[Path, str | None, bool]]]:
