@@ -182,6 +182,18 @@ def test_verify_loss_teaches_faces_without_mask_labels():
     assert g[3] > 0 and torch.allclose(g[0], g[1]) and torch.allclose(g[1], g[2])
 
 
+def test_sample_evenly_takes_alike_from_each_size_group_and_passes_on_the_rest():
+    from maskwatch.train.classifier import sample_evenly
+
+    group = np.repeat([0, 1, 2, 3], [100, 5, 50, 1000])  # e.g. few close-ups, many tiny faces
+    idx = sample_evenly(group, 200, np.random.default_rng(0))
+    assert len(idx) == 200 and len(set(idx)) == 200 and idx == sorted(idx)
+    counts = np.bincount(group[idx], minlength=4)
+    assert counts[1] == 5 and counts[2] == 50  # small groups give all they have
+    assert abs(int(counts[0]) - int(counts[3])) <= 1  # the rest is shared evenly
+    assert len(sample_evenly(group, 10_000, np.random.default_rng(0))) == len(group)
+
+
 def test_classifier_with_background_exports_a_veto(tmp_path):
     """A 4-class crop classifier exports a background label that Detector turns into a veto."""
     from maskwatch.detector import read_metadata

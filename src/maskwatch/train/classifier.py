@@ -46,6 +46,7 @@ class ClassifierRecipe:
     background: float = 0.0  # share of each batch drawn from mined non-faces (0: no background class)
     faces: float = 0.0  # share of each batch drawn from WIDER faces (no mask label: taught face vs background only)
     max_faces: int = 12000  # WIDER faces kept for that (sampled, small faces included)
+    faces_by_size: bool = False  # sample those faces evenly over sizes (else as found: mostly tiny)
     mine_with: str = "server-det"  # the detector recipe whose mistakes are mined as non-faces
 
 
@@ -100,11 +101,16 @@ def collect_items(data: Path, cache_dir: Path) -> tuple[list, list]:
     return train, val
 
 
-def collect_faces(data: Path, limit: int, seed: int, val: bool = False) -> list:
+FACE_SIZE_BINS = (8, 16, 32, 64)  # px (long side): the lower edges of the size groups of by_size
+
+
+def collect_faces(data: Path, limit: int, seed: int, val: bool = False, by_size: bool = False) -> list:
     """(image path, box, FACE_ONLY) for WIDER's exhaustively labelled faces (8 px and up), sampled to ``limit``.
 
     They carry no mask label; a verifying classifier learns from them only that they are faces,
-    which teaches its background class the small, blurred and turned faces of crowds.
+    which teaches its background class the small, blurred and turned faces of crowds. WIDER's
+    faces are mostly tiny, so ``by_size`` samples the same number from each size group
+    (``FACE_SIZE_BINS``; a group with fewer gives all it has), and close-ups are seen as often.
     """
     d = Path(data)
     items = []
@@ -116,9 +122,24 @@ def collect_faces(data: Path, limit: int, seed: int, val: bool = False) -> list:
                 if not ig and max(b[2] - b[0], b[3] - b[1]) >= 8:
                     items.append((s.image, b, FACE_ONLY))
     rng = np.random.default_rng(seed)
+    if by_size and len(items) > limit:
+        side = np.array([max(b[2] - b[0], b[3] - b[1]) for _, b, _ in items])
+        group = np.searchsorted(np.array(FACE_SIZE_BINS), side, side="right") - 1
+        return [items[i] for i in sample_evenly(group, limit, rng)]
     if len(items) > limit:
         items = [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]
     return items
+
+
+def sample_evenly(group: np.ndarray, limit: int, rng: np.random.Generator) -> list[int]:
+    """Indices of at most ``limit`` items, as many from each group as it can give; sorted."""
+    members = [np.nonzero(group == g)[0] for g in np.unique(group)]
+    chosen, left = [], limit
+    for i, m in enumerate(sorted(members, key=len)):  # smallest groups first: their unused share passes on
+        take = min(len(m), left // (len(members) - i))
+        chosen.extend(rng.choice(m, take, replace=False).tolist())
+        left -= take
+    return sorted(chosen)
 
 
 def verify_loss(logits: torch.Tensor, y: torch.Tensor, smoothing: float = 0.1) -> torch.Tensor:
@@ -228,7 +249,7 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
         log(f"classifier: {len(yneg)} background training crops, {len(xneg_va)} validation")
     xfac = None
     if recipe.faces > 0 and recipe.background > 0:
-        xfac, _ = extract(collect_faces(data, recipe.max_faces, recipe.seed))
+        xfac, _ = extract(collect_faces(data, recipe.max_faces, recipe.seed, by_size=recipe.faces_by_size))
         log(f"classifier: {len(xfac)} WIDER face crops without mask labels")
     net = CropClassifier(width=recipe.width, num_classes=4 if recipe.background > 0 else 3)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=1e-3)
