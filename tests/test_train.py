@@ -211,7 +211,7 @@ def test_classifier_with_background_exports_a_veto(tmp_path):
 
 def test_finetune_server_keeps_its_crop_classifiers_and_veto(tmp_path):
     """Fine-tuning the two-stage server model carries its classifier files and second-stage settings."""
-    from maskwatch.detector import read_metadata
+    from maskwatch.detector import classifier_files, read_metadata
     from maskwatch.models import MODEL_DIR
     from maskwatch.train.finetune import finetune
 
@@ -221,6 +221,5 @@ def test_finetune_server_keeps_its_crop_classifiers_and_veto(tmp_path):
     meta = read_metadata(path)
     for k in ("classifier", "classifier_weight", "verify_weight", "flip", "input_size"):
         assert meta.get(k) == shipped.get(k)
-    names = [meta["classifier"]] if isinstance(meta["classifier"], str) else meta["classifier"]
-    assert all((path.parent / n).is_file() for n in names)
+    assert all((path.parent / n).is_file() for n in classifier_files(meta))
     assert isinstance(Detector(str(path)).detect(np.zeros((64, 64, 3), np.uint8)), list)

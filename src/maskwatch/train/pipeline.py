@@ -45,6 +45,8 @@ SERVER_CLASSIFIERS = ["server_fvcls"]
 # names are those of the release that first shipped them; models/mobile.md tells the history)
 MOBILE_DETECTOR = "server-det2"
 SERVER_DETECTOR = "server-det2"
+# the runtime settings each model file carries (input size and flip chosen on validation, see the model cards)
+MOBILE_SETTINGS = {"input_size": DETECTORS["mobile"].input_size, "flip": False}
 SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier_weight": 0.5, "verify_weight": VERIFY_WEIGHT}
 
 
@@ -69,6 +71,25 @@ def tune_threshold(path: Path, data: Path) -> dict:
 def _install(files: list[Path]) -> None:
     for f in files:
         shutil.copy2(f, registry.MODEL_DIR / f.name)
+
+
+def _assemble(path: Path, det: Path, det_recipe: str, settings: dict, classifiers: list[Path], data: Path, install: bool) -> Path:
+    """A shipped model file at ``path`` from a trained detector: its runtime settings, its crop
+    classifiers beside it, its threshold chosen on validation; copied into the package on request."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(det, path)
+    for cls in classifiers:
+        shutil.copy2(cls, path.parent / cls.name)
+    meta = read_meta(path)
+    meta.update(settings)
+    if classifiers:
+        meta["classifier"] = [c.name for c in classifiers]
+    meta["detector_from"] = det_recipe
+    _set_meta(path, meta)
+    tune_threshold(path, data)
+    if install:
+        _install([path] + [path.parent / c.name for c in classifiers])
+    return path
 
 
 def train_recipe_chain(name: str, data: Path, out: Path, epochs: int | None = None, resume: bool = True) -> Path:
@@ -101,18 +122,7 @@ def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resu
         return [run_recipe(c, data, out, epochs, resume, install) for c in SERVER_CLASSIFIERS][0]
     if name == "mobile":
         det = train_recipe_chain(MOBILE_DETECTOR, data, out, epochs, resume)
-        path = out / "mobile-model" / "mobile.onnx"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(det, path)
-        meta = read_meta(path)
-        meta["input_size"] = DETECTORS["mobile"].input_size  # the runtime size chosen on validation (see the model card)
-        meta["flip"] = False
-        meta["detector_from"] = MOBILE_DETECTOR
-        _set_meta(path, meta)
-        tune_threshold(path, data)
-        if install:
-            _install([path])
-        return path
+        return _assemble(out / "mobile-model" / "mobile.onnx", det, MOBILE_DETECTOR, MOBILE_SETTINGS, [], data, install)
     if name in DETECTORS:  # a part of the server model, e.g. server-det
         return train_recipe_chain(name, data, out, epochs, resume)
     if name in CLASSIFIERS:
@@ -132,18 +142,5 @@ def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resu
             if not cls.is_file():
                 cls = run_recipe(cname, data, out, None, resume, install=False)
             classifiers.append(cls)
-        path = out / "server" / "server.onnx"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(det, path)
-        for cls in classifiers:
-            shutil.copy2(cls, path.parent / cls.name)
-        meta = read_meta(path)
-        meta.update(SERVER_SETTINGS)
-        meta["classifier"] = [c.name for c in classifiers]
-        meta["detector_from"] = SERVER_DETECTOR
-        _set_meta(path, meta)
-        tune_threshold(path, data)
-        if install:
-            _install([path] + [path.parent / c.name for c in classifiers])
-        return path
+        return _assemble(out / "server" / "server.onnx", det, SERVER_DETECTOR, SERVER_SETTINGS, classifiers, data, install)
     raise MaskwatchError(f"unknown recipe {name!r}: use mobile, server, classifier, {', '.join(n for n in DETECTORS if n != 'mobile')} or {', '.join(CLASSIFIERS)}")
