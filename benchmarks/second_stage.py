@@ -7,7 +7,8 @@ much its classes weigh against the detector head, and how strongly its backgroun
 Each picture is read once; the detector runs once on it (960 px, test-time flip, as the server
 model does) and each classifier once per detection; every combination is then merged with
 ``second_stage``, the function ``Detector`` uses, and scored like ``maskwatch eval``: Kaggle val.txt mAP and WIDER val
-part val.txt face AP (validation splits: these figures choose settings).
+part val.txt face AP (validation splits: these figures choose settings). ``--crop-flip`` also
+tries each classifier on every crop and its mirror image, averaged (metadata ``classifier_flip``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main() -> None:
     ap.add_argument("classifiers", type=Path, nargs="+", help="crop classifier .onnx files, each tried alone")
     ap.add_argument("--weights", type=float, nargs="+", default=[0.5], help="classifier weights against the detector head")
     ap.add_argument("--verify", type=float, nargs="+", default=[0.5], help="veto strengths (P(face) exponent)")
+    ap.add_argument("--crop-flip", action="store_true", help="also try each classifier on crops and their mirror images, averaged")
     ap.add_argument("--input-size", type=int, default=960)
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")))
     ap.add_argument("--json", type=Path)
@@ -43,7 +45,11 @@ def main() -> None:
     det = Detector(args.detector, input_size=args.input_size, flip=True, score_threshold=AP_MIN_SCORE)
     if det.meta.get("classifier"):
         raise SystemExit(f"{args.detector}: has a classifier of its own; give the bare detector file")
+    names = [c.name for c in args.classifiers]
     models = [CropModel.load(c) for c in args.classifiers]
+    if args.crop_flip:
+        names += [f"{c.name} + flip" for c in args.classifiers]
+        models += [CropModel.load(c, flip=True) for c in args.classifiers]
     # one pass over each set: every picture is read once, the detector and each classifier run once
     firsts, outs = {}, {(c, name): [] for c in range(len(models)) for name in SETS}
     for name in SETS:
@@ -59,10 +65,10 @@ def main() -> None:
             for c, model in enumerate(models):
                 outs[(c, name)].append(model(img, raw.boxes) if len(raw) else None)
     rows = []
-    for c, cpath in enumerate(args.classifiers):
+    for c, cname in enumerate(names):
         for w in args.weights:
             for a in args.verify:
-                row = {"classifier": cpath.name, "classifier_weight": w, "verify_weight": a}
+                row = {"classifier": cname, "classifier_weight": w, "verify_weight": a}
                 for name in SETS:
                     merged = []
                     for r, o in zip(firsts[name], outs[(c, name)]):
@@ -75,7 +81,7 @@ def main() -> None:
                     row[name] = {"map": m.get("map"), "ap": m["ap"], "face_ap": m["face_ap"], "label_accuracy": m["label_accuracy"]}
                 rows.append(row)
                 k, wi = row["kaggle-facemask"], row["wider-face-val-part"]
-                print(f"{cpath.name:20s} weight {w:.2f} verify {a:.2f}: Kaggle mAP {k['map']:.4f} "
+                print(f"{cname:27s} weight {w:.2f} verify {a:.2f}: Kaggle mAP {k['map']:.4f} "
                       f"({' / '.join(f'{v:.3f}' for v in k['ap'].values())}) face AP {k['face_ap']:.4f} "
                       f"label acc {k['label_accuracy']:.3f} | WIDER face AP {wi['face_ap']:.4f}", flush=True)
     if args.json:

@@ -220,3 +220,26 @@ def test_background_class_vetoes_faces(tmp_path, data):
     write_metadata(tmp_path / "veto.onnx", {"kind": "classifier", "labels": ["a", "b", "c", "background"], "input_size": 32})
     with pytest.raises(ModelError, match="labels"):
         Detector(tmp_path / "m.onnx")
+
+
+def test_crop_classifier_flip_averages_mirrored_crops():
+    """``classifier_flip``: each crop is also classified mirrored, and the two answers are averaged."""
+    from maskwatch.detector import CropModel, classifier_files, face_crops, read_metadata
+    from maskwatch.models import MODEL_DIR
+
+    path = MODEL_DIR / classifier_files(read_metadata(MODEL_DIR / "server.onnx"))[0]
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (0, 0), 3)
+    img[60:180, 40:120] = np.linspace(0, 255, 80, dtype=np.uint8)[None, :, None]  # left-right asymmetric
+    boxes = np.array([[40, 60, 120, 180], [150, 20, 230, 120], [10, 10, 40, 50]], np.float32)
+    plain, flipped = CropModel.load(path), CropModel.load(path, flip=True)
+    crops = face_crops(img, boxes, plain.size, plain.expand)
+    run = lambda c: plain.session.run(None, {plain.input: np.ascontiguousarray(c.transpose(0, 3, 1, 2)).astype(np.float32)})[0]
+    expect = (run(crops) + run(crops[:, :, ::-1])) / 2
+    bg = plain.background
+    p, face = flipped(img, boxes)
+    assert np.allclose(face, 1 - expect[:, bg], atol=1e-5)
+    mask_classes = np.delete(expect, bg, axis=1)
+    assert np.allclose(p, mask_classes / mask_classes.sum(1, keepdims=True), atol=1e-5)
+    assert not np.allclose(p, plain(img, boxes)[0], atol=1e-4)  # the mirrored crops do change the answer
+    assert flipped(img, boxes[:0])[0].shape == (0, len(LABELS))

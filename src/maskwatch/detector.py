@@ -151,7 +151,7 @@ class Detector:
             cpath = path.parent / cls_file
             if not cpath.is_file():
                 raise ModelError(f"{path}: its classifier {cls_file} is missing")
-            self._classifiers.append(CropModel.load(cpath, threads))
+            self._classifiers.append(CropModel.load(cpath, threads, flip=bool(self.meta.get("classifier_flip", False))))
         self._cls_weight = float(self.meta.get("classifier_weight", 0.7))
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
         self._verify_weight = float(self.meta.get("verify_weight", VERIFY_WEIGHT))
@@ -239,12 +239,13 @@ class CropModel:
     """A second-stage crop classifier file: mask-class probabilities for face boxes and, when it has
     a ``background`` class, the probability that each box is a face at all."""
 
-    def __init__(self, session: ort.InferenceSession, size: int, expand: float, background: int | None):
+    def __init__(self, session: ort.InferenceSession, size: int, expand: float, background: int | None, flip: bool = False):
         self.session, self.input = session, session.get_inputs()[0].name
         self.size, self.expand, self.background = size, expand, background
+        self.flip = flip  # also classify each crop mirrored and average (test-time flip)
 
     @staticmethod
-    def load(path: Path, threads: int | None = None) -> "CropModel":
+    def load(path: Path, threads: int | None = None, flip: bool = False) -> "CropModel":
         sess = _session(path, threads)
         meta = _meta_of(sess)
         labels = list(meta.get("labels", LABELS))
@@ -254,15 +255,20 @@ class CropModel:
         n_out = sess.get_outputs()[0].shape[-1]
         if isinstance(n_out, int) and n_out != len(labels):
             raise ModelError(f"{path}: classifier gives {n_out} outputs for {len(labels)} labels")
-        return CropModel(sess, int(meta.get("input_size", 96)), float(meta.get("crop_expand", 1.3)), bg)
+        return CropModel(sess, int(meta.get("input_size", 96)), float(meta.get("crop_expand", 1.3)), bg, flip)
 
     def __call__(self, img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, 3) mask-class probabilities and (N,) P(face) or None, from square crops around ``boxes``."""
         if not len(boxes):
             return np.zeros((0, len(LABELS))), (None if self.background is None else np.zeros(0))
-        blob = face_crops(img, boxes, self.size, self.expand).transpose(0, 3, 1, 2).astype(np.float32)
+        crops = face_crops(img, boxes, self.size, self.expand)
+        if self.flip:  # one run for both: the mirrored crops follow the originals
+            crops = np.concatenate([crops, crops[:, :, ::-1]])
+        blob = crops.transpose(0, 3, 1, 2).astype(np.float32)
         p = np.concatenate([self.session.run(None, {self.input: blob[i:i + 256]})[0] for i in range(0, len(blob), 256)])
         p = p.astype(np.float64)
+        if self.flip:
+            p = (p[:len(boxes)] + p[len(boxes):]) / 2
         if self.background is None:
             return p, None
         face = 1.0 - p[:, self.background]

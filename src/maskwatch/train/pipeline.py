@@ -1,11 +1,11 @@
 """One command per shipped model: train, choose the default threshold, and install.
 
 ``maskwatch train mobile``      the detector (with its mask-class head), ``models/mobile.onnx``: the
-                                detector recipes ``mobile`` -> ``server-det`` -> ``server-det2`` in turn,
-                                run at 800 px
+                                detector recipes ``mobile`` -> ``server-det`` -> ``server-det2`` ->
+                                ``server-det3`` in turn, run at 800 px
 ``maskwatch train classifier``  the server's second-stage crop classifier (``SERVER_CLASSIFIERS``)
 ``maskwatch train server``      the server model: the mobile detector trained further
-                                (``server-det``, then ``server-det2``), run at a larger input with test-time flip, its
+                                (``server-det``, ``server-det2``, ``server-det3``), run at a larger input with test-time flip, its
                                 faces re-labelled by the crop classifiers (trains what is missing)
 """
 
@@ -43,11 +43,11 @@ CLASSIFIERS = {
 SERVER_CLASSIFIERS = ["server_fvcls"]
 # the detector recipe each model runs: the same network after its last training stage (the stage
 # names are those of the release that first shipped them; models/mobile.md tells the history)
-MOBILE_DETECTOR = "server-det2"
-SERVER_DETECTOR = "server-det2"
+MOBILE_DETECTOR = "server-det3"
+SERVER_DETECTOR = "server-det3"
 # the runtime settings each model file carries (input size and flip chosen on validation, see the model cards)
 MOBILE_SETTINGS = {"input_size": DETECTORS["mobile"].input_size, "flip": False}
-SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier_weight": 0.5, "verify_weight": VERIFY_WEIGHT}
+SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier_weight": 0.5, "verify_weight": VERIFY_WEIGHT, "classifier_flip": True}
 
 
 def tune_threshold(path: Path, data: Path) -> dict:

@@ -19,4 +19,7 @@ DETECTORS = {
     # sets were still rising at the end of server-det
     "server-det2": DetectorRecipe(name="server-det2", width=1.0, size=384, epochs=12, batch=32, lr=7e-4, seed=2, input_size=960,
                                   init_from="server-det", paste=0.25, val_every=6),
+    # and 12 more at a lower rate again (stage 3 still gained on WIDER between its epochs 6 and 12)
+    "server-det3": DetectorRecipe(name="server-det3", width=1.0, size=384, epochs=12, batch=32, lr=5e-4, seed=3, input_size=960,
+                                  init_from="server-det2", paste=0.25, val_every=6),
 }
