@@ -219,7 +219,7 @@ def test_finetune_server_keeps_its_crop_classifiers_and_veto(tmp_path):
     path, _ = finetune("server", voc, tmp_path / "ft", epochs=1, batch=4, size=128, log=lambda *a: None)
     shipped = read_metadata(MODEL_DIR / "server.onnx")
     meta = read_metadata(path)
-    for k in ("classifier", "classifier_weight", "verify_weight", "flip", "input_size"):
+    for k in ("classifier", "classifier_weight", "verify_weight", "classifier_flip", "flip", "input_size"):
         assert meta.get(k) == shipped.get(k)
     assert all((path.parent / n).is_file() for n in classifier_files(meta))
     assert isinstance(Detector(str(path)).detect(np.zeros((64, 64, 3), np.uint8)), list)

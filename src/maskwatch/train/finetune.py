@@ -61,7 +61,7 @@ def finetune(init: str, data: Path, out: Path, epochs: int = 10, lr: float = 1e-
     path = train_detector(recipe, out, Path(data), resume=False, log=log)
     # keep the runtime settings of the model we started from
     new_meta = read_meta(path)
-    for k in ("input_size", "flip", "score_threshold", "classifier", "classifier_weight", "verify_weight", "scales"):
+    for k in ("input_size", "flip", "score_threshold", "classifier", "classifier_weight", "verify_weight", "classifier_flip", "scales"):
         if k in meta:
             new_meta[k] = meta[k]
     new_meta["finetuned_from"] = str(init)
