@@ -31,6 +31,9 @@ from .imageio import ImageInput, load_image
 PAD_VALUE = 114
 VERIFY_WEIGHT = 0.5  # default veto strength: chosen on validation (models/server.md)
 META_KEY = "maskwatch"
+# the metadata keys that set how Detector runs a model file (what a fine-tuned copy must keep)
+RUNTIME_SETTINGS = ("input_size", "score_threshold", "nms_threshold", "flip", "scales",
+                    "classifier", "classifier_weight", "verify_weight", "classifier_flip")
 
 
 @dataclass(frozen=True)

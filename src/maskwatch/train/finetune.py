@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import models as registry
 from ..datasets import Sample, load_dataset
-from ..detector import Detector, classifier_files
+from ..detector import RUNTIME_SETTINGS, Detector, classifier_files
 from ..errors import MaskwatchError
 from ..evaluation import evaluate_results
 from ..evaluation_run import run_eval
@@ -61,7 +61,7 @@ def finetune(init: str, data: Path, out: Path, epochs: int = 10, lr: float = 1e-
     path = train_detector(recipe, out, Path(data), resume=False, log=log)
     # keep the runtime settings of the model we started from
     new_meta = read_meta(path)
-    for k in ("input_size", "flip", "score_threshold", "classifier", "classifier_weight", "verify_weight", "classifier_flip", "scales"):
+    for k in RUNTIME_SETTINGS:
         if k in meta:
             new_meta[k] = meta[k]
     new_meta["finetuned_from"] = str(init)
