@@ -223,3 +223,49 @@ def test_finetune_server_keeps_its_crop_classifiers_and_veto(tmp_path):
         assert meta.get(k) == shipped.get(k)
     assert all((path.parent / n).is_file() for n in classifier_files(meta))
     assert isinstance(Detector(str(path)).detect(np.zeros((64, 64, 3), np.uint8)), list)
+
+
+def test_sure_labels_keep_only_confident_faces():
+    from maskwatch.datasets import UNKNOWN
+    from maskwatch.train.pseudo import sure_labels
+
+    probs = np.array([[0.95, 0.04, 0.01], [0.6, 0.3, 0.1], [0.02, 0.03, 0.95], [0.0, 1.0, 0.0]])
+    face = np.array([0.9, 0.9, 0.8, 0.2])  # the last is sure of its class but likely no face
+    assert sure_labels(probs, face).tolist() == [0, UNKNOWN, 2, UNKNOWN]
+    assert sure_labels(probs, None).tolist() == [0, UNKNOWN, 2, 1]
+    assert sure_labels(np.zeros((0, 3)), np.zeros(0)).shape == (0,)
+
+
+def test_pseudo_label_fills_only_unlabelled_faces_and_caches(tmp_path):
+    """Faces without a mask label get the classifier's sure class; labelled, ignored and tiny faces
+    keep theirs; a repeated picture is labelled once; a second run reads the cache."""
+    from maskwatch.datasets import UNKNOWN, Sample
+    from maskwatch.train.export import export_classifier
+    from maskwatch.train.net import CropClassifier
+    from maskwatch.train.pseudo import pseudo_label
+
+    net = CropClassifier(width=0.5, num_classes=4)
+    with torch.no_grad():  # a classifier that calls every crop a bare face, surely
+        net.fc.weight.zero_()
+        net.fc.bias.copy_(torch.tensor([0.0, 12.0, 0.0, 0.0]))
+    cls = export_classifier(net, tmp_path / "sure.onnx", 64, 1.3)
+    img = tmp_path / "crowd.jpg"
+    cv2.imwrite(str(img), np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    boxes = np.array([[10, 10, 50, 50], [60, 10, 100, 50], [110, 10, 120, 20], [10, 60, 50, 100]], np.float32)
+    s = Sample(img, boxes, np.array([0, UNKNOWN, UNKNOWN, UNKNOWN]), np.array([False, False, False, True]))
+    assert pseudo_label([s, s], cls, tmp_path / "cache", log=lambda *a: None) == 1
+    assert s.labels.tolist() == [0, 1, UNKNOWN, UNKNOWN]  # labelled kept, tiny (10 px) and ignored left alone
+    img.unlink()  # the answers now come from the cache
+    again = Sample(img, boxes, np.array([0, UNKNOWN, UNKNOWN, UNKNOWN]), np.array([False, False, False, True]))
+    assert pseudo_label([again], cls, tmp_path / "cache", log=lambda *a: None) == 1
+    assert again.labels.tolist() == [0, 1, UNKNOWN, UNKNOWN]
+
+
+def test_rare_pictures_are_the_distinct_ones_with_a_face_worn_wrong(tmp_path):
+    from maskwatch.datasets import Sample
+    from maskwatch.train.data import rare_pictures
+
+    box = np.array([[0, 0, 20, 20], [30, 0, 50, 20]], np.float32)
+    a = Sample(tmp_path / "a.jpg", box, np.array([0, 2]), np.zeros(2, bool))
+    b = Sample(tmp_path / "b.jpg", box, np.array([0, 1]), np.zeros(2, bool))
+    assert rare_pictures([a, b, a, b]) == [a]

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..datasets import UNKNOWN, Sample, load_dataset
+from ..face import LABELS
 from ..geometry import iou_matrix
 
 PAD_VALUE = 114
@@ -125,6 +126,12 @@ def build_samples(sources: list[Source], cache_dir: Path) -> list[Sample]:
             samples = [add_teacher_faces(s, cache.get(str(s.image), [])) for s in samples]
         _repeat(out, samples, src.weight)
     return out
+
+
+def rare_pictures(samples: list[Sample], label: int = LABELS.index("incorrect")) -> list[Sample]:
+    """The distinct pictures among ``samples`` that hold a face of class ``label`` (drawn again
+    so that a rare class is seen more often: Kaggle's training split has 97 ``incorrect`` faces)."""
+    return [s for s in {id(s): s for s in samples}.values() if (s.labels == label).any()]
 
 
 def _repeat(out: list, samples: list, weight: float) -> None:

@@ -17,10 +17,11 @@ from ..datasets import load_dataset
 from ..detector import Detector
 from ..evaluation import best_f1_threshold, evaluate_results
 from ..evaluation_run import run_eval
-from .data import DetectionDataset, Source, build_samples, collate
+from .data import DetectionDataset, Source, build_samples, collate, rare_pictures
 from .export import export_detector, load_onnx_weights
 from .loss import detection_loss
 from .net import FaceMaskNet
+from .pseudo import pseudo_label
 
 
 @dataclass
@@ -42,6 +43,9 @@ class DetectorRecipe:
     init: str | None = None  # an ONNX file made by maskwatch to start from
     init_from: str | None = None  # or: the recipe (in recipes.DETECTORS) whose result this continues
     paste: float = 0.0  # share of bare / unlabelled faces given a drawn mask or occluder
+    rare_repeat: int = 0  # extra draws per epoch of each picture that holds an ``incorrect`` face (the rare class)
+    pseudo: str | None = None  # a crop classifier file whose sure answers label the faces without a mask label
+    pseudo_from: str | None = None  # or: the classifier recipe (in pipeline.CLASSIFIERS) that makes it
 
 
 def default_sources(data: Path) -> tuple[list[Source], list[tuple[str, str]]]:
@@ -116,6 +120,11 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
         recipe.sources, default_val = default_sources(data)
         recipe.val = recipe.val or default_val
     samples = build_samples(recipe.sources, out_dir.parent / "cache")
+    if recipe.rare_repeat:  # from the scene sets only: the portraits' masks worn wrong are many already
+        scenes = [s for s in recipe.sources if isinstance(s, Source) and s.kind == "boxes"]
+        samples += rare_pictures(build_samples(scenes, out_dir.parent / "cache")) * recipe.rare_repeat
+    if recipe.pseudo:
+        pseudo_label(samples, Path(recipe.pseudo), out_dir.parent / "cache", log)
     log(f"training on {len(samples)} picture draws per epoch")
     ds = DetectionDataset(samples, size=recipe.size, seed=recipe.seed, paste=recipe.paste)
     model = FaceMaskNet(width=recipe.width)

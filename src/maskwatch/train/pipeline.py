@@ -2,11 +2,12 @@
 
 ``maskwatch train mobile``      the detector (with its mask-class head), ``models/mobile.onnx``: the
                                 detector recipes ``mobile`` -> ``server-det`` -> ``server-det2`` ->
-                                ``server-det3`` in turn, run at 800 px
+                                ``server-det3`` -> ``server-det4`` in turn (the last one learns from the
+                                crop classifier's pseudo-labels, so that is trained first), run at 800 px
 ``maskwatch train classifier``  the server's second-stage crop classifier (``SERVER_CLASSIFIERS``)
-``maskwatch train server``      the server model: the mobile detector trained further
-                                (``server-det``, ``server-det2``, ``server-det3``), run at a larger input with test-time flip, its
-                                faces re-labelled by the crop classifiers (trains what is missing)
+``maskwatch train server``      the server model: the same detector run at a larger input with
+                                test-time flip, its faces re-labelled by the crop classifiers (trains
+                                what is missing)
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ CLASSIFIERS = {
 SERVER_CLASSIFIERS = ["server_fvcls"]
 # the detector recipe each model runs: the same network after its last training stage (the stage
 # names are those of the release that first shipped them; models/mobile.md tells the history)
-MOBILE_DETECTOR = "server-det3"
-SERVER_DETECTOR = "server-det3"
+MOBILE_DETECTOR = "server-det4"
+SERVER_DETECTOR = "server-det4"
 # the runtime settings each model file carries (input size and flip chosen on validation, see the model cards)
 MOBILE_SETTINGS = {"input_size": DETECTORS["mobile"].input_size, "flip": False}
 SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier_weight": 0.5, "verify_weight": VERIFY_WEIGHT, "classifier_flip": True}
@@ -103,6 +104,9 @@ def train_recipe_chain(name: str, data: Path, out: Path, epochs: int | None = No
         return done
     if recipe.init_from:
         recipe.init = str(train_recipe_chain(recipe.init_from, data, out, None, resume))
+    if recipe.pseudo_from:
+        cls = out / recipe.pseudo_from / f"{recipe.pseudo_from}.onnx"
+        recipe.pseudo = str(cls if cls.is_file() else run_recipe(recipe.pseudo_from, data, out, None, resume))
     return train_detector(recipe, out / name, data, resume=resume)
 
 
