@@ -95,6 +95,26 @@ def test_one_detector_many_threads(data, mobile):
     assert got == expect
 
 
+def test_reused_input_buffer_leaves_no_trace_between_pictures_or_threads():
+    """The network input buffer is reused (per thread): what a picture gives must not depend on
+    the pictures run before it, their sizes, or other threads."""
+    rng = np.random.default_rng(0)
+    pics = [cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (0, 0), 3)
+            for h, w in [(640, 480), (120, 900), (480, 640), (300, 200), (700, 700)]]
+
+    def raw(det, img):
+        r = det.detect_raw(img, 0.05)
+        return r.boxes.tolist(), r.scores.tolist()
+
+    fresh = [raw(Detector("mobile", flip=True), im) for im in pics]  # a new detector (and buffer) each
+    assert any(len(b) for b, _ in fresh)  # low enough a threshold that there is something to compare
+    shared = Detector("mobile", flip=True)
+    assert [raw(shared, im) for im in pics] == fresh
+    assert [raw(shared, im) for im in pics[::-1]] == fresh[::-1]
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(lambda im: raw(shared, im), pics * 2)) == fresh * 2
+
+
 def test_server_model_loads_with_classifier(data):
     det = Detector("server")
     assert det.flip and det.input_size > 640
