@@ -59,6 +59,22 @@ def test_weighted_merge_averages_votes():
     assert merged[0].tolist() == [1, 0, 11, 10]
 
 
+def test_weighted_box_merge_of_many_boxes_matches_the_whole_matrix():
+    """Merged in blocks of rows (a crowd's thousands of candidates): the same as one IoU matrix."""
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 500, (700, 2)).astype(np.float32)
+    boxes = np.concatenate([xy, xy + rng.uniform(8, 40, (700, 2)).astype(np.float32)], 1)
+    scores = rng.uniform(0.05, 1, 700).astype(np.float32)
+    probs = rng.dirichlet(np.ones(3), 700).astype(np.float32)
+    keep = nms(boxes, scores, 0.45)
+    assert len(keep) > 256  # more than one block
+    w = (iou_matrix(boxes[keep], boxes) > 0.45) * scores[None, :]
+    w = w / w.sum(1, keepdims=True)
+    got_boxes, got_probs = weighted_box_merge(boxes, scores, keep, 0.45, probs)
+    assert np.allclose(got_boxes, w @ boxes, atol=1e-4) and np.allclose(got_probs, w @ probs, atol=1e-6)
+    assert np.allclose(weighted_box_merge(boxes, scores, keep, 0.45), got_boxes)
+
+
 def test_expand_boxes_square_about_centre():
     out = expand_boxes(np.array([[10, 20, 30, 60]], np.float32), 1.5)
     assert out[0].tolist() == [-10, 10, 50, 70]

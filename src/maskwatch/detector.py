@@ -250,6 +250,9 @@ class Detector:
         return Raw.concat(out)
 
 
+CROP_BATCH = 128  # face crops per classifier run
+
+
 class CropModel:
     """A second-stage crop classifier file: mask-class probabilities for face boxes and, when it has
     a ``background`` class, the probability that each box is a face at all."""
@@ -277,18 +280,22 @@ class CropModel:
         if not len(boxes):
             return np.zeros((0, len(LABELS))), (None if self.background is None else np.zeros(0))
         crops = face_crops(img, boxes, self.size, self.expand)
-        if self.flip:  # one run for both: the mirrored crops follow the originals
-            crops = np.concatenate([crops, crops[:, :, ::-1]])
-        blob = crops.transpose(0, 3, 1, 2).astype(np.float32)
-        p = np.concatenate([self.session.run(None, {self.input: blob[i:i + 256]})[0] for i in range(0, len(blob), 256)])
-        p = p.astype(np.float64)
-        if self.flip:
-            p = (p[:len(boxes)] + p[len(boxes):]) / 2
+        p = np.concatenate([self._run(crops[i:i + CROP_BATCH]) for i in range(0, len(crops), CROP_BATCH)])
         if self.background is None:
             return p, None
         face = 1.0 - p[:, self.background]
         p = np.delete(p, self.background, axis=1)
         return p / np.maximum(p.sum(1, keepdims=True), 1e-9), face
+
+
+    def _run(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities for a batch of crops (the float input is made per batch: an
+        evaluation keeps thousands of candidate faces per crowd picture)."""
+        n = len(crops)
+        if self.flip:  # one run for both: the mirrored crops follow the originals
+            crops = np.concatenate([crops, crops[:, :, ::-1]])
+        p = self.session.run(None, {self.input: crops.transpose(0, 3, 1, 2).astype(np.float32)})[0].astype(np.float64)
+        return (p[:n] + p[n:]) / 2 if self.flip else p
 
 
 def second_stage(raw: Raw, outs: Sequence[tuple[np.ndarray, np.ndarray | None]], classifier_weight: float, verify_weight: float) -> Raw:

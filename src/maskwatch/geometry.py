@@ -88,10 +88,14 @@ def weighted_box_merge(
     """
     if not len(keep):
         return (boxes[keep], *(e[keep] for e in extra)) if extra else boxes[keep]
-    ious = iou_matrix(boxes[keep], boxes)
-    w = (ious > iou_threshold) * scores[None, :]
-    w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-9)
-    return (w @ boxes, *(w @ e for e in extra)) if extra else w @ boxes
+    merged = [[] for _ in range(1 + len(extra))]
+    for i in range(0, len(keep), 256):  # rows in blocks: thousands of candidates need no gigabyte matrix
+        w = (iou_matrix(boxes[keep[i:i + 256]], boxes) > iou_threshold) * scores[None, :]
+        w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-9)
+        for out, rows in zip(merged, (boxes, *extra)):
+            out.append(w @ rows)
+    merged = [np.concatenate(m) for m in merged]
+    return tuple(merged) if extra else merged[0]
 
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
