@@ -3,7 +3,8 @@
 Face boxes come from every labelled set; mask classes only from the sets that have them
 (others carry class ``UNKNOWN`` and teach only where faces are). Faces that the mask sets
 leave unlabelled are filled in from the YuNet teacher's cached boxes (face-only), so that
-the detector is not taught that a real face is background.
+the detector is not taught that a real face is background; later stages may give such faces
+a mask label from the project's own crop classifier (``pseudo.py``).
 """
 
 from __future__ import annotations
