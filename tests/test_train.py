@@ -269,3 +269,15 @@ def test_rare_pictures_are_the_distinct_ones_with_a_face_worn_wrong(tmp_path):
     a = Sample(tmp_path / "a.jpg", box, np.array([0, 2]), np.zeros(2, bool))
     b = Sample(tmp_path / "b.jpg", box, np.array([0, 1]), np.zeros(2, bool))
     assert rare_pictures([a, b, a, b]) == [a]
+
+
+def test_build_samples_draws_scene_pictures_with_a_face_worn_wrong_again(tmp_path):
+    from maskwatch.train.data import build_samples
+
+    voc = make_voc(tmp_path / "voc", n=3)
+    xml = voc / "annotations" / "0.xml"
+    xml.write_text(xml.read_text().replace("without_mask", "mask_weared_incorrect").replace("with_mask", "mask_weared_incorrect"))
+    plain = build_samples([Source(voc)], tmp_path / "cache")
+    more = build_samples([Source(voc)], tmp_path / "cache", rare_repeat=2)
+    assert len(plain) == 3 and len(more) == 5
+    assert [s.image.name for s in more[3:]] == ["0.jpg", "0.jpg"] and (more[3].labels == 2).all()

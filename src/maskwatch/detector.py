@@ -287,7 +287,6 @@ class CropModel:
         p = np.delete(p, self.background, axis=1)
         return p / np.maximum(p.sum(1, keepdims=True), 1e-9), face
 
-
     def _run(self, crops: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of crops (the float input is made per batch: an
         evaluation keeps thousands of candidate faces per crowd picture)."""

@@ -103,10 +103,14 @@ def one_face_samples(items: list[tuple[Path, int]], cache: dict, min_score: floa
     return out
 
 
-def build_samples(sources: list[Source], cache_dir: Path) -> list[Sample]:
+def build_samples(sources: list[Source], cache_dir: Path, rare_repeat: int = 0) -> list[Sample]:
+    """The pictures of ``sources`` as drawn in one epoch; with ``rare_repeat``, the scene sets'
+    pictures that hold an ``incorrect`` face are drawn that many times more (at the end; the
+    portraits' masks worn wrong are many already)."""
     from .teacher import label_images
 
     out: list[Sample] = []
+    rare: list[Sample] = []
     for src in sources:
         if isinstance(src, tuple):  # ("samples", [Sample, ...]): a ready list, e.g. a user's fine-tuning set
             out.extend(src[1])
@@ -126,7 +130,9 @@ def build_samples(sources: list[Source], cache_dir: Path) -> list[Sample]:
             cache = label_images([s.image for s in samples], Path(cache_dir) / f"teacher-{tag}.json")
             samples = [add_teacher_faces(s, cache.get(str(s.image), [])) for s in samples]
         _repeat(out, samples, src.weight)
-    return out
+        if rare_repeat:
+            rare.extend(rare_pictures(samples))
+    return out + rare * rare_repeat
 
 
 def rare_pictures(samples: list[Sample], label: int = LABELS.index("incorrect")) -> list[Sample]:

@@ -17,7 +17,7 @@ from ..datasets import load_dataset
 from ..detector import Detector
 from ..evaluation import best_f1_threshold, evaluate_results
 from ..evaluation_run import run_eval
-from .data import DetectionDataset, Source, build_samples, collate, rare_pictures
+from .data import DetectionDataset, Source, build_samples, collate
 from .export import export_detector, load_onnx_weights
 from .loss import detection_loss
 from .net import FaceMaskNet
@@ -119,10 +119,7 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
     if not recipe.sources:
         recipe.sources, default_val = default_sources(data)
         recipe.val = recipe.val or default_val
-    samples = build_samples(recipe.sources, out_dir.parent / "cache")
-    if recipe.rare_repeat:  # from the scene sets only: the portraits' masks worn wrong are many already
-        scenes = [s for s in recipe.sources if isinstance(s, Source) and s.kind == "boxes"]
-        samples += rare_pictures(build_samples(scenes, out_dir.parent / "cache")) * recipe.rare_repeat
+    samples = build_samples(recipe.sources, out_dir.parent / "cache", recipe.rare_repeat)
     if recipe.pseudo:
         pseudo_label(samples, Path(recipe.pseudo), out_dir.parent / "cache", log)
     log(f"training on {len(samples)} picture draws per epoch")
