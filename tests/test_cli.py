@@ -168,3 +168,63 @@ def test_export_onnx_loads_and_keeps_settings(tmp_path):
     img = np.full((120, 160, 3), 100, np.uint8)
     assert det.detect(img) == shipped.detect(img)
     assert run("export", "--model", "server").exit_code == 2  # two-file model: not for devices
+
+
+def test_unwritable_output_or_save_dir_and_bad_scales_are_usage_errors(folder, tmp_path):
+    r = run("detect", folder / "a.jpg", "-o", tmp_path / "no" / "such" / "dir" / "x.csv")
+    assert r.exit_code == 2 and "--output" in r.output
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = run("detect", folder / "a.jpg", "--save-dir", blocker / "sub")
+    assert r.exit_code == 2 and "--save-dir" in r.output
+    for bad in ("0", "-1", "0.001"):
+        r = run("detect", folder / "a.jpg", "--scales", bad)
+        assert r.exit_code == 2 and "scales" in r.output
+
+
+def test_eval_names_unreadable_label_files_and_scores_the_rest(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "annotations").mkdir()
+    for stem in ("good", "broken"):
+        cv2.imwrite(str(tmp_path / "images" / f"{stem}.jpg"), np.full((100, 100, 3), 127, np.uint8))
+    (tmp_path / "annotations" / "good.xml").write_text("<annotation><filename>good.jpg</filename></annotation>")
+    (tmp_path / "annotations" / "broken.xml").write_text("<annotation><filename>broken.jpg")
+    r = run("eval", tmp_path, "--json")
+    assert r.exit_code == 1, r.output  # one input failed
+    m = json.loads(r.stdout)
+    assert m["images"] == 1 and len(m["errors"]) == 1 and "broken.xml" in m["errors"][0]
+
+
+def test_eval_yolo_set_with_a_bad_label_and_a_non_picture(tmp_path):
+    for sub in ("images", "labels"):
+        (tmp_path / sub).mkdir()
+    for stem in ("a", "b"):
+        cv2.imwrite(str(tmp_path / "images" / f"{stem}.jpg"), np.full((100, 100, 3), 127, np.uint8))
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "labels" / "b.txt").write_text("mask 0.5 0.5 0.2 0.2\n")  # not a class number
+    (tmp_path / "images" / "c.jpg").write_text("not a picture")
+    r = run("eval", tmp_path, "--json")
+    assert r.exit_code == 1, r.output
+    m = json.loads(r.stdout)
+    assert m["images"] == 1
+    assert sorted(e.split(":")[0].split("/")[-1] for e in m["errors"]) == ["b.txt", "c.jpg"]
+
+
+def test_picture_whose_annotation_cannot_be_written_keeps_its_faces(tmp_path):
+    from maskwatch.batch import Report, detect_image
+    from maskwatch.face import Face
+
+    face = Face(box=(1.0, 2.0, 30.0, 40.0), label="mask", confidence=0.9, score=0.8, probs=(0.9, 0.05, 0.05))
+    rows = Report("p.jpg", [face], error="could not write annotated picture to x.jpg").rows()
+    assert len(rows) == 1 and rows[0]["label"] == "mask" and "could not write" in rows[0]["error"]
+    pic = tmp_path / "p.jpg"
+    cv2.imwrite(str(pic), np.full((60, 60, 3), 90, np.uint8))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+
+    class OneFace:
+        def detect(self, img):
+            return [face]
+
+    rep = detect_image(OneFace(), str(pic), save_dir=blocker)  # a file where the folder should be
+    assert rep.faces == [face] and rep.saved is None and "could not write" in rep.error

@@ -263,3 +263,18 @@ def test_crop_classifier_flip_averages_mirrored_crops():
     assert np.allclose(p, mask_classes / mask_classes.sum(1, keepdims=True), atol=1e-5)
     assert not np.allclose(p, plain(img, boxes)[0], atol=1e-4)  # the mirrored crops do change the answer
     assert flipped(img, boxes[:0])[0].shape == (0, len(LABELS))
+
+
+def test_no_face_of_zero_area_when_passes_are_merged():
+    """A candidate lying wholly in a pass's padding clips to nothing; it must not come out as a face."""
+    det = Detector("mobile", score_threshold=0.02, flip=True)
+    narrow = np.random.default_rng(0).integers(0, 255, (800, 10, 3), dtype=np.uint8)
+    faces = det.detect(narrow)
+    assert all(f.box[2] - f.box[0] >= 1 and f.box[3] - f.box[1] >= 1 for f in faces)
+    assert all(0 <= f.box[0] and f.box[2] <= 10 for f in faces)
+
+
+@pytest.mark.parametrize("scales", [(0.0,), (-1.0,), (0.001,), (1.0, float("nan"))])
+def test_scales_that_give_no_usable_input_are_refused(scales):
+    with pytest.raises(ValueError, match="scales"):
+        Detector("mobile", scales=scales)

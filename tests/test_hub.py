@@ -8,6 +8,7 @@ import pytest
 
 from conftest import kaggle_val
 from maskwatch import hub
+from maskwatch.errors import MaskwatchError
 
 
 def _check_schema(res, n):
@@ -72,3 +73,18 @@ def test_no_face_gives_empty_data_and_serving_method():
     ok, enc = cv2.imencode(".png", np.full((120, 160, 3), 200, np.uint8))
     res = m.serving_method(images=[base64.b64encode(enc.tobytes()).decode()])
     assert res[0]["data"] == []
+
+
+def test_arrays_as_a_stack_or_one_gray_picture():
+    m = hub.Module(name="pyramidbox_lite_mobile_mask")
+    stack = np.full((3, 64, 80, 3), 128, np.uint8)
+    _check_schema(m.face_detection(images=stack), 3)
+    _check_schema(m.face_detection(images=np.full((64, 80), 128, np.uint8)), 1)
+
+
+def test_confs_threshold_over_one_finds_nothing_and_a_non_number_is_named(data):
+    m = hub.Module(name="pyramidbox_lite_mobile_mask")
+    img = cv2.imread(str(kaggle_val(data, 1)[0].image))
+    assert m.face_detection(images=[img], confs_threshold=1.5)[0]["data"] == []
+    with pytest.raises(MaskwatchError, match="confs_threshold"):
+        m.face_detection(images=[img], confs_threshold="high")

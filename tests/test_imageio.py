@@ -133,3 +133,14 @@ def test_bad_array_shapes_and_types():
         load_image(np.zeros((0, 4, 3), np.uint8))
     with pytest.raises(ImageError):
         load_image(12345)
+
+
+def test_16bit_rgba_is_composited_on_white_like_8bit():
+    clear = np.zeros((4, 4, 4), np.uint16)  # fully transparent
+    ok, enc = cv2.imencode(".png", clear)
+    assert ok
+    assert (load_image(enc.tobytes()) == 255).all()
+    half = np.zeros((4, 4, 4), np.uint16)
+    half[..., 3] = 32896  # alpha about 0.5 over black: grey
+    ok, enc = cv2.imencode(".png", half)
+    assert np.abs(load_image(enc.tobytes()).astype(int) - 127).max() <= 2

@@ -145,3 +145,56 @@ def test_real_uvicorn_process(live_server):
     with urllib.request.urlopen(req, timeout=10) as r:
         body = json.loads(r.read())
     assert body == {"status": "000", "msg": "", "results": [{"path": body["results"][0]["path"], "data": []}]}
+
+
+def test_every_error_is_json_with_a_reason(client):
+    deep = b"[" * 100_000 + b"]" * 100_000  # json.loads recursion
+    for path in ("/predict/pyramidbox_lite_mobile_mask", "/v1/detect"):
+        r = client.post(path, content=deep, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "JSON" in json.dumps(r.json())
+    r = client.post("/v1/detect?threshold=abc", json={"images": [_b64(BLANK)]})
+    assert r.status_code == 400 and "threshold" in r.json()["error"]
+    r = client.post("/v1/detect", content=b"--x\r\n", headers={"content-type": "multipart/form-data"})  # no boundary
+    assert r.status_code == 400 and "multipart" in r.json()["error"]
+    assert "error" in client.get("/no/such/page").json()
+
+
+def test_body_limit_on_paddlehub_endpoint_keeps_its_shape():
+    c = TestClient(create_app(max_body=1000))
+    r = c.post("/predict/pyramidbox_lite_mobile_mask", json={"images": [_b64(BLANK), _b64(BLANK)]})
+    assert r.status_code == 413 and r.json()["status"] == "101" and "limit" in r.json()["msg"]
+
+
+def test_annotate_too_wide_for_jpeg_is_a_400(client):
+    ok, enc = cv2.imencode(".png", np.full((2, 70_000, 3), 200, np.uint8))
+    r = client.post("/v1/detect?annotate=true", files={"images": ("wide.png", enc.tobytes(), "image/png")})
+    assert r.status_code == 400 and "wide.png" in r.json()["error"] and "JPEG" in r.json()["error"]
+
+
+def test_base64_layout_is_read_leniently_and_flags_as_strings(client):
+    ok, enc = cv2.imencode(".jpg", BLANK)
+    for text in (base64.encodebytes(enc.tobytes()).decode(),  # line breaks every 76 characters
+                 base64.urlsafe_b64encode(enc.tobytes()).decode().rstrip("=")):  # URL-safe, unpadded
+        r = client.post("/predict/pyramidbox_lite_mobile_mask", json={"images": [text], "visualization": "false"})
+        assert r.status_code == 200 and r.json()["status"] == "000", r.text
+        assert "base64" not in r.json()["results"][0]  # "false" is false
+    r = client.post("/predict/pyramidbox_lite_mobile_mask", json={"images": [_b64(BLANK)], "visualization": "true"})
+    assert r.json()["results"][0]["base64"]
+
+
+def test_bad_model_file_fails_at_start(tmp_path):
+    from maskwatch.errors import MaskwatchError
+
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(MaskwatchError, match="broken.onnx"):
+        create_app(model=str(bad))
+
+
+def test_websocket_text_message_gets_an_error_and_the_socket_lives(client):
+    ok, enc = cv2.imencode(".jpg", BLANK)
+    with client.websocket_connect("/ws/live") as ws:
+        ws.send_text("hello")
+        assert "binary" in ws.receive_json()["error"]
+        ws.send_bytes(enc.tobytes())
+        assert ws.receive_json()["faces"] == []

@@ -42,13 +42,12 @@ class Report:
     def rows(self) -> list[dict]:
         """The paper's rows: label, x1, y1, x2, y2, confidence, image path (+ score, frame, error)."""
         base = {"image": self.source, "frame": self.frame}
-        if self.error is not None:
-            return [{**dict.fromkeys(ROW_FIELDS), **base, "error": self.error}]
         if not self.faces:
-            return [{**dict.fromkeys(ROW_FIELDS), **base}]
+            return [{**dict.fromkeys(ROW_FIELDS), **base, "error": self.error}]
+        # faces found and then an error (an annotated picture that could not be written): keep both
         return [{"label": f.label, "x1": round(f.box[0], 1), "y1": round(f.box[1], 1), "x2": round(f.box[2], 1),
                  "y2": round(f.box[3], 1), "confidence": round(f.confidence, 4), **base, "score": round(f.score, 4),
-                 "error": None} for f in self.faces]
+                 "error": self.error} for f in self.faces]
 
     def to_dict(self) -> dict:
         d = {"image": self.source, "width": self.width, "height": self.height, "faces": [f.to_dict() for f in self.faces],
@@ -93,8 +92,12 @@ def detect_image(detector: Detector, source: str, save_dir: Path | None = None, 
     rep = Report(source, faces, width=img.shape[1], height=img.shape[0])
     if save_dir is not None:
         out = _save_path(Path(save_dir), source, common)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if cv2.imwrite(str(out), annotate(img, faces)):
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            written = cv2.imwrite(str(out), annotate(img, faces))
+        except (OSError, cv2.error):
+            written = False
+        if written:
             rep.saved = str(out)
         else:
             rep.error = f"could not write annotated picture to {out}"
@@ -110,9 +113,10 @@ def detect_video(detector: Detector, source: str, save_dir: Path | None = None, 
         return
     writer = None
     out_path = None
+    i = 0
     try:
         fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-        i = n = 0
+        n = 0
         while True:
             ok, frame = cap.read()
             if not ok:
@@ -136,6 +140,8 @@ def detect_video(detector: Detector, source: str, save_dir: Path | None = None, 
             i += 1
         if i == 0:
             yield Report(source, error="video holds no readable frame")
+    except Exception as exc:  # a frame or the writer failed: the frames done stay, the rest of the batch goes on
+        yield Report(source, frame=i, error=f"video stopped at frame {i}: {type(exc).__name__}: {exc}")
     finally:
         cap.release()
         if writer is not None:

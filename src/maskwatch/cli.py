@@ -35,7 +35,7 @@ def _detector(model: str, threshold: Optional[float], tile: bool = False, scales
         _fail_usage(f"--threshold must be between 0 and 1, got {threshold}")
     try:
         return Detector(model, score_threshold=threshold, tile=tile, scales=sc)
-    except MaskwatchError as exc:
+    except (MaskwatchError, ValueError) as exc:
         _fail_usage(str(exc))
 
 
@@ -64,7 +64,15 @@ def detect(
         _fail_usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     det = _detector(model, threshold, tile, scales)
     items = expand_sources(sources)
-    out = open(output, "w", newline="") if output else sys.stdout
+    if save_dir is not None:
+        try:
+            save_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _fail_usage(f"--save-dir {save_dir}: cannot create it ({exc.strerror or exc})")
+    try:
+        out = open(output, "w", newline="") if output else sys.stdout
+    except OSError as exc:
+        _fail_usage(f"--output {output}: cannot write it ({exc.strerror or exc})")
     writer = ReportWriter(out, fmt, summary)
     show = progress if progress is not None else len(items) > 1
     failed = 0
@@ -109,8 +117,9 @@ def eval_cmd(
     from .evaluation_run import format_report, plot_curves, run_eval
 
     det = _detector(model, None, tile, scales)
+    problems: list[str] = []  # label files or pictures that could not be read: reported, not fatal
     try:
-        samples = load_dataset(data, split, fmt)
+        samples = load_dataset(data, split, fmt, problems)
     except MaskwatchError as exc:
         _fail_usage(str(exc))
     if limit:
@@ -121,6 +130,7 @@ def eval_cmd(
     results, errors = run_eval(det, samples, progress=True, console=err)
     m = evaluate_results(results, iou, op)
     curves = m.pop("_curves")
+    errors = problems + errors
     m.update({"model": model, "data": str(data), "split": split, "errors": errors})
     if plot:
         plot_curves(curves, m, plot)

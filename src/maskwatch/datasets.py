@@ -2,12 +2,14 @@
 
 Every reader returns ``Sample`` records with boxes in pixels and a class index per box
 (``-1`` when the set says "face" but not whether it wears a mask). The same readers serve
-``maskwatch eval`` and training.
+``maskwatch eval`` and training. One unreadable label file or picture is left out and named
+(in ``problems``, or as a warning), so that one bad file never stops the rest.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +71,16 @@ def _in_split(path: Path, root: Path, names: set[str] | None) -> bool:
     return path.stem in names or path.name in names or rel in names or str(Path(rel).with_suffix("")) in names
 
 
-def read_voc(root: Path, split: Path | None = None) -> list[Sample]:
+def _left_out(problems: list[str] | None, path: Path, exc: Exception) -> None:
+    """Record a file that could not be read (or warn when nobody collects them)."""
+    msg = f"{path}: left out, cannot read it ({type(exc).__name__}: {exc})"
+    if problems is None:
+        warnings.warn(msg, stacklevel=3)
+    else:
+        problems.append(msg)
+
+
+def read_voc(root: Path, split: Path | None = None, problems: list[str] | None = None) -> list[Sample]:
     """A folder with ``annotations/*.xml`` (Pascal VOC) and ``images/``."""
     root = Path(root)
     ann_dir = root / "annotations" if (root / "annotations").is_dir() else root / "Annotations"
@@ -79,22 +90,26 @@ def read_voc(root: Path, split: Path | None = None) -> list[Sample]:
     for xml in sorted(ann_dir.glob("*.xml")):
         if names is not None and xml.stem not in names:
             continue
-        tree = ET.parse(xml).getroot()
-        fname = tree.findtext("filename") or xml.stem
-        img = _find_image(img_dir, fname, xml.stem)
-        if img is None:
+        try:
+            tree = ET.parse(xml).getroot()
+            fname = tree.findtext("filename") or xml.stem
+            img = _find_image(img_dir, fname, xml.stem)
+            if img is None:
+                continue
+            boxes, labels, ignore = [], [], []
+            for obj in tree.iter("object"):
+                bb = obj.find("bndbox")
+                if bb is None:
+                    continue
+                b = [float(bb.findtext(k, "0")) for k in ("xmin", "ymin", "xmax", "ymax")]
+                if b[2] <= b[0] or b[3] <= b[1]:
+                    continue
+                boxes.append(b)
+                labels.append(label_index(obj.findtext("name", "face")))
+                ignore.append(obj.findtext("difficult", "0").strip() == "1")
+        except (ET.ParseError, ValueError, MaskwatchError) as exc:
+            _left_out(problems, xml, exc)
             continue
-        boxes, labels, ignore = [], [], []
-        for obj in tree.iter("object"):
-            bb = obj.find("bndbox")
-            if bb is None:
-                continue
-            b = [float(bb.findtext(k, "0")) for k in ("xmin", "ymin", "xmax", "ymax")]
-            if b[2] <= b[0] or b[3] <= b[1]:
-                continue
-            boxes.append(b)
-            labels.append(label_index(obj.findtext("name", "face")))
-            ignore.append(obj.findtext("difficult", "0").strip() == "1")
         samples.append(Sample(img, np.array(boxes), np.array(labels), np.array(ignore)))
     return samples
 
@@ -110,7 +125,7 @@ def _find_image(img_dir: Path, fname: str, stem: str) -> Path | None:
     return None
 
 
-def read_yolo(root: Path, split: Path | None = None) -> list[Sample]:
+def read_yolo(root: Path, split: Path | None = None, problems: list[str] | None = None) -> list[Sample]:
     """A folder with ``images/`` and ``labels/*.txt`` (class cx cy w h, normalised).
 
     Class names come from ``classes.txt`` (or ``data.yaml`` names); without them the
@@ -126,16 +141,23 @@ def read_yolo(root: Path, split: Path | None = None) -> list[Sample]:
             continue
         rel = img.relative_to(img_dir).with_suffix(".txt")
         lab = root / "labels" / rel
-        h, w = _image_size(img)
+        try:
+            h, w = _image_size(img)
+        except Exception as exc:  # Pillow raises several kinds on a file that is no picture
+            _left_out(problems, img, exc)
+            continue
         boxes, labels = [], []
-        if lab.is_file():
-            for ln in lab.read_text().splitlines():
+        try:
+            for ln in (lab.read_text().splitlines() if lab.is_file() else []):
                 parts = ln.split()
                 if len(parts) < 5:
                     continue
                 c, cx, cy, bw, bh = int(float(parts[0])), *map(float, parts[1:5])
                 boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
                 labels.append(class_map.get(c, UNKNOWN))
+        except (ValueError, UnicodeDecodeError) as exc:
+            _left_out(problems, lab, exc)
+            continue
         samples.append(Sample(img, np.array(boxes), np.array(labels)))
     return samples
 
@@ -171,7 +193,13 @@ def read_wider(root: Path, split: Path | None = None, min_size: float = 0.0) -> 
     root = Path(root)
     gt = root / "wider_face_bbx_gt.txt"
     names = _read_split(split)
-    lines = gt.read_text().splitlines()
+    try:
+        return _parse_wider(root, gt.read_text().splitlines(), names, min_size)
+    except (ValueError, IndexError) as exc:  # one file holds the whole set: nothing can be trusted after a bad line
+        raise MaskwatchError(f"{gt}: not a WIDER FACE label file ({type(exc).__name__}: {exc})") from None
+
+
+def _parse_wider(root: Path, lines: list[str], names: set[str] | None, min_size: float) -> list[Sample]:
     samples, i = [], 0
     while i < len(lines):
         name = lines[i].strip()
@@ -196,7 +224,13 @@ def read_wider(root: Path, split: Path | None = None, min_size: float = 0.0) -> 
 def read_coco(json_path: Path, image_root: Path | None = None) -> list[Sample]:
     """COCO detection json: categories are mapped to our classes by name."""
     json_path = Path(json_path)
-    data = json.loads(json_path.read_text())
+    try:
+        return _parse_coco(json_path, json.loads(json_path.read_text()), image_root)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MaskwatchError(f"{json_path}: not a COCO detection file ({type(exc).__name__}: {exc})") from None
+
+
+def _parse_coco(json_path: Path, data: dict, image_root: Path | None) -> list[Sample]:
     root = Path(image_root) if image_root else json_path.parent
     images = data.get("images") or []
     if images and not (root / images[0]["file_name"]).exists() and (root / "images").is_dir():
@@ -228,8 +262,11 @@ def detect_format(root: Path) -> str:
     raise MaskwatchError(f"{root}: cannot tell the label format (expected annotations/*.xml, labels/*.txt, wider_face_bbx_gt.txt or a COCO .json)")
 
 
-def load_dataset(root: Path, split: Path | str | None = None, fmt: str = "auto") -> list[Sample]:
-    """Read a labelled set in any supported format; ``split`` names a file listing images to keep."""
+def load_dataset(root: Path, split: Path | str | None = None, fmt: str = "auto", problems: list[str] | None = None) -> list[Sample]:
+    """Read a labelled set in any supported format; ``split`` names a file listing images to keep.
+
+    Files that cannot be read are left out; ``problems`` (when given) collects a line naming each.
+    """
     root = Path(root)
     if not root.exists():
         raise MaskwatchError(f"{root}: no such data folder or file")
@@ -239,9 +276,9 @@ def load_dataset(root: Path, split: Path | str | None = None, fmt: str = "auto")
         raise MaskwatchError(f"{split}: no such split file")
     fmt = detect_format(root) if fmt == "auto" else fmt
     if fmt == "voc":
-        return read_voc(root, split)
+        return read_voc(root, split, problems)
     if fmt == "yolo":
-        return read_yolo(root, split)
+        return read_yolo(root, split, problems)
     if fmt == "wider":
         return read_wider(root, split)
     if fmt == "coco":

@@ -90,6 +90,7 @@ def _session(path: Path, threads: int | None) -> ort.InferenceSession:
         raise ModelError(f"{path}: cannot load as an ONNX model ({str(exc).splitlines()[0]})") from None
 
 
+MIN_INPUT, MAX_INPUT = 32, 8192  # px: the network input (input size x scale) allowed
 MAX_CANDIDATES = 4000  # per pass, before NMS: bounds the work on noisy pictures
 
 
@@ -150,6 +151,9 @@ class Detector:
         self.scales = tuple(float(s) for s in (scales or self.meta.get("scales", (1.0,))))
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
+        bad = [s for s in self.scales if not (np.isfinite(s) and MIN_INPUT <= self.input_size * s <= MAX_INPUT)]
+        if bad:
+            raise ValueError(f"scales {bad} give inputs outside {MIN_INPUT}-{MAX_INPUT} px at input size {self.input_size}")
         # second stage: one crop classifier file, or several whose probabilities are averaged
         self._classifiers = []
         for cls_file in classifier_files(self.meta):
@@ -198,10 +202,15 @@ class Detector:
         if not len(raw):
             return raw
         raw = Raw(clip_boxes(raw.boxes, w, h), raw.scores, raw.probs)
+        # a candidate lying wholly in the padding clips to nothing: it is no face (and would merge to 0,0,0,0)
+        real = np.nonzero(np.minimum(raw.boxes[:, 2] - raw.boxes[:, 0], raw.boxes[:, 3] - raw.boxes[:, 1]) >= 1)[0]
+        raw = Raw(raw.boxes[real], raw.scores[real], raw.probs[real])
+        if not len(raw):
+            return raw
         keep = nms(raw.boxes, raw.scores, self.nms_threshold)
         if len(parts) > 1 or self.flip:  # several passes vote: average their boxes and class probabilities
             boxes, probs = weighted_box_merge(raw.boxes, raw.scores, keep, self.nms_threshold, raw.probs)
-            raw = Raw(boxes.astype(np.float32), raw.scores[keep], probs.astype(np.float32))
+            raw = Raw(clip_boxes(boxes, w, h), raw.scores[keep], probs.astype(np.float32))  # (float sums may pass the edge)
         else:
             raw = Raw(raw.boxes[keep], raw.scores[keep], raw.probs[keep])
         if self._classifiers and len(raw):

@@ -56,7 +56,10 @@ class Module:
         self._detectors: dict[tuple, Detector] = {}
 
     def _detector(self, confs_threshold: float, multi_scale: bool) -> Detector:
-        key = (round(float(confs_threshold), 6), bool(multi_scale))
+        if isinstance(confs_threshold, bool) or not isinstance(confs_threshold, (int, float, np.number)) or np.isnan(confs_threshold):
+            raise MaskwatchError(f"confs_threshold: expected a number, got {confs_threshold!r}")
+        confs_threshold = min(max(float(confs_threshold), 0.0), 1.0)  # over 1 finds nothing, as in PaddleHub
+        key = (round(confs_threshold, 6), bool(multi_scale))
         det = self._detectors.get(key)
         if det is None:
             det = Detector(self.model, score_threshold=float(confs_threshold), scales=(1.0, 2.0) if multi_scale else None)
@@ -80,8 +83,8 @@ class Module:
                 images = list(images or []) + list(data["data"])
         if images is None and paths is None:
             raise MaskwatchError("face_detection: give images (BGR arrays) or paths")
-        if isinstance(images, np.ndarray) and images.ndim == 3:
-            images = [images]
+        if isinstance(images, np.ndarray):  # one picture (H, W[, C]) or a stack of them (N, H, W, C)
+            images = list(images) if images.ndim == 4 else [images]
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         det = self._detector(confs_threshold, use_multi_scale)
@@ -114,5 +117,6 @@ def _save(img: np.ndarray, faces: list[Face], name: str, output_dir: str) -> str
     path = out_dir / f"{stem}.jpg"
     if path.exists():
         path = out_dir / f"{stem}time={int(time.time())}.jpg"
-    cv2.imwrite(str(path), annotate(img, faces))
+    if not cv2.imwrite(str(path), annotate(img, faces)):
+        raise MaskwatchError(f"{path}: could not write the annotated picture")
     return str(path)

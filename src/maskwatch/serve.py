@@ -21,11 +21,13 @@ from typing import Any
 import cv2
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from . import models as registry
@@ -60,7 +62,7 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._too_large(send)
+            return await self._too_large(scope, send)
         seen = 0
 
         async def limited_receive():
@@ -75,10 +77,10 @@ class BodyLimit:
         try:
             await self.app(scope, limited_receive, send)
         except _TooLarge:
-            await self._too_large(send)
+            await self._too_large(scope, send)
 
-    async def _too_large(self, send):
-        body = json.dumps({"error": f"request body over the limit of {self.limit} bytes"}).encode()
+    async def _too_large(self, scope, send):
+        body = json.dumps(error_body(scope.get("path", ""), f"request body over the limit of {self.limit} bytes")).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
@@ -86,6 +88,13 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+def error_body(path: str, msg: str) -> dict:
+    """An error answer: PaddleHub's shape on its ``/predict/`` endpoints, ``{"error": ...}`` elsewhere."""
+    if path.startswith("/predict/"):
+        return {"status": "101", "msg": msg, "results": ""}
+    return {"error": msg}
 
 
 class Models:
@@ -123,12 +132,26 @@ class Metrics:
             self.faces.labels(f.label).inc()
 
 
+_URLSAFE = str.maketrans("-_", "+/")
+
+
+def _flag(v: Any) -> bool:
+    """A JSON flag: true / false, or the strings and numbers clients send for them."""
+    if isinstance(v, str):
+        return v.strip().lower() in ("1", "true", "yes", "on")
+    return bool(v)
+
+
 def _decode_b64(s: Any, i: int, max_pixels: int) -> np.ndarray:
     name = f"images[{i}]"
     if not isinstance(s, str) or not s:
         raise BadRequest(f"{name}: expected a base64 string")
     if s.startswith("data:") and "," in s:  # a data URL from a browser
         s = s.split(",", 1)[1]
+    # as lenient as PaddleHub's decoder on layout (line breaks, URL-safe alphabet, missing padding),
+    # strict on anything else
+    s = "".join(s.split()).translate(_URLSAFE)
+    s += "=" * (-len(s) % 4)
     try:
         raw = base64.b64decode(s, validate=True)
     except (binascii.Error, ValueError):
@@ -156,6 +179,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
     app = FastAPI(title="maskwatch", version=__version__,
                   description="Face and mask detection: PaddleHub Serving compatible endpoints and a REST API.")
     models = Models(model, threads)
+    models.get()  # fail early, with a clear message (ModelError names the file), on a bad model
     metrics = Metrics()
     app.state.models, app.state.metrics = models, metrics
     if cors_origins:
@@ -183,9 +207,16 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest):
-        if request.url.path.startswith("/predict/"):
-            return JSONResponse({"status": "101", "msg": exc.msg, "results": ""}, status_code=exc.status)
-        return JSONResponse({"error": exc.msg}, status_code=exc.status)
+        return JSONResponse(error_body(request.url.path, exc.msg), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, exc: RequestValidationError):
+        where = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ())[1:])}: {e.get('msg')}" for e in exc.errors())
+        return JSONResponse(error_body(request.url.path, f"bad request parameter: {where}"), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse(error_body(request.url.path, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
     async def json_body(request: Request) -> Any:
         raw = await request.body()
@@ -193,7 +224,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
             raise BadRequest("empty request body: send JSON")
         try:
             return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise BadRequest("request body is not valid JSON") from None
 
     def image_list(doc: Any) -> list:
@@ -219,7 +250,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
         thr = doc.get("confs_threshold", 0.6)
         if not isinstance(thr, (int, float)) or not 0 <= thr <= 1:
             raise BadRequest("confs_threshold must be a number between 0 and 1")
-        visualization = bool(doc.get("visualization", False))
+        visualization = _flag(doc.get("visualization", False))
         det = models.get(MODULES[module_name])
 
         def work():
@@ -254,7 +285,10 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
         ctype = request.headers.get("content-type", "")
         named: list[tuple[str, np.ndarray]] = []
         if ctype.startswith("multipart/form-data"):
-            form = await request.form()
+            try:
+                form = await request.form()
+            except (StarletteHTTPException, ValueError, KeyError) as exc:
+                raise BadRequest(f"cannot read the multipart upload: {getattr(exc, 'detail', exc)}") from None
             files = [(k, v) for k, v in form.multi_items() if hasattr(v, "read")]
             if not files:
                 raise BadRequest("no file in the upload: send pictures as multipart form files")
@@ -284,6 +318,8 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
         if annotate_:
             name, img, faces = done[0]
             ok, enc = cv2.imencode(".jpg", annotate(img, faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
+            if not ok:
+                raise BadRequest(f"{name}: {img.shape[1]}x{img.shape[0]} is too large for an annotated JPEG (65500 px a side)")
             return Response(enc.tobytes(), media_type="image/jpeg", headers={"X-Faces": str(len(faces))})
         results = [{"image": n, "width": img.shape[1], "height": img.shape[0], "faces": [_face_json(f) for f in faces],
                     "counts": summarize(faces)} for n, img, faces in done]
@@ -327,7 +363,13 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
         det = models.get()
         try:
             while True:
-                data = await ws.receive_bytes()
+                msg = await ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    return
+                data = msg.get("bytes")
+                if data is None:
+                    await ws.send_json({"error": "send each frame as a binary message holding a JPEG or PNG"})
+                    continue
                 try:
                     img = decode_bytes(data, "frame", max_pixels=max_pixels)
                 except ImageError as exc:

@@ -25,12 +25,15 @@ from .loop import DetectorRecipe, train_detector
 from .pipeline import read_meta
 
 
-def split_samples(data: Path, val_fraction: float = 0.2, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
-    """Use the set's own train.txt / val.txt when it has them, else a seeded 80 / 20 split."""
+def split_samples(data: Path, val_fraction: float = 0.2, seed: int = 0,
+                  problems: list[str] | None = None) -> tuple[list[Sample], list[Sample]]:
+    """Use the set's own train.txt / val.txt when it has them, else a seeded 80 / 20 split
+    (files that cannot be read are left out and named in ``problems``)."""
     data = Path(data)
     if (data / "train.txt").is_file() and (data / "val.txt").is_file():
-        return load_dataset(data, data / "train.txt"), load_dataset(data, data / "val.txt")
-    samples = load_dataset(data)
+        return (load_dataset(data, data / "train.txt", problems=problems),
+                load_dataset(data, data / "val.txt", problems=problems))
+    samples = load_dataset(data, problems=problems)
     if len(samples) < 2:
         raise MaskwatchError(f"{data}: fine-tuning needs at least 2 labelled pictures, found {len(samples)}")
     order = list(range(len(samples)))
@@ -51,7 +54,10 @@ def finetune(init: str, data: Path, out: Path, epochs: int = 10, lr: float = 1e-
     if not Path(init_path).is_file():
         raise MaskwatchError(f"{init}: not a shipped model name nor an .onnx file")
     meta = read_meta(Path(init_path))
-    train, val = split_samples(data, seed=seed)
+    problems: list[str] = []
+    train, val = split_samples(data, seed=seed, problems=problems)
+    for msg in problems:
+        log(msg)
     before = _figures(Detector(init_path), val)
     log(f"before: {json.dumps(before)}")
     out = Path(out)
