@@ -198,3 +198,30 @@ def test_websocket_text_message_gets_an_error_and_the_socket_lives(client):
         assert "binary" in ws.receive_json()["error"]
         ws.send_bytes(enc.tobytes())
         assert ws.receive_json()["faces"] == []
+
+
+def test_inference_runs_at_most_infer_threads_at_once():
+    import threading
+    import time as _time
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = create_app(infer_threads=1)
+    det = app.state.models.get()
+    lock, now, most = threading.Lock(), [0], [0]
+    real = det.detect_raw
+
+    def counted(*a, **k):
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        _time.sleep(0.05)
+        try:
+            return real(*a, **k)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    det.detect_raw = counted
+    with TestClient(app) as c, ThreadPoolExecutor(4) as pool:  # one event loop, as in uvicorn
+        codes = list(pool.map(lambda _: c.post("/v1/detect", json={"images": [_b64(BLANK)]}).status_code, range(4)))
+    assert codes == [200] * 4 and most[0] == 1

@@ -2,22 +2,28 @@
 
     maskwatch serve --port 8866 --model mobile
 
-One shared model session per model name; inference runs in worker threads, off the event loop.
+One shared model session per model name; inference runs in worker threads, off the event loop,
+at most ``infer_threads`` at once (more would only share the same cores and each thread keeps a
+network input buffer of tens of megabytes).
 Nothing is written to disk. Bad requests answer 400 (413 past the body limit) with a JSON error
 that says what is wrong; the PaddleHub endpoints keep PaddleHub's ``status`` / ``msg`` shape.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 import json
+import os
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import cv2
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
@@ -26,7 +32,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
@@ -172,13 +177,21 @@ def _face_json(f: Face) -> dict:
 
 def create_app(model: str = "mobile", api_key: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                max_pixels: int = DEFAULT_MAX_PIXELS, max_images: int = DEFAULT_MAX_IMAGES,
-               cors_origins: list[str] | None = None, threads: int | None = None) -> FastAPI:
+               cors_origins: list[str] | None = None, threads: int | None = None,
+               infer_threads: int | None = None) -> FastAPI:
     """The FastAPI application (``maskwatch serve`` runs it with uvicorn)."""
     if registry.resolve(model) is None and not Path(model).is_file():
         raise MaskwatchError(f"{model}: not a model name nor an .onnx file")
     app = FastAPI(title="maskwatch", version=__version__,
                   description="Face and mask detection: PaddleHub Serving compatible endpoints and a REST API.")
     models = Models(model, threads)
+    limiters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one per event loop (a limiter is bound to its loop)
+
+    async def infer(fn, *args):
+        loop = asyncio.get_running_loop()
+        if loop not in limiters:
+            limiters[loop] = anyio.CapacityLimiter(infer_threads or max(2, os.cpu_count() or 2))
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiters[loop])
     models.get()  # fail early, with a clear message (ModelError names the file), on a bad model
     metrics = Metrics()
     app.state.models, app.state.metrics = models, metrics
@@ -265,7 +278,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
                 out.append(res)
             return out
 
-        results = await run_in_threadpool(work)
+        results = await infer(work)
         return {"status": "000", "msg": "", "results": results}
 
     # -- REST API --------------------------------------------------------------------------------
@@ -314,7 +327,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
                 out.append((name, img, faces))
             return out
 
-        done = await run_in_threadpool(work)
+        done = await infer(work)
         if annotate_:
             name, img, faces = done[0]
             ok, enc = cv2.imencode(".jpg", annotate(img, faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -375,7 +388,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
                 except ImageError as exc:
                     await ws.send_json({"error": str(exc)})
                     continue
-                faces = await run_in_threadpool(det.detect, img)
+                faces = await infer(det.detect, img)
                 metrics.count_faces(faces)
                 await ws.send_json({"width": img.shape[1], "height": img.shape[0], "faces": [_face_json(f) for f in faces],
                                     "counts": summarize(faces)})
@@ -389,7 +402,5 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn workers: settings come from ``maskwatch serve`` through the environment."""
-    import os
-
     settings = json.loads(os.environ.get("MASKWATCH_SERVE_SETTINGS", "{}"))
     return create_app(**settings)
