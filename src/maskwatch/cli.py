@@ -157,7 +157,7 @@ def models():
 
 @app.command()
 def train(
-    recipe: str = typer.Argument("mobile", help="Which shipped model to rebuild: mobile, server, or a part of server: server-det ... server-det4 (the detector's later training stages), classifier (the shipped crop classifier) or a classifier recipe by name (server_cls, server_vcls, server_fvcls)."),
+    recipe: str = typer.Argument("mobile", help="Which shipped model to rebuild: mobile, server, or a part of server: server-det ... server-det5 (the detector's later training stages), classifier (the shipped crop classifier) or a classifier recipe by name (server_cls, server_vcls, server_fvcls, server_fvcls2, server_fvcls3)."),
     data: Path = typer.Option(Path("../shared/data"), "--data", help="Training data: ../shared/data, or your own labelled set with --init."),
     out: Path = typer.Option(Path("runs"), "--out", help="Checkpoints, logs and exported files go under here."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),

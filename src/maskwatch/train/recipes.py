@@ -26,8 +26,7 @@ DETECTORS = {
     # have none (WIDER's crowds), with Kaggle's pictures of masks worn wrong drawn three times as often
     "server-det4": DetectorRecipe(name="server-det4", width=1.0, size=384, epochs=12, batch=32, lr=4e-4, seed=4, input_size=960,
                                   init_from="server-det3", paste=0.25, val_every=6, rare_repeat=2, pseudo_from="server_fvcls"),
-    # and 12 more the same way at a lower rate (stage 5's class loss was still falling at its end;
-    # in training, not yet measured or shipped)
+    # and 12 more the same way at a lower rate (stage 5's class loss was still falling at its end)
     "server-det5": DetectorRecipe(name="server-det5", width=1.0, size=384, epochs=12, batch=32, lr=3e-4, seed=5, input_size=960,
                                   init_from="server-det4", paste=0.25, val_every=6, rare_repeat=2, pseudo_from="server_fvcls"),
 }
