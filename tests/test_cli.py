@@ -228,3 +228,20 @@ def test_picture_whose_annotation_cannot_be_written_keeps_its_faces(tmp_path):
 
     rep = detect_image(OneFace(), str(pic), save_dir=blocker)  # a file where the folder should be
     assert rep.faces == [face] and rep.saved is None and "could not write" in rep.error
+
+
+def test_eval_unknown_class_name_stops_with_the_file_named(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "annotations").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "p.jpg"), np.full((100, 100, 3), 127, np.uint8))
+    (tmp_path / "annotations" / "p.xml").write_text(
+        "<annotation><filename>p.jpg</filename><object><name>person</name>"
+        "<bndbox><xmin>10</xmin><ymin>10</ymin><xmax>50</xmax><ymax>50</ymax></bndbox></object></annotation>")
+    r = run("eval", tmp_path)
+    assert r.exit_code == 2 and "p.xml" in r.output and "person" in r.output
+
+
+def test_eval_malformed_coco_is_named(tmp_path):
+    (tmp_path / "labels.json").write_text("[1, 2, 3]")
+    r = run("eval", tmp_path / "labels.json")
+    assert r.exit_code == 2 and "labels.json" in r.output and "COCO" in r.output

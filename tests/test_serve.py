@@ -225,3 +225,30 @@ def test_inference_runs_at_most_infer_threads_at_once():
     with TestClient(app) as c, ThreadPoolExecutor(4) as pool:  # one event loop, as in uvicorn
         codes = list(pool.map(lambda _: c.post("/v1/detect", json={"images": [_b64(BLANK)]}).status_code, range(4)))
     assert codes == [200] * 4 and most[0] == 1
+
+
+def test_unexpected_failures_and_unloadable_models_still_answer_json(tmp_path, monkeypatch):
+    from maskwatch.errors import ModelError
+
+    c = TestClient(create_app(), raise_server_exceptions=False)
+    det = c.app.state.models.get()
+    monkeypatch.setattr(det, "detect_raw", lambda *a, **k: 1 / 0)
+    r = c.post("/v1/detect", json={"images": [_b64(BLANK)]})
+    assert r.status_code == 500 and "internal error" in r.json()["error"]
+    r = c.post("/predict/pyramidbox_lite_mobile_mask", json={"images": [_b64(BLANK)]})
+    assert r.status_code == 500 and r.json()["status"] == "101"
+
+    def broken(name, threads=None):
+        raise ModelError(f"{name}: cannot load")
+
+    monkeypatch.setattr("maskwatch.serve.Detector", broken)  # the server model, loaded on first use, is broken
+    r = c.post("/v1/detect?model=server", json={"images": [_b64(BLANK)]})
+    assert r.status_code == 503 and "model unavailable" in r.json()["error"]
+
+
+def test_paddlehub_confs_threshold_is_clamped_like_the_module(client):
+    r = client.post("/predict/pyramidbox_lite_mobile_mask", json={"images": [_b64(BLANK)], "confs_threshold": 1.5})
+    assert r.status_code == 200 and r.json()["results"][0]["data"] == []
+    for bad in ("high", True, None):
+        r = client.post("/predict/pyramidbox_lite_mobile_mask", json={"images": [_b64(BLANK)], "confs_threshold": bad})
+        assert r.status_code == 400 and "confs_threshold" in r.json()["msg"]

@@ -125,7 +125,7 @@ def eval_cmd(
     if limit:
         samples = samples[:limit]
     if not samples:
-        _fail_usage(f"{data}: no labelled pictures found")
+        _fail_usage(f"{data}: no labelled pictures found" + "".join(f"\n  {p}" for p in problems[:10]))
     op = det.score_threshold if threshold is None else threshold
     results, errors = run_eval(det, samples, progress=True, console=err)
     m = evaluate_results(results, iou, op)
@@ -157,7 +157,7 @@ def models():
 
 @app.command()
 def train(
-    recipe: str = typer.Argument("mobile", help="Which shipped model to rebuild: mobile, server, or a part of server: server-det ... server-det5 (the detector's later training stages), classifier (the shipped crop classifier) or a classifier recipe by name (server_cls, server_vcls, server_fvcls, server_fvcls2, server_fvcls3)."),
+    recipe: str = typer.Argument("mobile", help="Which shipped model to rebuild: mobile, server, or one part: server-det ... server-det5 (the detector's later training stages; mobile runs the last, server server-det4), classifier (the shipped crop classifier) or a classifier recipe by name (server_cls, server_vcls, server_fvcls, server_fvcls2, server_fvcls3)."),
     data: Path = typer.Option(Path("../shared/data"), "--data", help="Training data: ../shared/data, or your own labelled set with --init."),
     out: Path = typer.Option(Path("runs"), "--out", help="Checkpoints, logs and exported files go under here."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
@@ -213,12 +213,13 @@ def serve(
     try:
         import uvicorn
 
-        from .serve import create_app
+        from .serve import create_app, usable_cores
     except ImportError as exc:
         _fail_usage(f"serving needs its extra: pip install 'maskwatch[serve]' ({exc})")
     settings = {"model": model, "api_key": api_key, "max_body": int(max_body_mb * 1024 * 1024),
                 "max_pixels": int(max_megapixels * 1e6), "cors_origins": cors or None,
-                "threads": max(1, (os.cpu_count() or 1) // workers)}  # workers share the cores
+                "threads": max(1, usable_cores() // workers),  # workers share the cores
+                "infer_threads": max(1, usable_cores() // workers)}
     try:
         create_app(**settings)  # fail early, with a clear message, on a bad model
     except MaskwatchError as exc:

@@ -107,9 +107,11 @@ def read_voc(root: Path, split: Path | None = None, problems: list[str] | None =
                 boxes.append(b)
                 labels.append(label_index(obj.findtext("name", "face")))
                 ignore.append(obj.findtext("difficult", "0").strip() == "1")
-        except (ET.ParseError, ValueError, MaskwatchError) as exc:
+        except (ET.ParseError, ValueError, OverflowError, OSError) as exc:
             _left_out(problems, xml, exc)
             continue
+        except MaskwatchError as exc:  # an unknown class name: the set needs a mapping, not one file left out
+            raise MaskwatchError(f"{xml}: {exc}") from None
         samples.append(Sample(img, np.array(boxes), np.array(labels), np.array(ignore)))
     return samples
 
@@ -155,7 +157,7 @@ def read_yolo(root: Path, split: Path | None = None, problems: list[str] | None 
                 c, cx, cy, bw, bh = int(float(parts[0])), *map(float, parts[1:5])
                 boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
                 labels.append(class_map.get(c, UNKNOWN))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, OverflowError, UnicodeDecodeError, OSError) as exc:
             _left_out(problems, lab, exc)
             continue
         samples.append(Sample(img, np.array(boxes), np.array(labels)))
@@ -226,7 +228,7 @@ def read_coco(json_path: Path, image_root: Path | None = None) -> list[Sample]:
     json_path = Path(json_path)
     try:
         return _parse_coco(json_path, json.loads(json_path.read_text()), image_root)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise MaskwatchError(f"{json_path}: not a COCO detection file ({type(exc).__name__}: {exc})") from None
 
 

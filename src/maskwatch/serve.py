@@ -38,7 +38,7 @@ from . import __version__
 from . import models as registry
 from .annotate import annotate, summarize
 from .detector import Detector
-from .errors import ImageError, MaskwatchError
+from .errors import ImageError, MaskwatchError, ModelError
 from .face import Face
 from .hub import MODULES, to_paddle
 from .imageio import decode_bytes
@@ -93,6 +93,14 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's share, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def error_body(path: str, msg: str) -> dict:
@@ -190,7 +198,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
     async def infer(fn, *args):
         loop = asyncio.get_running_loop()
         if loop not in limiters:
-            limiters[loop] = anyio.CapacityLimiter(infer_threads or max(2, os.cpu_count() or 2))
+            limiters[loop] = anyio.CapacityLimiter(infer_threads or usable_cores())
         return await anyio.to_thread.run_sync(fn, *args, limiter=limiters[loop])
     models.get()  # fail early, with a clear message (ModelError names the file), on a bad model
     metrics = Metrics()
@@ -227,6 +235,13 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
         where = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ())[1:])}: {e.get('msg')}" for e in exc.errors())
         return JSONResponse(error_body(request.url.path, f"bad request parameter: {where}"), status_code=400)
 
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception):
+        # still JSON (and still logged by the server): a model that cannot load is 503, anything else 500
+        if isinstance(exc, ModelError):
+            return JSONResponse(error_body(request.url.path, f"model unavailable: {exc}"), status_code=503)
+        return JSONResponse(error_body(request.url.path, f"internal error: {type(exc).__name__}"), status_code=500)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         return JSONResponse(error_body(request.url.path, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
@@ -261,10 +276,11 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
         doc = await json_body(request)
         imgs = [_decode_b64(s, i, max_pixels) for i, s in enumerate(image_list(doc))]
         thr = doc.get("confs_threshold", 0.6)
-        if not isinstance(thr, (int, float)) or not 0 <= thr <= 1:
-            raise BadRequest("confs_threshold must be a number between 0 and 1")
+        if isinstance(thr, bool) or not isinstance(thr, (int, float)) or thr != thr:
+            raise BadRequest("confs_threshold must be a number")
+        thr = min(max(float(thr), 0.0), 1.0)  # as the Python module: over 1 finds nothing
         visualization = _flag(doc.get("visualization", False))
-        det = models.get(MODULES[module_name])
+        det = await infer(models.get, MODULES[module_name])  # a first use loads the model: off the event loop
 
         def work():
             out = []
@@ -316,7 +332,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
                 named.append((f"images[{i}]", _decode_b64(s, i, max_pixels)))
         if annotate_ and len(named) != 1:
             raise BadRequest("annotate=true takes exactly one picture")
-        det = models.get(model)
+        det = await infer(models.get, model)
 
         def work():
             out = []
