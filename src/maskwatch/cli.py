@@ -216,10 +216,10 @@ def serve(
         from .serve import create_app, usable_cores
     except ImportError as exc:
         _fail_usage(f"serving needs its extra: pip install 'maskwatch[serve]' ({exc})")
+    cores = max(1, usable_cores() // workers)  # the worker processes share the cores
     settings = {"model": model, "api_key": api_key, "max_body": int(max_body_mb * 1024 * 1024),
                 "max_pixels": int(max_megapixels * 1e6), "cors_origins": cors or None,
-                "threads": max(1, usable_cores() // workers),  # workers share the cores
-                "infer_threads": max(1, usable_cores() // workers)}
+                "threads": cores, "infer_threads": cores}
     try:
         create_app(**settings)  # fail early, with a clear message, on a bad model
     except MaskwatchError as exc:

@@ -62,7 +62,7 @@ class Module:
         key = (round(confs_threshold, 6), bool(multi_scale))
         det = self._detectors.get(key)
         if det is None:
-            det = Detector(self.model, score_threshold=float(confs_threshold), scales=(1.0, 2.0) if multi_scale else None)
+            det = Detector(self.model, score_threshold=confs_threshold, scales=(1.0, 2.0) if multi_scale else None)
             self._detectors[key] = det
         return det
 

@@ -6,7 +6,8 @@ One shared model session per model name; inference runs in worker threads, off t
 at most ``infer_threads`` at once (more would only share the same cores and each thread keeps a
 network input buffer of tens of megabytes).
 Nothing is written to disk. Bad requests answer 400 (413 past the body limit) with a JSON error
-that says what is wrong; the PaddleHub endpoints keep PaddleHub's ``status`` / ``msg`` shape.
+that says what is wrong, as do failures (500; 503 for a model that cannot load); the PaddleHub
+endpoints keep PaddleHub's ``status`` / ``msg`` shape.
 """
 
 from __future__ import annotations
@@ -200,6 +201,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
         if loop not in limiters:
             limiters[loop] = anyio.CapacityLimiter(infer_threads or usable_cores())
         return await anyio.to_thread.run_sync(fn, *args, limiter=limiters[loop])
+
     models.get()  # fail early, with a clear message (ModelError names the file), on a bad model
     metrics = Metrics()
     app.state.models, app.state.metrics = models, metrics
