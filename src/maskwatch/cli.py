@@ -221,11 +221,14 @@ def serve(
                 "max_pixels": int(max_megapixels * 1e6), "cors_origins": cors or None,
                 "threads": cores, "infer_threads": cores}
     try:
-        create_app(**settings)  # fail early, with a clear message, on a bad model
+        app_ = create_app(**settings)  # fail early, with a clear message, on a bad model
     except MaskwatchError as exc:
         _fail_usage(str(exc))
-    os.environ["MASKWATCH_SERVE_SETTINGS"] = json.dumps(settings)
     err.print(f"maskwatch serving {model} on http://{host}:{port} (PaddleHub: POST /predict/pyramidbox_lite_mobile_mask)")
+    if workers == 1:  # this process serves: the app made above, its model already loaded
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
+        return
+    os.environ["MASKWATCH_SERVE_SETTINGS"] = json.dumps(settings)  # each worker process makes its own
     uvicorn.run("maskwatch.serve:app_from_env", host=host, port=port, workers=workers, factory=True, log_level="warning")
 
 

@@ -52,6 +52,10 @@ class Raw:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def take(self, idx: np.ndarray) -> "Raw":
+        """The detections at ``idx`` (indices or a mask), in that order."""
+        return Raw(self.boxes[idx], self.scores[idx], self.probs[idx])
+
     @staticmethod
     def concat(parts: Sequence["Raw"]) -> "Raw":
         parts = [p for p in parts if len(p)]
@@ -199,12 +203,9 @@ class Detector:
             for region in tiles(w, h, self.input_size):
                 parts.append(self._run_view(img, region, self.input_size, min_score))
         raw = Raw.concat(parts)
-        if not len(raw):
-            return raw
         raw = Raw(clip_boxes(raw.boxes, w, h), raw.scores, raw.probs)
         # a candidate lying wholly in the padding clips to nothing: it is no face (and would merge to 0,0,0,0)
-        real = np.nonzero(np.minimum(raw.boxes[:, 2] - raw.boxes[:, 0], raw.boxes[:, 3] - raw.boxes[:, 1]) >= 1)[0]
-        raw = Raw(raw.boxes[real], raw.scores[real], raw.probs[real])
+        raw = raw.take(np.minimum(raw.boxes[:, 2] - raw.boxes[:, 0], raw.boxes[:, 3] - raw.boxes[:, 1]) >= 1)
         if not len(raw):
             return raw
         keep = nms(raw.boxes, raw.scores, self.nms_threshold)
@@ -212,12 +213,11 @@ class Detector:
             boxes, probs = weighted_box_merge(raw.boxes, raw.scores, keep, self.nms_threshold, raw.probs)
             raw = Raw(clip_boxes(boxes, w, h), raw.scores[keep], probs.astype(np.float32))  # (float sums may pass the edge)
         else:
-            raw = Raw(raw.boxes[keep], raw.scores[keep], raw.probs[keep])
+            raw = raw.take(keep)
         if self._classifiers and len(raw):
             outs = [c(img, raw.boxes) for c in self._classifiers]
             raw = second_stage(raw, outs, self._cls_weight, self._verify_weight)
-            keep = np.nonzero(raw.scores >= min_score)[0]
-            raw = Raw(raw.boxes[keep], raw.scores[keep], raw.probs[keep])
+            raw = raw.take(raw.scores >= min_score)
         return raw
 
     def _blob(self, n: int, h: int, w: int) -> np.ndarray:

@@ -45,6 +45,14 @@ def to_paddle(faces: list[Face], width: int, height: int) -> list[dict[str, Any]
     return out
 
 
+def threshold_value(v: Any) -> float:
+    """PaddleHub's ``confs_threshold`` as a score threshold: any number, held to [0, 1] (over 1
+    finds nothing, as in PaddleHub); anything else is an error naming it."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or np.isnan(v):
+        raise MaskwatchError(f"confs_threshold: expected a number, got {v!r}")
+    return min(max(float(v), 0.0), 1.0)
+
+
 class Module:
     """A PaddleHub-like module backed by a maskwatch model."""
 
@@ -56,9 +64,7 @@ class Module:
         self._detectors: dict[tuple, Detector] = {}
 
     def _detector(self, confs_threshold: float, multi_scale: bool) -> Detector:
-        if isinstance(confs_threshold, bool) or not isinstance(confs_threshold, (int, float, np.number)) or np.isnan(confs_threshold):
-            raise MaskwatchError(f"confs_threshold: expected a number, got {confs_threshold!r}")
-        confs_threshold = min(max(float(confs_threshold), 0.0), 1.0)  # over 1 finds nothing, as in PaddleHub
+        confs_threshold = threshold_value(confs_threshold)
         key = (round(confs_threshold, 6), bool(multi_scale))
         det = self._detectors.get(key)
         if det is None:

@@ -41,7 +41,7 @@ from .annotate import annotate, summarize
 from .detector import Detector
 from .errors import ImageError, MaskwatchError, ModelError
 from .face import Face
-from .hub import MODULES, to_paddle
+from .hub import MODULES, threshold_value, to_paddle
 from .imageio import decode_bytes
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -277,17 +277,17 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
             return JSONResponse({"status": "111", "msg": f"Module {module_name} is not available.", "results": ""}, status_code=404)
         doc = await json_body(request)
         imgs = [_decode_b64(s, i, max_pixels) for i, s in enumerate(image_list(doc))]
-        thr = doc.get("confs_threshold", 0.6)
-        if isinstance(thr, bool) or not isinstance(thr, (int, float)) or thr != thr:
-            raise BadRequest("confs_threshold must be a number")
-        thr = min(max(float(thr), 0.0), 1.0)  # as the Python module: over 1 finds nothing
+        try:
+            thr = threshold_value(doc.get("confs_threshold", 0.6))  # the Python module's rule
+        except MaskwatchError as exc:
+            raise BadRequest(str(exc)) from None
         visualization = _flag(doc.get("visualization", False))
         det = await infer(models.get, MODULES[module_name])  # a first use loads the model: off the event loop
 
         def work():
             out = []
             for img in imgs:
-                faces = det.to_faces(det.detect_raw(img, float(thr)))
+                faces = det.to_faces(det.detect_raw(img, thr))
                 metrics.count_faces(faces)
                 res = {"path": f"ndarray_time={int(time.time() * 1e6)}", "data": to_paddle(faces, img.shape[1], img.shape[0])}
                 if visualization:  # returned in the response, never written to disk

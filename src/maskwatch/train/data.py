@@ -138,7 +138,13 @@ def build_samples(sources: list[Source], cache_dir: Path, rare_repeat: int = 0) 
 def rare_pictures(samples: list[Sample], label: int = LABELS.index("incorrect")) -> list[Sample]:
     """The distinct pictures among ``samples`` that hold a face of class ``label`` (drawn again
     so that a rare class is seen more often: Kaggle's training split has 97 ``incorrect`` faces)."""
-    return [s for s in {id(s): s for s in samples}.values() if (s.labels == label).any()]
+    return [s for s in distinct(samples) if (s.labels == label).any()]
+
+
+def distinct(samples: list[Sample]) -> list[Sample]:
+    """Each sample object once, in first-seen order (a source drawn several times per epoch holds
+    the same objects)."""
+    return list({id(s): s for s in samples}.values())
 
 
 def _repeat(out: list, samples: list, weight: float) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..datasets import UNKNOWN, Sample
 from ..detector import CropModel
+from .data import distinct
 
 PSEUDO_MIN_FACE = 16.0  # px (long side): smaller faces are left face-only, too small to label surely
 PSEUDO_MIN_PROB = 0.9  # the classifier's top mask class must be at least this sure
@@ -45,9 +46,8 @@ def pseudo_label(samples: list[Sample], classifier: Path, cache_dir: Path, log=p
     cache_file = Path(cache_dir) / f"pseudo-{classifier.stem}-{_file_key(classifier)}.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     model = CropModel.load(classifier, flip=True)
-    unique = list({id(s): s for s in samples}.values())  # a repeated source holds the same objects
     done, fresh = 0, False
-    for s in unique:
+    for s in distinct(samples):
         side = np.maximum(s.boxes[:, 2] - s.boxes[:, 0], s.boxes[:, 3] - s.boxes[:, 1]) if len(s.boxes) else np.zeros(0)
         todo = np.nonzero((s.labels == UNKNOWN) & ~s.ignore & (side >= PSEUDO_MIN_FACE))[0]
         if not len(todo):
