@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 
 from maskwatch import Detector
-from maskwatch.datasets import load_dataset
-from maskwatch.evaluation import evaluate_results
-from maskwatch.evaluation_run import run_eval
+from maskwatch.evaluation.datasets import load_dataset
+from maskwatch.evaluation.metrics import evaluate_results
+from maskwatch.evaluation.run import run_eval
 
 SETS = [("kaggle-facemask", "val.txt"), ("wider-face-val-part", "val.txt")]
 

@@ -19,12 +19,12 @@ import os
 from pathlib import Path
 
 from maskwatch import Detector
-from maskwatch.datasets import load_dataset
-from maskwatch.detector import CropModel, Raw, second_stage
-from maskwatch.evaluation import ImageResult, evaluate_results
-from maskwatch.errors import MaskwatchError
-from maskwatch.evaluation_run import AP_MIN_SCORE
-from maskwatch.imageio import load_image
+from maskwatch.evaluation.datasets import load_dataset
+from maskwatch.core.detector import CropModel, Raw, second_stage
+from maskwatch.evaluation.metrics import ImageResult, evaluate_results
+from maskwatch.core.errors import MaskwatchError
+from maskwatch.evaluation.run import AP_MIN_SCORE
+from maskwatch.core.imageio import load_image
 
 SETS = ("kaggle-facemask", "wider-face-val-part")
 

@@ -45,7 +45,7 @@ def blank_jpeg(tmp_path) -> Path:
 
 
 def kaggle_val(data: Path, n: int):
-    from maskwatch.datasets import load_dataset
+    from maskwatch.evaluation.datasets import load_dataset
 
     return load_dataset(data / "kaggle-facemask", data / "kaggle-facemask" / "val.txt")[:n]
 

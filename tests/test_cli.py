@@ -211,8 +211,8 @@ def test_eval_yolo_set_with_a_bad_label_and_a_non_picture(tmp_path):
 
 
 def test_picture_whose_annotation_cannot_be_written_keeps_its_faces(tmp_path):
-    from maskwatch.batch import Report, detect_image
-    from maskwatch.face import Face
+    from maskwatch.batch.runner import Report, detect_image
+    from maskwatch.core.face import Face
 
     face = Face(box=(1.0, 2.0, 30.0, 40.0), label="mask", confidence=0.9, score=0.8, probs=(0.9, 0.05, 0.05))
     rows = Report("p.jpg", [face], error="could not write annotated picture to x.jpg").rows()

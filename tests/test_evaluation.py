@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from maskwatch.datasets import UNKNOWN, load_dataset
-from maskwatch.evaluation import ImageResult, average_precision, best_f1_threshold, evaluate_results
+from maskwatch.evaluation.datasets import UNKNOWN, load_dataset
+from maskwatch.evaluation.metrics import ImageResult, average_precision, best_f1_threshold, evaluate_results
 
 P = lambda *rows: np.array(rows, np.float32)  # noqa: E731
 MASK, NO, INC = (1, 0, 0), (0, 1, 0), (0, 0, 1)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from maskwatch.geometry import anchor_points, clip_boxes, distances_to_boxes, expand_boxes, iou_matrix, nms, weighted_box_merge
+from maskwatch.core.geometry import anchor_points, clip_boxes, distances_to_boxes, expand_boxes, iou_matrix, nms, weighted_box_merge
 
 
 def test_anchor_points_cover_each_level_row_major():
@@ -85,7 +85,7 @@ def test_clip_boxes():
 
 
 def test_tiles_cover_the_picture_with_overlap():
-    from maskwatch.detector import tiles
+    from maskwatch.core.detector import tiles
 
     assert tiles(640, 480, 640) == []
     t = tiles(4000, 3000, 640)

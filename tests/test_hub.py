@@ -8,7 +8,7 @@ import pytest
 
 from conftest import kaggle_val
 from maskwatch import hub
-from maskwatch.errors import MaskwatchError
+from maskwatch.core.errors import MaskwatchError
 
 
 def _check_schema(res, n):
@@ -61,7 +61,7 @@ def test_confs_threshold_filters(data):
 
 
 def test_incorrect_reports_as_no_mask():
-    from maskwatch.face import Face
+    from maskwatch.core.face import Face
 
     f = Face((0, 0, 10, 10), "incorrect", 0.7, 0.9, (0.2, 0.1, 0.7))
     label, conf = hub.paddle_label(f)

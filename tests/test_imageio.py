@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maskwatch.errors import ImageError
-from maskwatch.imageio import load_image, to_bgr_uint8
+from maskwatch.core.errors import ImageError
+from maskwatch.core.imageio import load_image, to_bgr_uint8
 
 
 def _png_bytes(arr, mode=None) -> bytes:

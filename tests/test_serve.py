@@ -183,7 +183,7 @@ def test_base64_layout_is_read_leniently_and_flags_as_strings(client):
 
 
 def test_bad_model_file_fails_at_start(tmp_path):
-    from maskwatch.errors import MaskwatchError
+    from maskwatch.core.errors import MaskwatchError
 
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not a model")
@@ -228,7 +228,7 @@ def test_inference_runs_at_most_infer_threads_at_once():
 
 
 def test_unexpected_failures_and_unloadable_models_still_answer_json(tmp_path, monkeypatch):
-    from maskwatch.errors import ModelError
+    from maskwatch.core.errors import ModelError
 
     c = TestClient(create_app(), raise_server_exceptions=False)
     det = c.app.state.models.get()

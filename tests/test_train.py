@@ -72,7 +72,7 @@ def test_paste_occluders_relabels_bare_and_unlabelled_faces_only():
 
 
 def test_dataset_crops_keep_boxes_on_faces(tmp_path):
-    from maskwatch.datasets import load_dataset
+    from maskwatch.evaluation.datasets import load_dataset
 
     samples = load_dataset(make_voc(tmp_path / "voc"))
     ds = DetectionDataset(samples, size=128, seed=1)
@@ -196,7 +196,7 @@ def test_sample_evenly_takes_alike_from_each_size_group_and_passes_on_the_rest()
 
 def test_classifier_with_background_exports_a_veto(tmp_path):
     """A 4-class crop classifier exports a background label that Detector turns into a veto."""
-    from maskwatch.detector import read_metadata
+    from maskwatch.core.detector import read_metadata
     from maskwatch.train.export import export_classifier
     from maskwatch.train.net import CropClassifier
 
@@ -211,7 +211,7 @@ def test_classifier_with_background_exports_a_veto(tmp_path):
 
 def test_finetune_server_keeps_its_crop_classifiers_and_veto(tmp_path):
     """Fine-tuning the two-stage server model carries its classifier files and second-stage settings."""
-    from maskwatch.detector import classifier_files, read_metadata
+    from maskwatch.core.detector import classifier_files, read_metadata
     from maskwatch.models import MODEL_DIR
     from maskwatch.train.finetune import finetune
 
@@ -226,7 +226,7 @@ def test_finetune_server_keeps_its_crop_classifiers_and_veto(tmp_path):
 
 
 def test_sure_labels_keep_only_confident_faces():
-    from maskwatch.datasets import UNKNOWN
+    from maskwatch.evaluation.datasets import UNKNOWN
     from maskwatch.train.pseudo import sure_labels
 
     probs = np.array([[0.95, 0.04, 0.01], [0.6, 0.3, 0.1], [0.02, 0.03, 0.95], [0.0, 1.0, 0.0]])
@@ -239,7 +239,7 @@ def test_sure_labels_keep_only_confident_faces():
 def test_pseudo_label_fills_only_unlabelled_faces_and_caches(tmp_path):
     """Faces without a mask label get the classifier's sure class; labelled, ignored and tiny faces
     keep theirs; a repeated picture is labelled once; a second run reads the cache."""
-    from maskwatch.datasets import UNKNOWN, Sample
+    from maskwatch.evaluation.datasets import UNKNOWN, Sample
     from maskwatch.train.export import export_classifier
     from maskwatch.train.net import CropClassifier
     from maskwatch.train.pseudo import pseudo_label
@@ -262,7 +262,7 @@ def test_pseudo_label_fills_only_unlabelled_faces_and_caches(tmp_path):
 
 
 def test_rare_pictures_are_the_distinct_ones_with_a_face_worn_wrong(tmp_path):
-    from maskwatch.datasets import Sample
+    from maskwatch.evaluation.datasets import Sample
     from maskwatch.train.data import rare_pictures
 
     box = np.array([[0, 0, 20, 20], [30, 0, 50, 20]], np.float32)

@@ -22,9 +22,9 @@ import numpy as np
 import onnxruntime as ort
 
 from . import models as registry
-from .detector import META_KEY, PAD_VALUE, read_metadata
-from .errors import MaskwatchError
-from .imageio import IMAGE_SUFFIXES
+from .core.detector import META_KEY, PAD_VALUE, read_metadata
+from .core.errors import MaskwatchError
+from .core.imageio import IMAGE_SUFFIXES
 
 FORMATS = ("onnx", "ort")
 

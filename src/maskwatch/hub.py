@@ -17,11 +17,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .annotate import annotate
-from .detector import Detector
-from .errors import MaskwatchError, ModelError
-from .face import Face
-from .imageio import load_image
+from .batch.annotate import annotate
+from .core.detector import Detector
+from .core.errors import MaskwatchError, ModelError
+from .core.face import Face
+from .core.imageio import load_image
 
 MODULES = {"pyramidbox_lite_mobile_mask": "mobile", "pyramidbox_lite_server_mask": "server"}
 

@@ -37,12 +37,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from . import models as registry
-from .annotate import annotate, summarize
-from .detector import Detector
-from .errors import ImageError, MaskwatchError, ModelError
-from .face import Face
+from .batch.annotate import annotate, summarize
+from .core.detector import Detector
+from .core.errors import ImageError, MaskwatchError, ModelError
+from .core.face import Face
 from .hub import MODULES, threshold_value, to_paddle
-from .imageio import decode_bytes
+from .core.imageio import decode_bytes
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 DEFAULT_MAX_BODY = 20 * 1024 * 1024

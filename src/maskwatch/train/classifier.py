@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..datasets import UNKNOWN, load_dataset, read_voc
-from ..detector import face_crops
+from ..evaluation.datasets import UNKNOWN, load_dataset, read_voc
+from ..core.detector import face_crops
 from .export import export_classifier
 from .net import CropClassifier
 from .occluders import draw_mask, draw_occluder

@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..datasets import UNKNOWN, Sample, load_dataset
-from ..face import LABELS
-from ..geometry import iou_matrix
+from ..evaluation.datasets import UNKNOWN, Sample, load_dataset
+from ..core.face import LABELS
+from ..core.geometry import iou_matrix
 
 PAD_VALUE = 114
 MIN_FACE = 6.0  # faces smaller than this (px, after scaling) are ignored, not taught
@@ -69,7 +69,7 @@ class Source:
 
 def class_folder_items(root: Path) -> list[tuple[Path, int]]:
     """(picture, class) for a folder with one sub-folder per class (mask, no_mask, incorrect)."""
-    from ..datasets import label_index
+    from ..evaluation.datasets import label_index
 
     out = []
     for sub in sorted(p for p in Path(root).iterdir() if p.is_dir()):
@@ -80,7 +80,7 @@ def class_folder_items(root: Path) -> list[tuple[Path, int]]:
 
 def portrait_items(root: Path) -> list[tuple[Path, int]]:
     """(picture, class) for a VOC set whose pictures each show one labelled face (MaskedFace-Net)."""
-    from ..datasets import read_voc
+    from ..evaluation.datasets import read_voc
 
     return [(s.image, int(s.labels[0])) for s in read_voc(root) if len(s.labels) and s.labels[0] != UNKNOWN]
 

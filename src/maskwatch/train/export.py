@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..export import write_metadata as _set_meta
-from ..face import LABELS
+from ..core.face import LABELS
 from .net import ClassifierExport, CropClassifier, ExportWrapper, FaceMaskNet
 
 

@@ -15,11 +15,11 @@ import shutil
 from pathlib import Path
 
 from .. import models as registry
-from ..datasets import Sample, load_dataset
-from ..detector import RUNTIME_SETTINGS, Detector, classifier_files
-from ..errors import MaskwatchError
-from ..evaluation import evaluate_results
-from ..evaluation_run import run_eval
+from ..evaluation.datasets import Sample, load_dataset
+from ..core.detector import RUNTIME_SETTINGS, Detector, classifier_files
+from ..core.errors import MaskwatchError
+from ..evaluation.metrics import evaluate_results
+from ..evaluation.run import run_eval
 from .export import _set_meta
 from .loop import DetectorRecipe, train_detector
 from .pipeline import read_meta

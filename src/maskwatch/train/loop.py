@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..datasets import load_dataset
-from ..detector import Detector
-from ..evaluation import best_f1_threshold, evaluate_results
-from ..evaluation_run import run_eval
+from ..evaluation.datasets import load_dataset
+from ..core.detector import Detector
+from ..evaluation.metrics import best_f1_threshold, evaluate_results
+from ..evaluation.run import run_eval
 from .data import DetectionDataset, Source, build_samples, collate
 from .export import export_detector, load_onnx_weights
 from .loss import detection_loss

@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..datasets import load_dataset
-from ..geometry import iou_matrix
+from ..evaluation.datasets import load_dataset
+from ..core.geometry import iou_matrix
 
 BACKGROUND = 3  # label index of "not a face" in a verifying crop classifier
 MAX_IOU = 0.2  # a detection overlapping a known face more than this is not a negative
@@ -84,7 +84,7 @@ def mine(detector_path: Path, sources: list, cache_file: Path, teacher_dir: Path
         return [(Path(p), np.array(b, np.float32), BACKGROUND) for p, b in rows]
     from tqdm import tqdm
 
-    from ..detector import Detector
+    from ..core.detector import Detector
     from .teacher import label_images
 
     det = Detector(detector_path, score_threshold=MIN_SCORE, input_size=960, flip=True, threads=2)

@@ -3,7 +3,7 @@
 Detector: depthwise-separable backbone (stride 32), a light top-down FPN, and one head per level
 (strides 8, 16, 32). Each grid cell predicts a face score, four distances to the box sides (in
 pixels) and three mask-class logits. The exported ONNX graph applies sigmoid / softmax / exp so
-that the runtime only adds cell centres (``maskwatch.geometry``).
+that the runtime only adds cell centres (``maskwatch.core.geometry``).
 """
 
 from __future__ import annotations

@@ -18,12 +18,12 @@ import shutil
 from pathlib import Path
 
 from .. import models as registry
-from ..datasets import load_dataset
-from ..detector import VERIFY_WEIGHT, Detector
-from ..detector import read_metadata as read_meta
-from ..errors import MaskwatchError
-from ..evaluation import best_f1_threshold
-from ..evaluation_run import run_eval
+from ..evaluation.datasets import load_dataset
+from ..core.detector import VERIFY_WEIGHT, Detector
+from ..core.detector import read_metadata as read_meta
+from ..core.errors import MaskwatchError
+from ..evaluation.metrics import best_f1_threshold
+from ..evaluation.run import run_eval
 from .classifier import ClassifierRecipe, train_classifier
 from .export import _set_meta
 from .loop import default_sources, train_detector

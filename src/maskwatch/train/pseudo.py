@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..datasets import UNKNOWN, Sample
-from ..detector import CropModel
+from ..evaluation.datasets import UNKNOWN, Sample
+from ..core.detector import CropModel
 from .data import distinct
 
 PSEUDO_MIN_FACE = 16.0  # px (long side): smaller faces are left face-only, too small to label surely

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from ..geometry import nms
+from ..core.geometry import nms
 
 DEFAULT_TEACHER = Path(__file__).resolve().parents[4] / "shared" / "teachers" / "yunet_n_dynamic.onnx"
 

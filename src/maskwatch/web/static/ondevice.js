@@ -1,5 +1,5 @@
 // On-device mode: the mobile model runs in this browser with onnxruntime-web (WebAssembly), so no
-// picture leaves the device. Same steps as maskwatch/detector.py: resize the long side to the
+// picture leaves the device. Same steps as maskwatch/core/detector.py: resize the long side to the
 // model's input size, pad to a multiple of 32 with grey 114, BGR float input; decode distances
 // from the cell centres of strides 8/16/32, threshold, NMS at the model's IoU.
 const STRIDES = [8, 16, 32];

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MaskwatchError
-from .face import LABELS
-from .imageio import IMAGE_SUFFIXES
+from ..core.errors import MaskwatchError
+from ..core.face import LABELS
+from ..core.imageio import IMAGE_SUFFIXES
 
 UNKNOWN = -1
 

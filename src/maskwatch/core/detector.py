@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from . import models
+from .. import models
 from .errors import ModelError
 from .face import LABELS, Face
 from .geometry import STRIDES, anchor_points, clip_boxes, distances_to_boxes, expand_boxes, nms, weighted_box_merge

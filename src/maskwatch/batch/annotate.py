@@ -8,7 +8,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from .face import LABELS, Face
+from ..core.face import LABELS, Face
 
 COLORS_BGR = {"mask": (60, 200, 60), "no_mask": (40, 40, 230), "incorrect": (0, 190, 255)}
 

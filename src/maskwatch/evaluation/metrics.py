@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .face import LABELS
-from .geometry import iou_matrix
+from ..core.face import LABELS
+from ..core.geometry import iou_matrix
 
 HEIGHT_BINS = ((0, 16), (16, 32), (32, 64), (64, float("inf")))
 

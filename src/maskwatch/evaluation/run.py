@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .datasets import Sample
-from .detector import Detector
-from .errors import MaskwatchError
-from .evaluation import ImageResult
-from .face import LABELS
-from .imageio import load_image
+from ..core.detector import Detector
+from ..core.errors import MaskwatchError
+from .metrics import ImageResult
+from ..core.face import LABELS
+from ..core.imageio import load_image
 
 AP_MIN_SCORE = 0.02  # detections kept for the PR curves; the operating threshold applies elsewhere
 

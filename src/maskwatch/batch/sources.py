@@ -6,7 +6,7 @@ import glob
 import os
 from pathlib import Path
 
-from .imageio import IMAGE_SUFFIXES
+from ..core.imageio import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 

@@ -7,8 +7,8 @@ import io
 import json
 from typing import Iterable, TextIO
 
-from .batch import ROW_FIELDS, Report, overall_summary
-from .face import LABELS
+from .runner import ROW_FIELDS, Report, overall_summary
+from ..core.face import LABELS
 
 FORMATS = ("table", "csv", "json", "jsonl")
 

@@ -14,10 +14,10 @@ from typing import Callable, Iterable, Iterator
 import cv2
 
 from .annotate import annotate, summarize
-from .detector import Detector
-from .errors import MaskwatchError
-from .face import Face
-from .imageio import load_image
+from ..core.detector import Detector
+from ..core.errors import MaskwatchError
+from ..core.face import Face
+from ..core.imageio import load_image
 from .sources import is_video
 
 ROW_FIELDS = ("label", "x1", "y1", "x2", "y2", "confidence", "image", "score", "frame", "error")

@@ -1,0 +1,5 @@
+"""``python -m maskwatch.cli``."""
+
+from . import main
+
+main()
