@@ -20,7 +20,8 @@ from pathlib import Path
 
 from maskwatch import Detector
 from maskwatch.evaluation.datasets import load_dataset
-from maskwatch.core.detector import CropModel, Raw, second_stage
+from maskwatch.core.detections import Detections
+from maskwatch.core.detector import CropModel, second_stage
 from maskwatch.evaluation.metrics import ImageResult, evaluate_results
 from maskwatch.core.errors import MaskwatchError
 from maskwatch.evaluation.run import AP_MIN_SCORE
@@ -60,7 +61,7 @@ def main() -> None:
             except MaskwatchError as exc:
                 print(f"skipped: {exc}")
                 continue
-            raw = det.detect_raw(img, AP_MIN_SCORE)  # what run_eval (maskwatch eval) does
+            raw = det._detect_image(img, AP_MIN_SCORE)  # what run_eval (maskwatch eval) does
             firsts[name].append(ImageResult(raw.boxes, raw.scores, raw.probs, s.boxes, s.labels, s.ignore))
             for c, model in enumerate(models):
                 outs[(c, name)].append(model(img, raw.boxes) if len(raw) else None)
@@ -73,8 +74,8 @@ def main() -> None:
                     merged = []
                     for r, o in zip(firsts[name], outs[(c, name)]):
                         if o is not None:
-                            m = second_stage(Raw(r.pred_boxes, r.pred_scores, r.pred_probs), [o], w, a)
-                            k = m.scores >= AP_MIN_SCORE  # as Detector.detect_raw does after the veto
+                            m = second_stage(Detections(r.pred_boxes, r.pred_scores, r.pred_probs), [o], w, a)
+                            k = m.scores >= AP_MIN_SCORE  # as Detector does after the veto
                             r = ImageResult(m.boxes[k], m.scores[k], m.probs[k], r.gt_boxes, r.gt_labels, r.gt_ignore)
                         merged.append(r)
                     m = evaluate_results(merged, 0.5, args.threshold)

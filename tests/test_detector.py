@@ -103,7 +103,7 @@ def test_reused_input_buffer_leaves_no_trace_between_pictures_or_threads():
             for h, w in [(640, 480), (120, 900), (480, 640), (300, 200), (700, 700)]]
 
     def raw(det, img):
-        r = det.detect_raw(img, 0.05)
+        r = det.detections(img, 0.05)
         return r.boxes.tolist(), r.scores.tolist()
 
     fresh = [raw(Detector("mobile", flip=True), im) for im in pics]  # a new detector (and buffer) each
@@ -142,10 +142,10 @@ def test_several_crop_classifiers_are_averaged(tmp_path, data):
     for n in names:  # each classifier alone
         shutil.copy2(MODEL_DIR / "server.onnx", tmp_path / f"only_{n}.onnx")
         write_metadata(tmp_path / f"only_{n}.onnx", {**meta, "classifier": n, "classifier_weight": 1.0})
-        one[n] = Detector(tmp_path / f"only_{n}.onnx").detect_raw(img, 0.3).probs
+        one[n] = Detector(tmp_path / f"only_{n}.onnx").detections(img, 0.3).probs
     shutil.copy2(MODEL_DIR / "server.onnx", tmp_path / "all.onnx")
     write_metadata(tmp_path / "all.onnx", {**meta, "classifier": names + names[:1], "classifier_weight": 1.0})
-    both = Detector(tmp_path / "all.onnx").detect_raw(img, 0.3).probs
+    both = Detector(tmp_path / "all.onnx").detections(img, 0.3).probs
     expect = (sum(one.values()) + one[names[0]]) / (len(names) + 1)
     assert len(both) and np.allclose(both, expect, atol=1e-5)
     write_metadata(tmp_path / "all.onnx", {**meta, "classifier": names + ["missing.onnx"]})
@@ -222,8 +222,8 @@ def test_background_class_vetoes_faces(tmp_path, data):
     shutil.copy2(MODEL_DIR / "mobile.onnx", tmp_path / "m.onnx")
     write_metadata(tmp_path / "m.onnx", {**meta, "classifier": ["veto.onnx", "plain.onnx"], "classifier_weight": 0.5, "verify_weight": 2.0})
     img = cv2.imread(str(kaggle_val(data, 1)[0].image))
-    plain = Detector("mobile").detect_raw(img, 0.02)
-    vetoed = Detector(tmp_path / "m.onnx").detect_raw(img, 0.02)
+    plain = Detector("mobile").detections(img, 0.02)
+    vetoed = Detector(tmp_path / "m.onnx").detections(img, 0.02)
     assert len(plain) > 3 and len(vetoed) > 3
     face = 1 - face_crops(img, plain.boxes, 32, 1.3).astype(np.float64).mean(axis=(1, 2, 3)) / 255
     assert face.std() > 0.02  # the pictures differ, so the veto reorders

@@ -208,7 +208,7 @@ def test_inference_runs_at_most_infer_threads_at_once():
     app = create_app(infer_threads=1)
     det = app.state.models.get()
     lock, now, most = threading.Lock(), [0], [0]
-    real = det.detect_raw
+    real = det.detect
 
     def counted(*a, **k):
         with lock:
@@ -221,7 +221,7 @@ def test_inference_runs_at_most_infer_threads_at_once():
             with lock:
                 now[0] -= 1
 
-    det.detect_raw = counted
+    det.detect = counted
     with TestClient(app) as c, ThreadPoolExecutor(4) as pool:  # one event loop, as in uvicorn
         codes = list(pool.map(lambda _: c.post("/v1/detect", json={"images": [_b64(BLANK)]}).status_code, range(4)))
     assert codes == [200] * 4 and most[0] == 1
@@ -232,7 +232,7 @@ def test_unexpected_failures_and_unloadable_models_still_answer_json(tmp_path, m
 
     c = TestClient(create_app(), raise_server_exceptions=False)
     det = c.app.state.models.get()
-    monkeypatch.setattr(det, "detect_raw", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(det, "detect", lambda *a, **k: 1 / 0)
     r = c.post("/v1/detect", json={"images": [_b64(BLANK)]})
     assert r.status_code == 500 and "internal error" in r.json()["error"]
     r = c.post("/predict/pyramidbox_lite_mobile_mask", json={"images": [_b64(BLANK)]})

@@ -287,7 +287,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
         def work():
             out = []
             for img in imgs:
-                faces = det.to_faces(det.detect_raw(img, thr))
+                faces = det.detect(img, score_threshold=thr)
                 metrics.count_faces(faces)
                 res = {"path": f"ndarray_time={int(time.time() * 1e6)}", "data": to_paddle(faces, img.shape[1], img.shape[0])}
                 if visualization:  # returned in the response, never written to disk
@@ -339,8 +339,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
         def work():
             out = []
             for name, img in named:
-                raw = det.detect_raw(img, det.score_threshold if threshold is None else threshold)
-                faces = det.to_faces(raw)
+                faces = det.detect(img, score_threshold=threshold)
                 metrics.count_faces(faces)
                 out.append((name, img, faces))
             return out

@@ -17,13 +17,14 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 
 from .. import models
+from .detections import Detections
 from .errors import ModelError
 from .face import LABELS, Face
 from .geometry import STRIDES, anchor_points, clip_boxes, distances_to_boxes, expand_boxes, nms, weighted_box_merge
@@ -35,33 +36,6 @@ META_KEY = "maskwatch"
 # the metadata keys that set how Detector runs a model file (what a fine-tuned copy must keep)
 RUNTIME_SETTINGS = ("input_size", "score_threshold", "nms_threshold", "flip", "scales",
                     "classifier", "classifier_weight", "verify_weight", "classifier_flip")
-
-
-@dataclass(frozen=True)
-class Raw:
-    """Detections before thresholding into ``Face``: boxes (N, 4), scores (N,), probs (N, C)."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    probs: np.ndarray
-
-    @staticmethod
-    def empty() -> "Raw":
-        return Raw(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, len(LABELS)), np.float32))
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def take(self, idx: np.ndarray) -> "Raw":
-        """The detections at ``idx`` (indices or a mask), in that order."""
-        return Raw(self.boxes[idx], self.scores[idx], self.probs[idx])
-
-    @staticmethod
-    def concat(parts: Sequence["Raw"]) -> "Raw":
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            return Raw.empty()
-        return Raw(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("boxes", "scores", "probs")))
 
 
 def read_metadata(path: Path) -> dict:
@@ -83,13 +57,13 @@ def _meta_of(sess: ort.InferenceSession) -> dict:
         return {}
 
 
-def _session(path: Path, threads: int | None) -> ort.InferenceSession:
+def _session(path: Path, threads: int | None, providers: Sequence[Any] | None = None) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), so, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as exc:  # onnxruntime raises several types for bad files
         raise ModelError(f"{path}: cannot load as an ONNX model ({str(exc).splitlines()[0]})") from None
 
@@ -98,16 +72,16 @@ MIN_INPUT, MAX_INPUT = 32, 8192  # px: the network input (input size x scale) al
 MAX_CANDIDATES = 4000  # per pass, before NMS: bounds the work on noisy pictures
 
 
-def decode(scores: np.ndarray, dists: np.ndarray, probs: np.ndarray, input_hw: tuple[int, int], min_score: float) -> Raw:
+def decode(scores: np.ndarray, dists: np.ndarray, probs: np.ndarray, input_hw: tuple[int, int], min_score: float) -> Detections:
     """Network outputs for one picture -> boxes in network-input pixels above ``min_score``."""
     pts = anchor_points(int(input_hw[0]), int(input_hw[1]), STRIDES)
     keep = np.nonzero(scores >= min_score)[0]
     if not len(keep):
-        return Raw.empty()
+        return Detections.empty()
     if len(keep) > MAX_CANDIDATES:
         keep = keep[np.argsort(-scores[keep], kind="stable")[:MAX_CANDIDATES]]
     boxes = distances_to_boxes(pts[keep], dists[keep])
-    return Raw(boxes.astype(np.float32), scores[keep].astype(np.float32), probs[keep].astype(np.float32))
+    return Detections(boxes.astype(np.float32), scores[keep].astype(np.float32), probs[keep].astype(np.float32))
 
 
 class Detector:
@@ -116,7 +90,9 @@ class Detector:
     ``model``: "mobile" (default), "server", a PaddleHub module name, or a path to a maskwatch
     ``.onnx`` file. ``score_threshold`` keeps faces whose face score reaches it (default: the
     model's, chosen for best F1 on validation data). ``tile`` and ``scales`` add passes for large
-    pictures with small faces. Safe to share between threads.
+    pictures with small faces. ``providers``: onnxruntime execution providers (default: CPU).
+    Safe to share between threads; pickles as its model and settings (a worker process or a Ray
+    actor rebuilds the session).
     """
 
     def __init__(
@@ -129,7 +105,13 @@ class Detector:
         scales: Sequence[float] | None = None,
         flip: bool | None = None,
         threads: int | None = None,
+        providers: Sequence[Any] | None = None,
     ):
+        self._args: dict[str, Any] = {
+            "model": model, "score_threshold": score_threshold, "nms_threshold": nms_threshold,
+            "input_size": input_size, "tile": tile, "scales": None if scales is None else tuple(scales),
+            "flip": flip, "threads": threads, "providers": None if providers is None else list(providers),
+        }
         path = models.resolve(str(model)) if not isinstance(model, os.PathLike) else None
         if path is None:
             path = Path(model)
@@ -140,7 +122,7 @@ class Detector:
             raise ModelError(f"{model}: the shipped model file {path.name} is missing from this installation")
         self.path = path
         self.name = str(model)
-        self._sess = _session(path, threads)
+        self._sess = _session(path, threads, providers)
         self.meta = _meta_of(self._sess)
         if self.meta.get("kind", "detector") != "detector":
             raise ModelError(f"{path}: is a maskwatch {self.meta.get('kind')} model, not a detector")
@@ -164,7 +146,7 @@ class Detector:
             cpath = path.parent / cls_file
             if not cpath.is_file():
                 raise ModelError(f"{path}: its classifier {cls_file} is missing")
-            self._classifiers.append(CropModel.load(cpath, threads, flip=bool(self.meta.get("classifier_flip", False))))
+            self._classifiers.append(CropModel.load(cpath, threads, providers, flip=bool(self.meta.get("classifier_flip", False))))
         self._cls_weight = float(self.meta.get("classifier_weight", 0.7))
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
         self._verify_weight = float(self.meta.get("verify_weight", VERIFY_WEIGHT))
@@ -172,38 +154,74 @@ class Detector:
     def __repr__(self) -> str:
         return f"Detector(model={self.name!r}, score_threshold={self.score_threshold}, input_size={self.input_size})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self._args)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
     # -- public API ---------------------------------------------------------------------------
 
-    def detect(self, image: ImageInput) -> list[Face]:
-        """Faces in one picture (BGR uint8 array, path, or encoded bytes), highest score first."""
-        img = load_image(image)
-        raw = self.detect_raw(img, self.score_threshold)
-        return self.to_faces(raw)
+    def detect(self, image: ImageInput, score_threshold: float | None = None) -> list[Face]:
+        """Faces in one picture (BGR uint8 array, path, or encoded bytes), highest score first.
+        ``score_threshold``: this call's face score threshold (default: the detector's)."""
+        return self.detections(image, score_threshold).to_faces()
 
-    def detect_batch(self, images: Iterable[ImageInput]) -> list[list[Face]]:
-        """``detect`` for each picture, in order."""
-        return [self.detect(im) for im in images]
+    def detections(self, image: ImageInput, score_threshold: float | None = None) -> Detections:
+        """``detect`` as a ``Detections`` (arrays, one row per face)."""
+        return self._detect_image(load_image(image), self._threshold(score_threshold))
 
-    # -- internals ----------------------------------------------------------------------------
+    def detect_batch(self, images: Iterable[ImageInput], score_threshold: float | None = None) -> list[list[Face]]:
+        """``detect`` for each picture, in order (pictures of one size share network runs)."""
+        return [d.to_faces() for d in self.detections_batch(images, score_threshold)]
 
-    def to_faces(self, raw: Raw) -> list[Face]:
-        faces = []
-        for b, s, p in zip(raw.boxes, raw.scores, raw.probs):
-            k = int(np.argmax(p))
-            faces.append(Face(box=tuple(float(v) for v in b), label=self.labels[k], confidence=float(p[k]), score=float(s), probs=tuple(float(v) for v in p)))
-        return faces
+    def detections_batch(self, images: Iterable[ImageInput], score_threshold: float | None = None,
+                         max_batch: int = 8) -> list[Detections]:
+        """``detections`` for each picture, in order. Pictures of the same size are preprocessed into
+        one network input of up to ``max_batch`` pictures, so they share one ``session.run``."""
+        thr = self._threshold(score_threshold)
+        imgs = [load_image(im) for im in images]
+        parts: list[list[Detections]] = [[] for _ in imgs]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, img in enumerate(imgs):
+            groups.setdefault(img.shape, []).append(i)
+        for idx in groups.values():
+            for start in range(0, len(idx), max_batch):
+                chunk = idx[start:start + max_batch]
+                for sc in self.scales:
+                    views = [imgs[i] for i in chunk]
+                    for i, d in zip(chunk, self._run_views(views, int(round(self.input_size * sc)), thr)):
+                        parts[i].append(d)
+        out = []
+        for img, p in zip(imgs, parts):
+            if self.tile:
+                h, w = img.shape[:2]
+                p = p + [self._run_view(img, region, self.input_size, thr) for region in tiles(w, h, self.input_size)]
+            out.append(self._postprocess(img, p, thr))
+        return out
 
-    def detect_raw(self, img: np.ndarray, min_score: float) -> Raw:
+    # -- internals: preprocess, run, postprocess --------------------------------------------------
+
+    def _threshold(self, score_threshold: float | None) -> float:
+        thr = self.score_threshold if score_threshold is None else float(score_threshold)
+        if not 0.0 <= thr <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        return thr
+
+    def _detect_image(self, img: np.ndarray, min_score: float) -> Detections:
         """All detections above ``min_score`` on a BGR uint8 picture, after NMS and classification."""
         h, w = img.shape[:2]
-        parts = []
-        for sc in self.scales:
-            parts.append(self._run_view(img, (0, 0, w, h), int(round(self.input_size * sc)), min_score))
+        parts = [self._run_view(img, (0, 0, w, h), int(round(self.input_size * sc)), min_score) for sc in self.scales]
         if self.tile:
             for region in tiles(w, h, self.input_size):
                 parts.append(self._run_view(img, region, self.input_size, min_score))
-        raw = Raw.concat(parts)
-        raw = Raw(clip_boxes(raw.boxes, w, h), raw.scores, raw.probs)
+        return self._postprocess(img, parts, min_score)
+
+    def _postprocess(self, img: np.ndarray, parts: list[Detections], min_score: float) -> Detections:
+        """The passes over one picture -> its faces: clip, NMS (or a vote of the passes), second stage."""
+        h, w = img.shape[:2]
+        raw = Detections.merge(parts)
+        raw = Detections(clip_boxes(raw.boxes, w, h), raw.scores, raw.probs, self.labels)
         # a candidate lying wholly in the padding clips to nothing: it is no face (and would merge to 0,0,0,0)
         raw = raw.take(np.minimum(raw.boxes[:, 2] - raw.boxes[:, 0], raw.boxes[:, 3] - raw.boxes[:, 1]) >= 1)
         if not len(raw):
@@ -211,7 +229,8 @@ class Detector:
         keep = nms(raw.boxes, raw.scores, self.nms_threshold)
         if len(parts) > 1 or self.flip:  # several passes vote: average their boxes and class probabilities
             boxes, probs = weighted_box_merge(raw.boxes, raw.scores, keep, self.nms_threshold, raw.probs)
-            raw = Raw(clip_boxes(boxes, w, h), raw.scores[keep], probs.astype(np.float32))  # (float sums may pass the edge)
+            # (float sums may pass the edge)
+            raw = Detections(clip_boxes(boxes, w, h), raw.scores[keep], probs.astype(np.float32), self.labels)
         else:
             raw = raw.take(keep)
         if self._classifiers and len(raw):
@@ -229,34 +248,68 @@ class Detector:
             flat = self._buffers.flat = np.empty(n * 3 * h * w, np.float32)
         return flat[:n * 3 * h * w].reshape(n, 3, h, w)
 
-    def _run_view(self, img: np.ndarray, region: tuple[int, int, int, int], size: int, min_score: float) -> Raw:
+    def _run_view(self, img: np.ndarray, region: tuple[int, int, int, int], size: int, min_score: float) -> Detections:
         """One pass over a region of the picture, resized so its long side is ``size``."""
         x0, y0, x1, y1 = region
-        view = img[y0:y1, x0:x1]
-        vh, vw = view.shape[:2]
-        scale = size / max(vh, vw)
-        nw, nh = max(1, round(vw * scale)), max(1, round(vh * scale))
-        ph, pw = -(-nh // 32) * 32, -(-nw // 32) * 32
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(view, (nw, nh), interpolation=interp) if (nw, nh) != (vw, vh) else view
-        blob = self._blob(2 if self.flip else 1, ph, pw)
-        blob[:, :, nh:, :] = PAD_VALUE
-        blob[:, :, :nh, nw:] = PAD_VALUE
-        blob[0].transpose(1, 2, 0)[:nh, :nw] = resized
-        if self.flip:
-            blob[1].transpose(1, 2, 0)[:nh, :nw] = resized[:, ::-1]
+        return self._run_views([img[y0:y1, x0:x1]], size, min_score, (x0, y0))[0]
+
+    def _run_views(self, views: Sequence[np.ndarray], size: int, min_score: float,
+                   offset: tuple[int, int] = (0, 0)) -> list[Detections]:
+        """One pass over pictures of the same size, in one ``session.run``: preprocess, run, postprocess."""
+        prep = _Prep.of(views[0].shape[:2], size)
+        per = 2 if self.flip else 1
+        blob = self._blob(per * len(views), prep.ph, prep.pw)
+        for i, view in enumerate(views):
+            prep.fill(blob[i * per:(i + 1) * per], view)
         scores, dists, probs = self._sess.run(None, {self._input: blob})
         out = []
-        for i in range(blob.shape[0]):
-            r = decode(scores[i], dists[i], probs[i], (ph, pw), min_score)
-            if not len(r):
-                continue
-            b = r.boxes
-            if i == 1:  # un-flip
-                b = np.stack([nw - b[:, 2], b[:, 1], nw - b[:, 0], b[:, 3]], 1)
-            b = b / scale + np.array([x0, y0, x0, y0], np.float32)
-            out.append(Raw(b.astype(np.float32), r.scores, r.probs))
-        return Raw.concat(out)
+        for i in range(len(views)):
+            found = []
+            for j in range(per):
+                k = i * per + j
+                r = decode(scores[k], dists[k], probs[k], (prep.ph, prep.pw), min_score)
+                if len(r):
+                    found.append(prep.to_picture(r, flipped=j == 1, offset=offset))
+            out.append(Detections.merge(found))
+        return out
+
+
+@dataclass(frozen=True)
+class _Prep:
+    """How a picture of one size becomes the network input: the scale, the resized and padded sizes."""
+
+    scale: float
+    nw: int
+    nh: int
+    pw: int
+    ph: int
+
+    @staticmethod
+    def of(hw: tuple[int, ...], size: int) -> "_Prep":
+        vh, vw = int(hw[0]), int(hw[1])
+        scale = size / max(vh, vw)
+        nw, nh = max(1, round(vw * scale)), max(1, round(vh * scale))
+        return _Prep(scale, nw, nh, -(-nw // 32) * 32, -(-nh // 32) * 32)
+
+    def fill(self, rows: np.ndarray, view: np.ndarray) -> None:
+        """Write ``view`` (and its mirror image, when ``rows`` has two) into the network input rows."""
+        vh, vw = view.shape[:2]
+        interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(view, (self.nw, self.nh), interpolation=interp) if (self.nw, self.nh) != (vw, vh) else view
+        rows[:, :, self.nh:, :] = PAD_VALUE
+        rows[:, :, :self.nh, self.nw:] = PAD_VALUE
+        rows[0].transpose(1, 2, 0)[:self.nh, :self.nw] = resized
+        if len(rows) > 1:
+            rows[1].transpose(1, 2, 0)[:self.nh, :self.nw] = resized[:, ::-1]
+
+    def to_picture(self, r: Detections, flipped: bool, offset: tuple[int, int]) -> Detections:
+        """Boxes in network-input pixels -> pixels of the picture."""
+        b = r.boxes
+        if flipped:
+            b = np.stack([self.nw - b[:, 2], b[:, 1], self.nw - b[:, 0], b[:, 3]], 1)
+        x0, y0 = offset
+        b = b / self.scale + np.array([x0, y0, x0, y0], np.float32)
+        return Detections(b.astype(np.float32), r.scores, r.probs)
 
 
 CROP_BATCH = 128  # face crops per classifier run
@@ -272,8 +325,9 @@ class CropModel:
         self.flip = flip  # also classify each crop mirrored and average (test-time flip)
 
     @staticmethod
-    def load(path: Path, threads: int | None = None, flip: bool = False) -> "CropModel":
-        sess = _session(path, threads)
+    def load(path: Path, threads: int | None = None, providers: Sequence[Any] | None = None,
+             flip: bool = False) -> "CropModel":
+        sess = _session(path, threads, providers)
         meta = _meta_of(sess)
         labels = list(meta.get("labels", LABELS))
         bg = labels.index("background") if "background" in labels else None
@@ -306,7 +360,7 @@ class CropModel:
         return (p[:n] + p[n:]) / 2 if self.flip else p
 
 
-def second_stage(raw: Raw, outs: Sequence[tuple[np.ndarray, np.ndarray | None]], classifier_weight: float, verify_weight: float) -> Raw:
+def second_stage(raw: Detections, outs: Sequence[tuple[np.ndarray, np.ndarray | None]], classifier_weight: float, verify_weight: float) -> Detections:
     """Merge crop classifier outputs into detections, highest score first.
 
     Class probabilities: ``classifier_weight`` x the classifiers' average + the rest x the detector's
@@ -317,10 +371,10 @@ def second_stage(raw: Raw, outs: Sequence[tuple[np.ndarray, np.ndarray | None]],
     blended = (classifier_weight * probs + (1 - classifier_weight) * raw.probs).astype(np.float32)
     faces = [f for _, f in outs if f is not None]
     if not faces:
-        return Raw(raw.boxes, raw.scores, blended)
+        return Detections(raw.boxes, raw.scores, blended, raw.labels)
     scores = (raw.scores * np.clip(np.mean(faces, axis=0), 0.0, 1.0) ** verify_weight).astype(np.float32)
     order = np.argsort(-scores, kind="stable")
-    return Raw(raw.boxes[order], scores[order], blended[order])
+    return Detections(raw.boxes[order], scores[order], blended[order], raw.labels)
 
 
 def face_crops(img: np.ndarray, boxes: np.ndarray, size: int, expand: float) -> np.ndarray:

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 LABELS: tuple[str, ...] = ("mask", "no_mask", "incorrect")
+
+
+def face_dict(box: Sequence[float], label: str, confidence: float, score: float, probs: Sequence[float],
+              labels: Sequence[str] = LABELS, track_id: int | None = None,
+              data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The serialised form of one face (rounded): box, label, confidence, score, probs by label;
+    ``track_id`` and ``data`` only when set."""
+    d: dict[str, Any] = {
+        "box": [round(float(v), 2) for v in box],
+        "label": label,
+        "confidence": round(float(confidence), 4),
+        "score": round(float(score), 4),
+        "probs": {k: round(float(p), 4) for k, p in zip(labels, probs)},
+    }
+    if track_id is not None:
+        d["track_id"] = int(track_id)
+    if data:
+        d["data"] = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in data.items()}
+    return d
 
 
 @dataclass(frozen=True)
@@ -18,13 +39,19 @@ class Face:
     score: how sure the model is that this is a face at all (for ``server``, the detector's score
         lowered by its crop classifier's doubt that the box is a face).
     probs: probabilities of all labels, in ``LABELS`` order.
+    track_id: the track this face belongs to (a tracker sets it), or None.
+    data: extra values for this face (the row of ``Detections.data``).
+
+    A ``Face`` is a view of one row of ``Detections`` (``Detections.to_faces``).
     """
 
     box: tuple[float, float, float, float]
     label: str
     confidence: float
     score: float
-    probs: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    probs: tuple[float, ...] = (0.0, 0.0, 0.0)
+    track_id: int | None = None
+    data: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def width(self) -> float:
@@ -35,9 +62,4 @@ class Face:
         return self.box[3] - self.box[1]
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["box"] = [round(float(v), 2) for v in self.box]
-        d["confidence"] = round(float(self.confidence), 4)
-        d["score"] = round(float(self.score), 4)
-        d["probs"] = {k: round(float(p), 4) for k, p in zip(LABELS, self.probs)}
-        return d
+        return face_dict(self.box, self.label, self.confidence, self.score, self.probs, LABELS, self.track_id, self.data)

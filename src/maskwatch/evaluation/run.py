@@ -28,7 +28,7 @@ def run_eval(det: Detector, samples: list[Sample], progress: bool = False, conso
                 errors.append(str(exc))
                 bar.advance(task)
                 continue
-            raw = det.detect_raw(img, min(AP_MIN_SCORE, det.score_threshold))
+            raw = det.detections(img, score_threshold=min(AP_MIN_SCORE, det.score_threshold))
             results.append(ImageResult(raw.boxes, raw.scores, raw.probs, s.boxes, s.labels, s.ignore))
             bar.advance(task)
     return results, errors

@@ -103,7 +103,7 @@ def mine(detector_path: Path, sources: list, cache_file: Path, teacher_dir: Path
             known = np.asarray(s.boxes, np.float32).reshape(-1, 4)
             t = np.asarray(taught.get(str(s.image), []), np.float32).reshape(-1, 5)[:, :4]
             known = np.concatenate([known, t])
-            raw = det.detect_raw(img, MIN_SCORE)
+            raw = det.detections(img, score_threshold=MIN_SCORE)
             hard = raw.boxes[is_negative(raw.boxes, known)][:PER_IMAGE]  # detections come sorted by score
             hard = hard[np.minimum(hard[:, 2] - hard[:, 0], hard[:, 3] - hard[:, 1]) >= 6]
             easy = random_boxes(img.shape[1], img.shape[0], known, RANDOM_PER_IMAGE, rng)
