@@ -58,8 +58,25 @@ def optimise(src: Path, dst: Path) -> Path:
     return dst
 
 
+def calibration_files(folder: Path, count: int = 64) -> list[Path]:
+    """Pictures to calibrate on, at most ``count``.
+
+    A data folder holding ``kaggle-facemask/`` (or that folder, or its ``images/``) gives the pictures named in
+    Kaggle's ``train.txt`` only, never ``val.txt``'s, the split the int8 figures are measured on. Any other folder
+    gives its own pictures.
+    """
+    root = Path(folder)
+    kaggle = next((d for d in (root / "kaggle-facemask", root, root.parent) if (d / "train.txt").is_file()
+                   and (d / "images").is_dir()), None)
+    if kaggle is None:
+        return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
+    by_stem = {p.stem: p for p in (kaggle / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    names = sorted(set((kaggle / "train.txt").read_text().split()))
+    return [by_stem[Path(n).stem] for n in names if Path(n).stem in by_stem][:count]
+
+
 def calibration_blobs(folder: Path, input_size: int, count: int = 64) -> list[np.ndarray]:
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
+    files = calibration_files(folder, count)
     if not files:
         raise MaskwatchError(f"{folder}: no pictures to calibrate int8 quantisation on (use --calib DIR)")
     blobs = []
@@ -130,7 +147,8 @@ def export_model(model: str, fmt: str = "onnx", int8: bool = False, output: Path
         cur = optimise(src, Path(tmp) / "opt.onnx")
         if int8:
             if calib is None:
-                raise MaskwatchError("--int8 needs pictures to calibrate on: --calib DIR")
+                raise MaskwatchError("--int8 needs pictures to calibrate on: --calib DIR, or --data (or $MASKWATCH_DATA) "
+                                     "naming a folder that holds kaggle-facemask/")
             cur = quantise_int8(cur, Path(tmp) / "int8.onnx", Path(calib))
         if fmt == "ort":
             to_ort_format(cur, output)

@@ -11,23 +11,89 @@ import numpy as np
 from ..core.face import LABELS, Face
 
 COLORS_BGR = {"mask": (60, 200, 60), "no_mask": (40, 40, 230), "incorrect": (0, 190, 255)}
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+MIN_TEXT_SCALE = 0.35  # smaller text cannot be read: such faces get a colour-only box and the legend explains it
+
+Rect = tuple[int, int, int, int]
+
+
+def _text_scale(face_width: float, image_side: int) -> float:
+    """Text as wide as about the face (never larger than a size that suits the whole picture)."""
+    (tw, _), _ = cv2.getTextSize("no_mask 0.00", FONT, 1.0, 1)
+    return min(max(0.5, image_side / 1400), 1.3 * face_width / tw)
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def label_layout(faces: list[Face], shape: tuple[int, ...]) -> list[tuple[Rect, float] | None]:
+    """Where each face's "label 0.97" tag goes: (rectangle x1, y1, x2, y2, text scale), or None for no tag.
+
+    Text is sized to the face; a tag goes above the box, else below it, else inside its top, wherever it
+    overlaps no other tag and no other face; a face too small for readable text, or with no free place,
+    gets no tag (its box colour still tells its label). Larger faces are placed first.
+    """
+    h, w = shape[:2]
+    boxes = [tuple(round(v) for v in f.box) for f in faces]
+    placed: list[Rect] = []
+    out: list[tuple[Rect, float] | None] = [None] * len(faces)
+    for i in sorted(range(len(faces)), key=lambda k: -faces[k].width):
+        f, (x1, y1, _, y2) = faces[i], boxes[i]
+        scale = _text_scale(f.width, max(h, w))
+        if scale < MIN_TEXT_SCALE:
+            continue
+        (tw, th), base = cv2.getTextSize(f"{f.label} {f.confidence:.2f}", FONT, scale, 1)
+        tw, th = tw + 2, th + base + 2
+        lx = min(max(0, x1), max(0, w - tw))
+        for top in (y1 - th, y2, y1):
+            r = (lx, top, lx + tw, top + th)
+            if top < 0 or top + th > h:
+                continue
+            others = (b for k, b in enumerate(boxes) if k != i)
+            if not any(_overlaps(r, p) for p in placed) and not any(_overlaps(r, b) for b in others):
+                placed.append(r)
+                out[i] = (r, scale)
+                break
+    return out
+
+
+def _legend(out: np.ndarray, labels: list[str]) -> None:
+    """Colour key in the top-left corner, for pictures where some faces have no tag."""
+    h, w = out.shape[:2]
+    scale = max(0.45, max(h, w) / 1600)
+    (_, th), base = cv2.getTextSize("no_mask", FONT, scale, 1)
+    y = 4
+    for lab in labels:
+        (tw, _), _ = cv2.getTextSize(lab, FONT, scale, 1)
+        cv2.rectangle(out, (4, y), (4 + th + 6 + tw + 4, y + th + base + 4), (32, 32, 32), -1)
+        cv2.rectangle(out, (6, y + 2), (6 + th, y + 2 + th), COLORS_BGR[lab], -1)
+        cv2.putText(out, lab, (6 + th + 6, y + th + 2), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        y += th + base + 6
 
 
 def annotate(image: np.ndarray, faces: Iterable[Face], thickness: int | None = None) -> np.ndarray:
-    """A copy of ``image`` (BGR uint8) with a box and a "label 0.97" tag per face."""
+    """A copy of ``image`` (BGR uint8) with a box per face, coloured by label, and a "label 0.97" tag where
+    it can be read (see ``label_layout``); when some faces have no tag, a colour legend in the corner."""
+    faces = list(faces)
     out = image.copy()
     h, w = out.shape[:2]
     t = thickness or max(1, round(max(h, w) / 500))
-    scale = max(0.35, max(h, w) / 1400)
     for f in faces:
         x1, y1, x2, y2 = (int(round(v)) for v in f.box)
-        color = COLORS_BGR.get(f.label, (200, 200, 200))
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, t, cv2.LINE_AA)
-        text = f"{f.label} {f.confidence:.2f}"
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        ty = y1 - 2 if y1 - th - base - 2 >= 0 else min(h - 1, y2 + th + base + 2)
-        cv2.rectangle(out, (x1, ty - th - base), (x1 + tw + 2, ty + 1), color, -1)
-        cv2.putText(out, text, (x1 + 1, ty - base + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.rectangle(out, (x1, y1), (x2, y2), COLORS_BGR.get(f.label, (200, 200, 200)), t, cv2.LINE_AA)
+    layout = label_layout(faces, out.shape)
+    for f, spot in zip(faces, layout):
+        if spot is None:
+            continue
+        (x1, y1, x2, y2), scale = spot
+        _, base = cv2.getTextSize(f.label, FONT, scale, 1)
+        cv2.rectangle(out, (x1, y1), (x2, y2), COLORS_BGR.get(f.label, (200, 200, 200)), -1)
+        cv2.putText(out, f"{f.label} {f.confidence:.2f}", (x1 + 1, y2 - base - 1), FONT, scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    untagged = sorted({f.label for f, spot in zip(faces, layout) if spot is None}, key=LABELS.index)
+    if untagged:
+        _legend(out, untagged)
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from ..core.imageio import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 
 def is_stream(source: str) -> bool:
@@ -26,11 +28,13 @@ def expand_sources(sources: list[str]) -> list[tuple[str, str | None]]:
             out.append((src, None))
             continue
         p = Path(src)
-        if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        if p.is_symlink() and (problem := link_problem(p)):
+            out.append((src, problem))
+        elif p.is_dir():
+            found = _walk(p)
             if not found:
                 out.append((src, "folder holds no pictures or videos"))
-            out.extend((f, None) for f in found)
+            out.extend(found)
         elif p.is_file():
             out.append((str(p), None))
         elif glob.has_magic(src):
@@ -40,6 +44,36 @@ def expand_sources(sources: list[str]) -> list[tuple[str, str | None]]:
             out.extend((f, None) for f in found)
         else:
             out.append((src, "no such file or folder"))
+    return out
+
+
+def link_problem(path: Path) -> str | None:
+    """Why a symbolic link cannot be followed (broken, a loop), or None."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"broken symbolic link to {os.readlink(path)}"
+    target = path.resolve()
+    if target.is_dir() and (target == path.parent.resolve() or target in path.parent.resolve().parents):
+        return "symbolic link loop (points to a folder above it)"
+    return None
+
+
+def _walk(folder: Path) -> list[tuple[str, str | None]]:
+    """Pictures and videos under ``folder``; links that cannot be followed come back as errors, never dropped."""
+    out: list[tuple[str, str | None]] = []
+    for f in sorted(folder.rglob("*"), key=str):
+        if f.is_symlink():
+            problem = link_problem(f)
+            if problem is None and f.is_dir():
+                problem = "symbolic link to a folder: not followed (name that folder to include it)"
+            if problem:
+                out.append((str(f), problem))
+                continue
+        if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES:
+            out.append((str(f), None))
     return out
 
 

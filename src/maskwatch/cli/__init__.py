@@ -9,16 +9,19 @@ import typer
 
 from . import detect, export, models, serve, train
 from . import eval as eval_cmds
+from ._common import clean_errors
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# rich_markup_mode=None: help texts are plain (a "[train]" in them stays as written)
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Find every face in pictures and videos and tell whether it wears a mask.")
 
-app.command("detect")(detect.detect)
-app.command("eval")(eval_cmds.eval_cmd)
-app.command("models")(models.models)
-app.command("train")(train.train)
-app.command("serve")(serve.serve)
-app.command("export")(export.export)
+# clean_errors: any MaskwatchError ends the command with one line and exit code 1
+app.command("detect")(clean_errors(detect.detect))
+app.command("eval")(clean_errors(eval_cmds.eval_cmd))
+app.command("models")(clean_errors(models.models))
+app.command("train")(clean_errors(train.train))
+app.command("serve")(clean_errors(serve.serve))
+app.command("export")(clean_errors(export.export))
 
 
 def main() -> None:

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ..core.errors import MaskwatchError
 
-err = Console(stderr=True)
+# soft_wrap: one message, one line (no wrapping at 80 columns when stderr is a file or a pipe)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def error(msg: str) -> None:
+    """Print ``error: msg`` on stderr; ``msg`` is plain text (file names are data, never rich markup)."""
+    err.print(Text("error: ", style="red") + Text(msg))
 
 
 def fail_usage(msg: str) -> None:
-    err.print(f"[red]error:[/] {msg}")
+    error(msg)
     raise typer.Exit(2)
+
+
+def clean_errors(fn: F) -> F:
+    """A command that ends any MaskwatchError with a one-line message and exit code 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MaskwatchError as exc:
+            error(str(exc))
+            raise typer.Exit(1) from None
+
+    return run  # type: ignore[return-value]
 
 
 def make_detector(model: str, threshold: Optional[float], tile: bool = False, scales: Optional[str] = None):
@@ -25,7 +51,9 @@ def make_detector(model: str, threshold: Optional[float], tile: bool = False, sc
         try:
             sc = tuple(float(v) for v in scales.split(","))
         except ValueError:
-            fail_usage(f"--scales takes numbers separated by commas, got {scales!r}")
+            sc = ()
+        if not sc or not all(math.isfinite(v) and v > 0 for v in sc):
+            fail_usage(f"--scales takes positive numbers separated by commas, e.g. 1,2; got {scales!r}")
     if threshold is not None and not 0 <= threshold <= 1:
         fail_usage(f"--threshold must be between 0 and 1, got {threshold}")
     try:

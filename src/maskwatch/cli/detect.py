@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.text import Text
 
-from ._common import err, fail_usage, make_detector
+from ._common import err, error, fail_usage, make_detector
+
+DEFAULT_SAVE_DIR = Path("runs/detect/predict")  # as Ultralytics: runs/ is where results go unless told otherwise
 
 
 def detect(
@@ -17,8 +20,10 @@ def detect(
     threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Face score threshold (default: the model's)."),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="table, csv, json or jsonl (default: table on a terminal, csv otherwise)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results to this file instead of stdout."),
-    save_dir: Optional[Path] = typer.Option(None, "--save-dir", help="Write annotated pictures (and videos) here."),
-    summary: bool = typer.Option(False, "--summary", help="Faces per label and mask rate, per picture and overall."),
+    save_dir: Optional[Path] = typer.Option(None, "--save-dir", help="Write annotated pictures (and videos) here; a folder that is not empty gets a new one beside it (DIR2, DIR3...)."),
+    save: bool = typer.Option(False, "--save", help="Write annotated pictures under runs/detect/predict (predict2... on later runs)."),
+    summary: bool = typer.Option(False, "--summary", help="Faces per label and mask rate over all inputs."),
+    per_image: bool = typer.Option(False, "--summary-per-image", help="The summary, and a line for each picture."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Pictures processed at once."),
     tile: bool = typer.Option(False, "--tile", help="Also scan large pictures in full-resolution tiles (small faces)."),
     scales: Optional[str] = typer.Option(None, "--scales", help="Input-size multipliers, e.g. 1,2 (small faces)."),
@@ -33,18 +38,25 @@ def detect(
     fmt = fmt or ("table" if (output is None and sys.stdout.isatty()) else "csv")
     if fmt not in FORMATS:
         fail_usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    summary = summary or per_image
+    if save and save_dir is None:
+        save_dir = DEFAULT_SAVE_DIR
     det = make_detector(model, threshold, tile, scales)
     items = expand_sources(sources)
+    if output is not None and any(_same_file(output, src) for src, _ in items):
+        fail_usage(f"--output {output} is one of the inputs: name another file")
     if save_dir is not None:
+        save_dir = _new_folder(save_dir)
         try:
             save_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             fail_usage(f"--save-dir {save_dir}: cannot create it ({exc.strerror or exc})")
+        err.print(Text(f"annotated pictures go to {save_dir}"))
     try:
         out = open(output, "w", newline="") if output else sys.stdout
     except OSError as exc:
         fail_usage(f"--output {output}: cannot write it ({exc.strerror or exc})")
-    writer = ReportWriter(out, fmt, summary)
+    writer = ReportWriter(out, fmt, summary, per_image)
     show = progress if progress is not None else len(items) > 1
     failed = 0
     try:
@@ -57,12 +69,32 @@ def detect(
                                  on_done=lambda r: bar.advance(task)):
                 if rep.error:
                     failed += 1
-                    err.print(f"[red]error:[/] {rep.source}: {rep.error}", highlight=False)
+                    error(f"{rep.source}: {rep.error}")
                 writer.write(rep)
+    finally:  # also on Ctrl-C: what was finished stays a valid file
         writer.close()
-    finally:
         if output:
             out.close()
     if summary and fmt == "csv":  # CSV stays machine-readable; the summary goes to stderr
-        err.print(summary_text(writer.reports), end="")
+        sys.stderr.write(summary_text(writer.reports, per_image))
     raise typer.Exit(1 if failed else 0)
+
+
+def _same_file(a: Path, b: str) -> bool:
+    try:
+        return a.exists() and Path(b).exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def _new_folder(path: Path) -> Path:
+    """``path`` if it does not exist or is empty, else ``path2``, ``path3``... (as Ultralytics' predict, predict2).
+
+    A new folder each run: annotated pictures never replace earlier results, nor the inputs themselves.
+    """
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return path
+    n = 2
+    while path.with_name(f"{path.name}{n}").exists():
+        n += 1
+    return path.with_name(f"{path.name}{n}")

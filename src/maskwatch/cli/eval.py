@@ -29,8 +29,10 @@ def eval_cmd(
     """AP per class, mAP, face AP, recall by face height and label accuracy."""
     from ..evaluation.datasets import load_dataset
     from ..evaluation.metrics import evaluate_results
-    from ..evaluation.run import format_report, plot_curves, run_eval
+    from ..evaluation.run import format_report, plot_curves, plot_module, run_eval
 
+    if plot:
+        plot_module()  # a missing extra is said before the work, not after it
     det = make_detector(model, None, tile, scales)
     problems: list[str] = []  # label files or pictures that could not be read: reported, not fatal
     try:

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ..core.errors import MaskwatchError
 from ._common import err, fail_usage
@@ -31,13 +32,13 @@ def train(
     try:
         if init:
             path, report = finetune(init, data, out / "finetune" if out == Path("runs") else out, epochs=epochs or 10, lr=lr,
-                                    log=lambda m: err.print(m, highlight=False))
+                                    log=lambda m: err.print(Text(m)))
             _print_before_after(report)
         else:
             path = run_recipe(recipe, data, out, epochs=epochs, resume=resume, install=install)
     except MaskwatchError as exc:
         fail_usage(str(exc))
-    err.print(f"wrote {path}")
+    err.print(Text(f"wrote {path}"))
 
 
 def _print_before_after(report: dict) -> None:

@@ -30,6 +30,11 @@ from .face import LABELS, Face
 from .geometry import STRIDES, anchor_points, clip_boxes, distances_to_boxes, expand_boxes, nms, weighted_box_merge
 from .imageio import ImageInput, load_image
 
+# onnxruntime's telemetry events off, where the build has them. What cannot be turned off: importing onnxruntime
+# writes a device id and a small database under $XDG_CACHE_HOME/Microsoft/DeveloperTools (default ~/.cache); see
+# the README, "Files written outside your folders".
+getattr(ort, "disable_telemetry_events", lambda: None)()
+
 PAD_VALUE = 114
 VERIFY_WEIGHT = 0.5  # default veto strength: chosen on validation (models/server.md)
 META_KEY = "maskwatch"

@@ -89,12 +89,12 @@ def _check_header(data: bytes, name: str, max_pixels: int) -> int:
     except UnidentifiedImageError:
         # Pillow may not know every format OpenCV reads; let OpenCV try before giving up.
         return 1
-    except Image.DecompressionBombError as exc:
-        raise ImageError(name, f"refused: too many pixels ({exc})") from None
+    except Image.DecompressionBombError:  # Pillow's own, higher limit: name maskwatch's
+        raise ImageError(name, f"refused: more pixels than the limit of {max_pixels / 1e6:g} megapixels") from None
     except Exception as exc:
         raise ImageError(name, f"cannot read picture header ({exc})") from None
     if w * h > max_pixels:
-        raise ImageError(name, f"refused: {w}x{h} is {w * h / 1e6:.3g} megapixels, over the limit of {max_pixels / 1e6:g}")
+        raise ImageError(name, f"refused: {w}x{h} is {w * h / 1e6:.3g} megapixels, over the limit of {max_pixels / 1e6:g} megapixels")
     return orientation
 
 

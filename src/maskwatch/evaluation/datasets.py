@@ -9,6 +9,7 @@ Every reader returns ``Sample`` records with boxes in pixels and a class index p
 from __future__ import annotations
 
 import json
+import os
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -29,6 +30,20 @@ LABEL_ALIASES = {
     "incorrect": 2, "mask_weared_incorrect": 2, "mask_worn_incorrectly": 2, "incorrect_mask": 2, "none": 2,
     "face": UNKNOWN,
 }
+
+
+def data_root(explicit: Path | None = None) -> Path | None:
+    """The project's data folder: ``explicit`` (``--data``), else ``$MASKWATCH_DATA``, else ``../shared/data``
+    beside the current folder or beside the source checkout; None when none of them exists."""
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get("MASKWATCH_DATA")
+    checkout = next((p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file()), None)
+    beside = [checkout.parent / "shared" / "data"] if checkout else []
+    for cand in ([Path(env)] if env else []) + [Path("../shared/data"), *beside]:
+        if cand.is_dir():
+            return cand
+    return None
 
 
 def label_index(name: str) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
+
 from .datasets import Sample
 from ..core.detector import Detector
 from ..core.errors import MaskwatchError
@@ -58,10 +60,12 @@ def format_report(m: dict, console) -> None:
         t.add_row("label accuracy on matched faces", f"{m['label_accuracy']:.4f}", str(m["labelled_matches"]))
     console.print(t)
     if m.get("errors"):
-        console.print(f"[red]{len(m['errors'])} pictures could not be read[/]: " + "; ".join(m["errors"][:5]))
+        console.print(Text(f"{len(m['errors'])} pictures could not be read", style="red")
+                      + Text(": " + "; ".join(m["errors"][:5])))
 
 
-def plot_curves(curves: dict, m: dict, path: Path) -> None:
+def plot_module():
+    """matplotlib's pyplot, or a MaskwatchError naming the extra: call it before the work, not after."""
     try:
         import matplotlib
 
@@ -69,6 +73,11 @@ def plot_curves(curves: dict, m: dict, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise MaskwatchError(f"--plot needs matplotlib: pip install 'maskwatch[plot]' ({exc})") from None
+    return plt
+
+
+def plot_curves(curves: dict, m: dict, path: Path) -> None:
+    plt = plot_module()
     fig, ax = plt.subplots(figsize=(6, 5))
     for name, (rec, prec) in curves.items():
         ap = m["face_ap"] if name == "face" else m["ap"].get(name, 0.0)
