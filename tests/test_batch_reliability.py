@@ -7,6 +7,7 @@ import importlib
 import io
 import json
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -26,13 +27,20 @@ def run(*args):
     return runner.invoke(app, list(map(str, args)))
 
 
-def _annotate_module():
-    for name in ("maskwatch.batch.annotate", "maskwatch.annotate"):
+def _module_of(*names: str):
+    """The first of ``names`` that imports (modules move into subpackages)."""
+    for name in names:
         try:
-            return importlib.import_module(name)
+            module = importlib.import_module(name)
         except ImportError:
             continue
-    raise ImportError("annotate")
+        if hasattr(module, "run") or hasattr(module, "annotate"):
+            return module
+    raise ImportError(names)
+
+
+def _annotate_module():
+    return _module_of("maskwatch.batch.annotate", "maskwatch.annotate")
 
 
 def _pictures(folder: Path, n: int) -> list[Path]:
@@ -40,7 +48,7 @@ def _pictures(folder: Path, n: int) -> list[Path]:
     out = []
     for i in range(n):
         p = folder / f"p{i:02d}.jpg"
-        cv2.imwrite(str(p), np.full((96, 128, 3), 40 + 10 * i, np.uint8))
+        cv2.imwrite(str(p), np.full((96, 128, 3), (40 + 10 * i) % 250, np.uint8))
         out.append(p)
     return out
 
@@ -183,3 +191,23 @@ def test_results_are_identical_from_eight_threads(data, tmp_path):
     assert one.exit_code == eight.exit_code == 0, one.output
     assert one.stdout == eight.stdout
     assert len(list(csv.DictReader(io.StringIO(one.stdout)))) >= 16
+
+
+def test_interrupting_many_workers_stops_the_pictures_not_started(tmp_path, monkeypatch):
+    pics = _pictures(tmp_path / "in", 40)
+    real = maskwatch.Detector.detect
+    calls = [0]
+
+    def detect(self, *args, **kwargs):
+        calls[0] += 1
+        time.sleep(0.05)  # a picture takes a while
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(maskwatch.Detector, "detect", detect)
+    batch = _module_of("maskwatch.batch.runner", "maskwatch.batch")
+    det = maskwatch.Detector("mobile")
+    gen = batch.run(det, [(str(p), None) for p in pics], workers=2)
+    next(gen)
+    gen.close()  # what Ctrl-C in the consumer does to the generator
+    time.sleep(0.3)
+    assert calls[0] < len(pics) // 2  # the running pictures finish, the queued ones never start (holds already)
