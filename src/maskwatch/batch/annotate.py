@@ -80,7 +80,7 @@ def annotate(image: np.ndarray, faces: Iterable[Face], thickness: int | None = N
     h, w = out.shape[:2]
     t = thickness or max(1, round(max(h, w) / 500))
     for f in faces:
-        x1, y1, x2, y2 = (int(round(v)) for v in f.box)
+        x1, y1, x2, y2 = (round(v) for v in f.box)
         cv2.rectangle(out, (x1, y1), (x2, y2), COLORS_BGR.get(f.label, (200, 200, 200)), t, cv2.LINE_AA)
     layout = label_layout(faces, out.shape)
     for f, spot in zip(faces, layout):
