@@ -211,3 +211,17 @@ def test_interrupting_many_workers_stops_the_pictures_not_started(tmp_path, monk
     gen.close()  # what Ctrl-C in the consumer does to the generator
     time.sleep(0.3)
     assert calls[0] < len(pics) // 2  # the running pictures finish, the queued ones never start (holds already)
+
+
+def test_onnxruntime_cache_files_follow_xdg_cache_home_as_documented(tmp_path):
+    """What onnxruntime writes on import cannot be turned off; the README says XDG_CACHE_HOME moves it."""
+    import os
+    import subprocess
+    import sys
+
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(cache)}
+    code = "import numpy as np, maskwatch; maskwatch.Detector('mobile').detect(np.zeros((64, 64, 3), np.uint8))"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    assert not any(home.rglob("*")), list(home.rglob("*"))  # nothing in the home folder

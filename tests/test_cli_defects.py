@@ -228,3 +228,14 @@ def test_readme_main_job_writes_under_runs_and_names_the_plot_extra():
     assert "--save " in main_job and "--output runs/" in main_job and "annotated" not in main_job
     assert "pip install 'maskwatch[plot]'" in readme
     assert "PyTorch 2.13 CPU" not in readme and "torch==2.13.0" in (REPO / ".ci" / "run").read_text()
+
+
+def test_save_dir_dot_gets_a_numbered_sibling(tmp_path, monkeypatch):
+    d = tmp_path / "photos"
+    pic = _picture(d / "a.jpg")
+    before = pic.read_bytes()
+    monkeypatch.chdir(d)
+    r = run("detect", "a.jpg", "--save-dir", ".", "-f", "csv")
+    assert r.exit_code == 0, r.output
+    assert pic.read_bytes() == before
+    assert (tmp_path / "photos2" / "a.jpg").is_file()

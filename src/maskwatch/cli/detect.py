@@ -94,6 +94,7 @@ def _new_folder(path: Path) -> Path:
     """
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return path
+    path = path.resolve()  # "." and ".." have no name to number
     n = 2
     while path.with_name(f"{path.name}{n}").exists():
         n += 1
