@@ -59,15 +59,15 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """``maskwatch serve`` in a real process on a free loopback port."""
+    """``maskwatch serve`` (or another ``command`` that serves) in a real process on a free loopback port."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, command: tuple[str, ...] = ("serve",)):
         import subprocess
         import sys
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(self.port), *args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", *command, "--port", str(self.port), *args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def wait(self, timeout: float = 30) -> "LiveServer":

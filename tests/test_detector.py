@@ -129,7 +129,7 @@ def test_several_crop_classifiers_are_averaged(tmp_path, data):
     import shutil
 
     pytest.importorskip("onnx", reason="writing model metadata needs onnx (the dev extra)")
-    from maskwatch.core.detector import read_metadata
+    from maskwatch.core.registry import read_metadata
     from maskwatch.export import write_metadata
     from maskwatch.models import MODEL_DIR
 
@@ -212,7 +212,8 @@ def test_background_class_vetoes_faces(tmp_path, data):
     import shutil
 
     pytest.importorskip("onnx", reason="writing model files needs onnx (the dev extra)")
-    from maskwatch.core.detector import face_crops, read_metadata
+    from maskwatch.core.detector import face_crops
+    from maskwatch.core.registry import read_metadata
     from maskwatch.export import write_metadata
     from maskwatch.models import MODEL_DIR
 
@@ -244,7 +245,8 @@ def test_background_class_vetoes_faces(tmp_path, data):
 
 def test_crop_classifier_flip_averages_mirrored_crops():
     """``classifier_flip``: each crop is also classified mirrored, and the two answers are averaged."""
-    from maskwatch.core.detector import CropModel, classifier_files, face_crops, read_metadata
+    from maskwatch.core.detector import CropModel, face_crops
+    from maskwatch.core.registry import classifier_files, read_metadata
     from maskwatch.models import MODEL_DIR
 
     path = MODEL_DIR / classifier_files(read_metadata(MODEL_DIR / "server.onnx"))[0]

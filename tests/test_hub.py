@@ -88,3 +88,86 @@ def test_confs_threshold_over_one_finds_nothing_and_a_non_number_is_named(data):
     assert m.face_detection(images=[img], confs_threshold=1.5)[0]["data"] == []
     with pytest.raises(MaskwatchError, match="confs_threshold"):
         m.face_detection(images=[img], confs_threshold="high")
+
+
+def test_one_session_for_any_number_of_thresholds(data, monkeypatch):
+    import maskwatch.core.detector as detector_module
+
+    made = []
+    real = detector_module._session
+    monkeypatch.setattr(detector_module, "_session", lambda *a, **k: made.append(a[0]) or real(*a, **k))
+    m = hub.Module(name="pyramidbox_lite_mobile_mask")
+    path = [str(kaggle_val(data, 1)[0].image)]
+    counts = [sum(len(r["data"]) for r in m.face_detection(paths=path, confs_threshold=t)) for t in (0.1, 0.3, 0.6, 0.9, 0.95)]
+    assert len(made) == 1  # one onnxruntime session, whatever the thresholds
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
+    det = m.get_face_detector_module()
+    assert m.face_detection(paths=path, confs_threshold=0.3)[0]["data"] == \
+        hub.to_paddle(det.detect(path[0], score_threshold=0.3), *cv2.imread(path[0]).shape[1::-1])
+
+
+def test_set_and_get_face_detector_module(data):
+    from maskwatch import Detector
+
+    m = hub.Module(name="pyramidbox_lite_mobile_mask")
+    assert m.get_face_detector_module().path.name == "mobile.onnx"
+    server = Detector("server")
+    m.set_face_detector_module(server)
+    assert m.get_face_detector_module() is server
+    m.set_face_detector_module(hub.Module(name="pyramidbox_lite_mobile_mask"))
+    assert m.get_face_detector_module().path.name == "mobile.onnx"
+    m.set_face_detector_module("server")
+    path = str(kaggle_val(data, 1)[0].image)
+    assert m.face_detection(paths=[path])[0]["data"] == hub.Module(name="pyramidbox_lite_server_mask").face_detection(paths=[path])[0]["data"]
+
+
+def test_save_inference_model_writes_the_onnx_files_and_their_contract(tmp_path):
+    import onnxruntime as ort
+
+    from maskwatch import Detector
+
+    written = hub.Module(name="pyramidbox_lite_server_mask").save_inference_model(str(tmp_path / "out"))
+    names = sorted(p.rsplit("/", 1)[-1] for p in written)
+    assert names == ["README.md", "server.onnx", "server_fvcls.onnx"]
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "114" in readme and "float32" in readme and "8, 16, 32" in readme
+    sess = ort.InferenceSession(str(tmp_path / "out" / "server.onnx"), providers=["CPUExecutionProvider"])
+    assert len(sess.get_outputs()) == 3
+    img = np.full((96, 128, 3), 90, np.uint8)
+    assert Detector(tmp_path / "out" / "server.onnx").detect(img) == Detector("server").detect(img)
+
+
+def test_cli_hub_run_prints_paddlehub_results(data):
+    import json
+    import subprocess
+    import sys
+
+    path = str(kaggle_val(data, 1)[0].image)
+    out = subprocess.run([sys.executable, "-m", "maskwatch.cli", "hub", "run", "pyramidbox_lite_mobile_mask",
+                          "--input_path", path], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    _check_schema(res, 1)
+    assert res == hub.Module(name="pyramidbox_lite_mobile_mask").face_detection(paths=[path])
+    bad = subprocess.run([sys.executable, "-m", "maskwatch.cli", "hub", "run", "yolov3", "--input_path", path],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown module" in bad.stderr
+
+
+def test_cli_hub_serving_start_answers_paddlehub_requests():
+    import json
+    import urllib.request
+
+    from conftest import LiveServer
+
+    srv = LiveServer("-m", "pyramidbox_lite_server_mask", command=("hub", "serving", "start")).wait(60)
+    try:
+        ok, enc = cv2.imencode(".jpg", np.full((120, 160, 3), 200, np.uint8))
+        body = json.dumps({"images": [base64.b64encode(enc.tobytes()).decode()]}).encode()
+        req = urllib.request.Request(srv.url + "/predict/pyramidbox_lite_server_mask", body,
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            doc = json.loads(r.read())
+        assert doc["status"] == "000" and doc["results"][0]["data"] == []
+    finally:
+        srv.stop()

@@ -196,7 +196,7 @@ def test_sample_evenly_takes_alike_from_each_size_group_and_passes_on_the_rest()
 
 def test_classifier_with_background_exports_a_veto(tmp_path):
     """A 4-class crop classifier exports a background label that Detector turns into a veto."""
-    from maskwatch.core.detector import read_metadata
+    from maskwatch.core.registry import read_metadata
     from maskwatch.train.export import export_classifier
     from maskwatch.train.net import CropClassifier
 
@@ -211,7 +211,7 @@ def test_classifier_with_background_exports_a_veto(tmp_path):
 
 def test_finetune_server_keeps_its_crop_classifiers_and_veto(tmp_path):
     """Fine-tuning the two-stage server model carries its classifier files and second-stage settings."""
-    from maskwatch.core.detector import classifier_files, read_metadata
+    from maskwatch.core.registry import classifier_files, read_metadata
     from maskwatch.models import MODEL_DIR
     from maskwatch.train.finetune import finetune
 

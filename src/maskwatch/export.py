@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import models as registry
-from .core.detector import META_KEY, PAD_VALUE, read_metadata
+from .core.registry import META_KEY, PAD_VALUE, read_metadata
 from .core.errors import MaskwatchError
 from .core.imageio import IMAGE_SUFFIXES
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ import numpy as np
 
 from .batch.annotate import annotate
 from .core.detector import Detector
+from .core.registry import PAD_VALUE, classifier_files, paddlehub_modules
 from .core.errors import MaskwatchError, ModelError
 from .core.face import Face
+from .core.geometry import STRIDES
 from .core.imageio import load_image
 
-MODULES = {"pyramidbox_lite_mobile_mask": "mobile", "pyramidbox_lite_server_mask": "server"}
+MODULES = paddlehub_modules()  # PaddleHub module name -> model name
 
 
 def paddle_label(face: Face) -> tuple[str, float]:
@@ -61,15 +64,13 @@ class Module:
             raise ModelError(f"{name}: unknown module; maskwatch provides {', '.join(MODULES)}")
         self.name = name
         self.model = MODULES[name]
-        self._detectors: dict[tuple, Detector] = {}
+        self._detectors: dict[bool, Detector] = {}  # by use_multi_scale; the threshold is given per call
 
-    def _detector(self, confs_threshold: float, multi_scale: bool) -> Detector:
-        confs_threshold = threshold_value(confs_threshold)
-        key = (round(confs_threshold, 6), bool(multi_scale))
-        det = self._detectors.get(key)
+    def _detector(self, multi_scale: bool) -> Detector:
+        det = self._detectors.get(bool(multi_scale))
         if det is None:
-            det = Detector(self.model, score_threshold=confs_threshold, scales=(1.0, 2.0) if multi_scale else None)
-            self._detectors[key] = det
+            det = Detector(self.model, scales=(1.0, 2.0) if multi_scale else None)
+            self._detectors[bool(multi_scale)] = det
         return det
 
     def face_detection(self, images=None, paths=None, batch_size=1, use_gpu=False, visualization=False,
@@ -93,7 +94,8 @@ class Module:
             images = list(images) if images.ndim == 4 else [images]
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
-        det = self._detector(confs_threshold, use_multi_scale)
+        threshold = threshold_value(confs_threshold)
+        det = self._detector(use_multi_scale)
         items: list[tuple[str, Any]] = []
         for im in images or []:
             items.append((f"ndarray_time={int(round(time.time(), 6) * 1e6)}", im))
@@ -102,18 +104,76 @@ class Module:
         results = []
         for name, src in items:
             img = load_image(src)
-            faces = det.detect(img)
+            faces = det.detect(img, score_threshold=threshold)
             res = {"path": name, "data": to_paddle(faces, img.shape[1], img.shape[0])}
             if visualization:
                 res["save_path"] = _save(img, faces, name, output_dir)
             results.append(res)
         return results
 
+    def get_face_detector_module(self) -> Detector:
+        """The face detector this module runs (PaddleHub returns its inner face detection module)."""
+        return self._detector(False)
+
+    def set_face_detector_module(self, module: Detector | Module | str) -> None:
+        """Run another face detector: a ``Detector``, another ``Module``, or a model name or .onnx path."""
+        if isinstance(module, Module):
+            module = module.get_face_detector_module()
+        elif not isinstance(module, Detector):
+            module = Detector(module)
+        self._detectors = {False: module}
+
+    def save_inference_model(self, dirname: str | os.PathLike, model_filename: str | None = None,
+                             params_filename: str | None = None, combined: bool = True, **kwargs: Any) -> list[str]:
+        """Write the files a phone or browser app needs into ``dirname``: the ONNX model, its crop
+        classifier files, and README.md with the input and output contract. Returns the paths written.
+        (PaddleHub writes Paddle inference files here; ``model_filename``, ``params_filename`` and
+        ``combined`` are accepted for compatibility: an ONNX file holds both.)"""
+        det = self.get_face_detector_module()
+        out = Path(dirname)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        files = [det.path] + [det.path.parent / f for f in classifier_files(det.meta)]
+        for f in files:
+            target = out / (model_filename if (f == det.path and model_filename) else f.name)
+            shutil.copyfile(f, target)
+            written.append(str(target))
+        readme = out / "README.md"
+        readme.write_text(_contract(det, Path(written[0]).name), encoding="utf-8")
+        return written + [str(readme)]
+
     def serving_method(self, images, **kwargs) -> list[dict[str, Any]]:
         """PaddleHub Serving's entry: base64-encoded pictures."""
         decoded = [load_image(base64.b64decode(s)) for s in images]
         allowed = {k: kwargs[k] for k in ("shrink", "confs_threshold", "visualization", "use_multi_scale", "output_dir") if k in kwargs}
         return self.face_detection(images=decoded, **allowed)
+
+
+def _contract(det: Detector, filename: str) -> str:
+    """The input/output contract of a detector file, for the app that runs it."""
+    sess = det._sess
+    inp = sess.get_inputs()[0]
+    outs = ", ".join(f"`{o.name}` {o.shape}" for o in sess.get_outputs())
+    cls = ", ".join(classifier_files(det.meta)) or "none"
+    return f"""# {filename}: maskwatch face + mask detector (ONNX)
+
+Written by `maskwatch.hub.Module.save_inference_model`. Run it with ONNX Runtime (Mobile, Web or any other).
+
+## Input
+`{inp.name}`: float32 {inp.shape}, BGR, values 0-255 (no normalisation). Resize the picture so that its
+long side is {det.input_size} px, place it top-left and pad right and bottom with {PAD_VALUE} up to multiples
+of 32.
+
+## Outputs
+{outs}: per anchor point (strides {", ".join(map(str, STRIDES))}, row-major over each stride's grid, the point at
+the cell centre) the face score, the distances left, top, right, bottom to the box edges in input pixels,
+and the label probabilities ({", ".join(det.labels)}).
+
+## After the network
+Keep scores >= {det.score_threshold} (the model's threshold), turn distances into boxes, NMS at IoU
+{det.nms_threshold}, scale the boxes back to the picture. Test-time flip: {det.flip}. Second-stage crop
+classifier file(s): {cls} (settings in the model's `maskwatch` metadata).
+"""
 
 
 def _save(img: np.ndarray, faces: list[Face], name: str, output_dir: str) -> str:

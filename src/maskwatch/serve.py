@@ -362,7 +362,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
             det = models.get(name)
             out.append({"name": name, "default": name == models.default, "input_size": det.input_size,
                         "score_threshold": det.score_threshold, "flip": det.flip, "labels": list(det.labels),
-                        "file_bytes": det.path.stat().st_size, "paddlehub_module": f"pyramidbox_lite_{name}_mask"})
+                        "file_bytes": det.spec.size_bytes, "paddlehub_module": det.spec.paddlehub_module})
         return {"models": out}
 
     @app.get("/healthz")

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 
-def models():
-    """List the shipped models."""
-    from .. import models as registry
-    from ..core.detector import classifier_files, read_metadata
+def models() -> None:
+    """List the shipped models (size: all of a model's files, its crop classifiers included)."""
+    from ..core.registry import available, resolve_model
 
-    for name in registry.available():
-        path = registry.resolve(name)
-        meta = read_metadata(path)
-        files = [path, *(path.parent / f for f in classifier_files(meta))]  # the size is all the model's files
-        size = sum(f.stat().st_size for f in files) / 1e6
-        cls = ", ".join(classifier_files(meta)) or "-"
-        print(f"{name:8s} {size:5.2f} MB  input {meta.get('input_size')}  threshold {meta.get('score_threshold')}"
-              f"  flip {meta.get('flip', False)}  classifier {cls}")
+    for name in available():
+        spec = resolve_model(name)
+        cls = ", ".join(spec.classifiers) or "-"
+        print(f"{name:8s} {spec.size_bytes / 1e6:5.2f} MB  input {spec.input_size}  threshold {spec.score_threshold}"
+              f"  flip {spec.flip}  classifier {cls}  paddlehub {spec.paddlehub_module}")

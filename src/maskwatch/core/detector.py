@@ -12,7 +12,6 @@ overlapping tiles at up to full resolution, so a 4000 px crowd keeps its small f
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -23,43 +22,21 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from .. import models
 from .detections import Detections
 from .errors import ModelError
 from .face import LABELS, Face
-from .geometry import STRIDES, anchor_points, clip_boxes, distances_to_boxes, expand_boxes, nms, weighted_box_merge
+from .geometry import anchor_points, clip_boxes, distances_to_boxes, expand_boxes, nms, weighted_box_merge
 from .imageio import ImageInput, load_image
+from .registry import ModelSpec, meta_from_custom, resolve_model
 
 # onnxruntime's telemetry events off, where the build has them. What cannot be turned off: importing onnxruntime
 # writes a device id and a small database under $XDG_CACHE_HOME/Microsoft/DeveloperTools (default ~/.cache); see
 # the README, "Files written outside your folders".
 getattr(ort, "disable_telemetry_events", lambda: None)()
 
-PAD_VALUE = 114
-VERIFY_WEIGHT = 0.5  # default veto strength: chosen on validation (models/server.md)
-META_KEY = "maskwatch"
-# the metadata keys that set how Detector runs a model file (what a fine-tuned copy must keep)
-RUNTIME_SETTINGS = ("input_size", "score_threshold", "nms_threshold", "flip", "scales",
-                    "classifier", "classifier_weight", "verify_weight", "classifier_flip")
 
-
-def read_metadata(path: Path) -> dict:
-    """The maskwatch settings stored in a model file."""
-    return _meta_of(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
-
-
-def classifier_files(meta: dict) -> list[str]:
-    """The crop classifier files a model's metadata names (one name or a list), beside the model."""
-    files = meta.get("classifier") or []
-    return [files] if isinstance(files, str) else list(files)
-
-
-def _meta_of(sess: ort.InferenceSession) -> dict:
-    custom = sess.get_modelmeta().custom_metadata_map or {}
-    try:
-        return json.loads(custom.get(META_KEY, "{}"))
-    except json.JSONDecodeError:
-        return {}
+def _meta_of(sess: ort.InferenceSession) -> dict[str, Any]:
+    return meta_from_custom(sess.get_modelmeta().custom_metadata_map)
 
 
 def _session(path: Path, threads: int | None, providers: Sequence[Any] | None = None) -> ort.InferenceSession:
@@ -77,9 +54,10 @@ MIN_INPUT, MAX_INPUT = 32, 8192  # px: the network input (input size x scale) al
 MAX_CANDIDATES = 4000  # per pass, before NMS: bounds the work on noisy pictures
 
 
-def decode(scores: np.ndarray, dists: np.ndarray, probs: np.ndarray, input_hw: tuple[int, int], min_score: float) -> Detections:
+def decode(scores: np.ndarray, dists: np.ndarray, probs: np.ndarray, input_hw: tuple[int, int], min_score: float,
+           strides: tuple[int, ...]) -> Detections:
     """Network outputs for one picture -> boxes in network-input pixels above ``min_score``."""
-    pts = anchor_points(int(input_hw[0]), int(input_hw[1]), STRIDES)
+    pts = anchor_points(int(input_hw[0]), int(input_hw[1]), strides)
     keep = np.nonzero(scores >= min_score)[0]
     if not len(keep):
         return Detections.empty()
@@ -117,29 +95,24 @@ class Detector:
             "input_size": input_size, "tile": tile, "scales": None if scales is None else tuple(scales),
             "flip": flip, "threads": threads, "providers": None if providers is None else list(providers),
         }
-        path = models.resolve(str(model)) if not isinstance(model, os.PathLike) else None
-        if path is None:
-            path = Path(model)
-            if not path.is_file():
-                known = ", ".join(models.ALIASES)
-                raise ModelError(f"{model}: not a model name ({known}) nor an existing .onnx file")
-        elif not path.is_file():
-            raise ModelError(f"{model}: the shipped model file {path.name} is missing from this installation")
+        self.spec: ModelSpec = resolve_model(model)
+        path = self.spec.path
         self.path = path
         self.name = str(model)
         self._sess = _session(path, threads, providers)
-        self.meta = _meta_of(self._sess)
+        self.meta = dict(self.spec.meta)
         if self.meta.get("kind", "detector") != "detector":
             raise ModelError(f"{path}: is a maskwatch {self.meta.get('kind')} model, not a detector")
         self._input = self._sess.get_inputs()[0].name
         self._buffers = threading.local()  # per-thread input buffers (see _blob)
-        self.labels = tuple(self.meta.get("labels", LABELS))
-        self.input_size = int(input_size or self.meta.get("input_size", 640))
-        self.score_threshold = float(score_threshold if score_threshold is not None else self.meta.get("score_threshold", 0.5))
-        self.nms_threshold = float(nms_threshold if nms_threshold is not None else self.meta.get("nms_threshold", 0.45))
-        self.flip = bool(self.meta.get("flip", False) if flip is None else flip)
+        spec = self.spec
+        self.labels = spec.labels
+        self.input_size = int(input_size or spec.input_size)
+        self.score_threshold = float(score_threshold if score_threshold is not None else spec.score_threshold)
+        self.nms_threshold = float(nms_threshold if nms_threshold is not None else spec.nms_threshold)
+        self.flip = bool(spec.flip if flip is None else flip)
         self.tile = bool(tile)
-        self.scales = tuple(float(s) for s in (scales or self.meta.get("scales", (1.0,))))
+        self.scales = tuple(float(s) for s in (scales or spec.scales))
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         bad = [s for s in self.scales if not (np.isfinite(s) and MIN_INPUT <= self.input_size * s <= MAX_INPUT)]
@@ -147,14 +120,14 @@ class Detector:
             raise ValueError(f"scales {bad} give inputs outside {MIN_INPUT}-{MAX_INPUT} px at input size {self.input_size}")
         # second stage: one crop classifier file, or several whose probabilities are averaged
         self._classifiers = []
-        for cls_file in classifier_files(self.meta):
+        for cls_file in spec.classifiers:
             cpath = path.parent / cls_file
             if not cpath.is_file():
                 raise ModelError(f"{path}: its classifier {cls_file} is missing")
-            self._classifiers.append(CropModel.load(cpath, threads, providers, flip=bool(self.meta.get("classifier_flip", False))))
-        self._cls_weight = float(self.meta.get("classifier_weight", 0.7))
+            self._classifiers.append(CropModel.load(cpath, threads, providers, flip=spec.classifier_flip))
+        self._cls_weight = spec.classifier_weight
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
-        self._verify_weight = float(self.meta.get("verify_weight", VERIFY_WEIGHT))
+        self._verify_weight = spec.verify_weight
 
     def __repr__(self) -> str:
         return f"Detector(model={self.name!r}, score_threshold={self.score_threshold}, input_size={self.input_size})"
@@ -265,14 +238,14 @@ class Detector:
         per = 2 if self.flip else 1
         blob = self._blob(per * len(views), prep.ph, prep.pw)
         for i, view in enumerate(views):
-            prep.fill(blob[i * per:(i + 1) * per], view)
+            prep.fill(blob[i * per:(i + 1) * per], view, self.spec.pad_value)
         scores, dists, probs = self._sess.run(None, {self._input: blob})
         out = []
         for i in range(len(views)):
             found = []
             for j in range(per):
                 k = i * per + j
-                r = decode(scores[k], dists[k], probs[k], (prep.ph, prep.pw), min_score)
+                r = decode(scores[k], dists[k], probs[k], (prep.ph, prep.pw), min_score, self.spec.strides)
                 if len(r):
                     found.append(prep.to_picture(r, flipped=j == 1, offset=offset))
             out.append(Detections.merge(found))
@@ -296,13 +269,13 @@ class _Prep:
         nw, nh = max(1, round(vw * scale)), max(1, round(vh * scale))
         return _Prep(scale, nw, nh, -(-nw // 32) * 32, -(-nh // 32) * 32)
 
-    def fill(self, rows: np.ndarray, view: np.ndarray) -> None:
+    def fill(self, rows: np.ndarray, view: np.ndarray, pad_value: int) -> None:
         """Write ``view`` (and its mirror image, when ``rows`` has two) into the network input rows."""
         vh, vw = view.shape[:2]
         interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(view, (self.nw, self.nh), interpolation=interp) if (self.nw, self.nh) != (vw, vh) else view
-        rows[:, :, self.nh:, :] = PAD_VALUE
-        rows[:, :, :self.nh, self.nw:] = PAD_VALUE
+        rows[:, :, self.nh:, :] = pad_value
+        rows[:, :, :self.nh, self.nw:] = pad_value
         rows[0].transpose(1, 2, 0)[:self.nh, :self.nw] = resized
         if len(rows) > 1:
             rows[1].transpose(1, 2, 0)[:self.nh, :self.nw] = resized[:, ::-1]

@@ -1,4 +1,7 @@
-"""Shipped models: ONNX files made by ``maskwatch train``, each with a model card beside it."""
+"""Shipped models: ONNX files made by ``maskwatch train``, each with a model card beside it.
+
+Names, aliases and settings live in ``maskwatch.core.registry``; this package only holds the files.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,15 @@ from pathlib import Path
 
 MODEL_DIR = Path(__file__).resolve().parent
 
-# name -> detector file; PaddleHub module names are aliases
-ALIASES = {
-    "mobile": "mobile",
-    "server": "server",
-    "pyramidbox_lite_mobile_mask": "mobile",
-    "pyramidbox_lite_server_mask": "server",
-}
-
 
 def available() -> list[str]:
-    return sorted(n for n in ("mobile", "server") if (MODEL_DIR / f"{n}.onnx").is_file())
+    from ..core.registry import available
+
+    return available()
 
 
 def resolve(name: str) -> Path | None:
     """The file of a shipped model name, or None when ``name`` is not one."""
-    key = ALIASES.get(str(name).lower())
-    return MODEL_DIR / f"{key}.onnx" if key else None
+    from ..core.registry import shipped_path
+
+    return shipped_path(name)

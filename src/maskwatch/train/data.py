@@ -20,8 +20,8 @@ import numpy as np
 from ..evaluation.datasets import UNKNOWN, Sample, load_dataset
 from ..core.face import LABELS
 from ..core.geometry import iou_matrix
+from ..core.registry import PAD_VALUE
 
-PAD_VALUE = 114
 MIN_FACE = 6.0  # faces smaller than this (px, after scaling) are ignored, not taught
 
 

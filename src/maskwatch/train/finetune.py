@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .. import models as registry
 from ..evaluation.datasets import Sample, load_dataset
-from ..core.detector import RUNTIME_SETTINGS, Detector, classifier_files
+from ..core.detector import Detector
+from ..core.registry import RUNTIME_SETTINGS, classifier_files
 from ..core.errors import MaskwatchError
 from ..evaluation.metrics import evaluate_results
 from ..evaluation.run import run_eval

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from .. import models as registry
 from ..evaluation.datasets import load_dataset
-from ..core.detector import VERIFY_WEIGHT, Detector
-from ..core.detector import read_metadata as read_meta
+from ..core.detector import Detector
+from ..core.registry import VERIFY_WEIGHT
+from ..core.registry import read_metadata as read_meta
 from ..core.errors import MaskwatchError
 from ..evaluation.metrics import best_f1_threshold
 from ..evaluation.run import run_eval

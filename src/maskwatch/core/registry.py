@@ -1,0 +1,194 @@
+"""The model registry: model names, their files and their runtime settings, in one place.
+
+``resolve_model("mobile" | "server" | a PaddleHub module name | a path to an .onnx)`` gives a
+``ModelSpec``: the name, the file, its aliases, and the settings a maskwatch model file carries in
+its ONNX metadata (``maskwatch`` key, JSON), with the defaults for what a file leaves out. Every
+other place (``Detector``, the command line, the PaddleHub module, the HTTP service) reads them here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+from .face import LABELS
+from .geometry import STRIDES
+
+META_KEY = "maskwatch"  # the ONNX metadata key holding a model file's settings
+PAD_VALUE = 114  # the value the network input is padded with (what the models were trained with)
+VERIFY_WEIGHT = 0.5  # default veto strength: chosen on validation (models/server.md)
+# the metadata keys that set how Detector runs a model file (what a fine-tuned copy must keep)
+RUNTIME_SETTINGS = ("input_size", "score_threshold", "nms_threshold", "flip", "scales",
+                    "classifier", "classifier_weight", "verify_weight", "classifier_flip")
+
+# shipped model name -> its aliases (PaddleHub's module name first)
+SHIPPED: dict[str, tuple[str, ...]] = {
+    "mobile": ("pyramidbox_lite_mobile_mask",),
+    "server": ("pyramidbox_lite_server_mask",),
+}
+
+
+def model_dir() -> Path:
+    from .. import models
+
+    return models.MODEL_DIR
+
+
+def aliases() -> dict[str, str]:
+    """Every name a shipped model answers to -> the model's name."""
+    out = {n: n for n in SHIPPED}
+    out.update({a: n for n, al in SHIPPED.items() for a in al})
+    return out
+
+
+def paddlehub_modules() -> dict[str, str]:
+    """PaddleHub module name -> shipped model name."""
+    return {al[0]: n for n, al in SHIPPED.items()}
+
+
+def available() -> list[str]:
+    """The shipped models present in this installation."""
+    return sorted(n for n in SHIPPED if (model_dir() / f"{n}.onnx").is_file())
+
+
+def shipped_path(name: str) -> Path | None:
+    """The file of a shipped model name or alias, or None when ``name`` is not one."""
+    key = aliases().get(str(name).lower())
+    return model_dir() / f"{key}.onnx" if key else None
+
+
+def classifier_files(meta: dict[str, Any]) -> list[str]:
+    """The crop classifier files a model's metadata names (one name or a list), beside the model."""
+    files = meta.get("classifier") or []
+    return [files] if isinstance(files, str) else list(files)
+
+
+def meta_from_custom(custom: dict[str, str] | None) -> dict[str, Any]:
+    try:
+        meta = json.loads((custom or {}).get(META_KEY, "{}"))
+    except json.JSONDecodeError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The maskwatch settings stored in a model file."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return meta_from_custom(sess.get_modelmeta().custom_metadata_map)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model: its name, file, aliases, and runtime settings (from the file's metadata)."""
+
+    name: str
+    path: Path
+    aliases: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def paddlehub_module(self) -> str | None:
+        return self.aliases[0] if self.aliases and self.aliases[0].startswith("pyramidbox_") else None
+
+    @property
+    def kind(self) -> str:
+        return str(self.meta.get("kind", "detector"))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.meta.get("labels", LABELS))
+
+    @property
+    def input_size(self) -> int:
+        return int(self.meta.get("input_size", 640))
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.meta.get("strides", STRIDES))
+
+    @property
+    def pad_value(self) -> int:
+        return int(self.meta.get("pad_value", PAD_VALUE))
+
+    @property
+    def score_threshold(self) -> float:
+        return float(self.meta.get("score_threshold", 0.5))
+
+    @property
+    def nms_threshold(self) -> float:
+        return float(self.meta.get("nms_threshold", 0.45))
+
+    @property
+    def flip(self) -> bool:
+        return bool(self.meta.get("flip", False))
+
+    @property
+    def scales(self) -> tuple[float, ...]:
+        return tuple(float(s) for s in self.meta.get("scales", (1.0,)))
+
+    @property
+    def classifiers(self) -> tuple[str, ...]:
+        """The second-stage crop classifier files (names beside the model file)."""
+        return tuple(classifier_files(self.meta))
+
+    @property
+    def classifier_weight(self) -> float:
+        return float(self.meta.get("classifier_weight", 0.7))
+
+    @property
+    def verify_weight(self) -> float:
+        return float(self.meta.get("verify_weight", VERIFY_WEIGHT))
+
+    @property
+    def classifier_flip(self) -> bool:
+        return bool(self.meta.get("classifier_flip", False))
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The model file and its classifier files."""
+        return (self.path, *(self.path.parent / c for c in self.classifiers))
+
+    @property
+    def size_bytes(self) -> int:
+        """The total size of all files (the classifiers included)."""
+        return sum(f.stat().st_size for f in self.files if f.is_file())
+
+    def summary(self) -> dict[str, Any]:
+        """What ``maskwatch models`` and ``GET /v1/models`` show."""
+        return {"name": self.name, "paddlehub_module": self.paddlehub_module, "input_size": self.input_size,
+                "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold, "flip": self.flip,
+                "scales": list(self.scales), "labels": list(self.labels), "classifiers": list(self.classifiers),
+                "file_bytes": self.size_bytes}
+
+
+@lru_cache(maxsize=64)
+def _spec(name: str, path: str, mtime: float, alias: tuple[str, ...]) -> ModelSpec:
+    return ModelSpec(name, Path(path), alias, read_metadata(Path(path)))
+
+
+def resolve_model(name_or_path: str | os.PathLike[str]) -> ModelSpec:
+    """The ``ModelSpec`` of a shipped model name, a PaddleHub module name, or a path to an .onnx file."""
+    path = shipped_path(str(name_or_path)) if not isinstance(name_or_path, os.PathLike) else None
+    if path is None:
+        path = Path(name_or_path)
+        if not path.is_file():
+            known = ", ".join(aliases())
+            raise ModelError(f"{name_or_path}: not a model name ({known}) nor an existing .onnx file")
+        name, alias = path.stem, ()
+    else:
+        if not path.is_file():
+            raise ModelError(f"{name_or_path}: the shipped model file {path.name} is missing from this installation")
+        name, alias = path.stem, SHIPPED[path.stem]
+    try:
+        return _spec(name, str(path.resolve()), path.stat().st_mtime, alias)
+    except ModelError:
+        raise
+    except Exception as exc:  # onnxruntime raises several types for bad files
+        raise ModelError(f"{path}: cannot load as an ONNX model ({str(exc).splitlines()[0]})") from None

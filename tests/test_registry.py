@@ -1,0 +1,52 @@
+"""The model registry: names, aliases, files and the settings read from each model file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from maskwatch import Detector, ModelError
+from maskwatch.core.registry import ModelSpec, available, paddlehub_modules, read_metadata, resolve_model
+
+
+def test_names_aliases_and_paths_resolve_to_one_spec():
+    mobile = resolve_model("mobile")
+    assert isinstance(mobile, ModelSpec) and mobile.path.name == "mobile.onnx"
+    assert resolve_model("pyramidbox_lite_mobile_mask").path == mobile.path
+    assert resolve_model("MOBILE").path == mobile.path
+    assert resolve_model(mobile.path).path == mobile.path and resolve_model(str(mobile.path)).path == mobile.path
+    assert mobile.paddlehub_module == "pyramidbox_lite_mobile_mask"
+    assert paddlehub_modules() == {"pyramidbox_lite_mobile_mask": "mobile", "pyramidbox_lite_server_mask": "server"}
+    assert available() == ["mobile", "server"]
+    with pytest.raises(ModelError, match="not a model name"):
+        resolve_model("tiny-yolo")
+
+
+def test_settings_come_from_the_file_metadata():
+    for name in ("mobile", "server"):
+        spec = resolve_model(name)
+        meta = read_metadata(spec.path)
+        assert spec.input_size == meta["input_size"] and spec.score_threshold == meta["score_threshold"]
+        assert spec.flip == bool(meta.get("flip", False)) and spec.strides == (8, 16, 32) and spec.pad_value == 114
+        det = Detector(name)
+        assert (det.input_size, det.score_threshold, det.flip, det.scales) == \
+            (spec.input_size, spec.score_threshold, spec.flip, spec.scales)
+
+
+def test_server_size_counts_its_classifier():
+    server = resolve_model("server")
+    assert server.classifiers == ("server_fvcls.onnx",)
+    assert [f.name for f in server.files] == ["server.onnx", "server_fvcls.onnx"]
+    assert server.size_bytes == sum(f.stat().st_size for f in server.files) > server.path.stat().st_size
+    out = subprocess.run([sys.executable, "-m", "maskwatch.cli", "models"], capture_output=True, text=True, timeout=120)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("server"))
+    assert f"{server.size_bytes / 1e6:.2f} MB" in line
+
+
+def test_a_file_that_is_no_model_is_named(tmp_path):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(ModelError, match="broken.onnx"):
+        resolve_model(bad)
