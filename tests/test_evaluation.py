@@ -107,6 +107,30 @@ def test_read_yolo(tmp_path):
     assert s[0].boxes[0].tolist() == pytest.approx([40, 15, 60, 35])
 
 
+@pytest.mark.parametrize("yaml_text", [
+    "path: .\nnames:\n  - no_mask\n  - mask\n  - incorrect\n",  # block style (was read as no names: wrong labels)
+    "names: ['no_mask', 'mask', 'incorrect']\n",
+    "names:\n  0: no_mask\n  1: mask\n  2: incorrect\n",
+])
+def test_read_yolo_data_yaml_names(tmp_path, yaml_text):
+    _write_img(tmp_path / "images" / "x.jpg", 100, 50)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "x.txt").write_text("0 0.5 0.5 0.2 0.4\n1 0.2 0.2 0.1 0.1\n")
+    (tmp_path / "data.yaml").write_text(yaml_text)
+    s = load_dataset(tmp_path)
+    assert s[0].labels.tolist() == [1, 0]  # no_mask, mask in LABELS order
+
+
+def test_read_yolo_bad_data_yaml_is_named(tmp_path):
+    from maskwatch import MaskwatchError
+
+    _write_img(tmp_path / "images" / "x.jpg", 100, 50)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "data.yaml").write_text("names: [mask, no_mask\n")
+    with pytest.raises(MaskwatchError, match="data.yaml"):
+        load_dataset(tmp_path)
+
+
 def test_read_wider(tmp_path):
     _write_img(tmp_path / "images" / "0--Parade" / "p.jpg")
     (tmp_path / "wider_face_bbx_gt.txt").write_text(

@@ -184,13 +184,31 @@ def _yolo_classes(root: Path) -> dict[int, int]:
     if (root / "classes.txt").is_file():
         names = [ln.strip() for ln in (root / "classes.txt").read_text().splitlines() if ln.strip()]
     elif (root / "data.yaml").is_file():
-        text = (root / "data.yaml").read_text()
-        for ln in text.splitlines():
-            if ln.strip().startswith("names:") and "[" in ln:
-                names = [n.strip(" '\"") for n in ln.split("[", 1)[1].rsplit("]", 1)[0].split(",")]
+        names = _yaml_names(root / "data.yaml")
     if not names:
         names = list(LABELS)
     return {i: label_index(n) for i, n in enumerate(names)}
+
+
+def _yaml_names(path: Path) -> list[str]:
+    """The class names of a YOLO ``data.yaml``: ``names`` as a list (flow or block style) or as {index: name}."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+        raise MaskwatchError(f"{path}: cannot read it as YAML ({str(exc).splitlines()[0]})") from None
+    names = doc.get("names") if isinstance(doc, dict) else None
+    if isinstance(names, dict):
+        try:
+            return [str(names[k]) for k in sorted(names, key=int)]
+        except (TypeError, ValueError):
+            raise MaskwatchError(f"{path}: names must be a list or a mapping of class indexes to names") from None
+    if names is None:
+        return []
+    if not isinstance(names, list):
+        raise MaskwatchError(f"{path}: names must be a list or a mapping of class indexes to names")
+    return [str(n) for n in names]
 
 
 def _image_size(path: Path) -> tuple[int, int]:
