@@ -16,10 +16,12 @@ import asyncio
 import base64
 import binascii
 import hmac
+import io
 import json
 import os
 import threading
 import time
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from PIL import Image
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from . import __version__
 from . import models as registry
@@ -41,13 +51,17 @@ from .batch.annotate import annotate, summarize
 from .core.detector import Detector
 from .core.errors import ImageError, MaskwatchError, ModelError
 from .core.face import Face
-from .hub import MODULES, threshold_value, to_paddle
 from .core.imageio import decode_bytes
+from .core.registry import resolve_model
+from .hub import MODULES, threshold_value, to_paddle
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_IMAGES = 32
+DEFAULT_MAX_REQUEST_PIXELS = 100_000_000  # all the pictures of one request together
+OPEN_PATHS = ("/healthz",)  # answered without the API key; every other route needs it
+KEY_COOKIE = "maskwatch_key"
 
 
 class BadRequest(Exception):
@@ -156,7 +170,7 @@ def _flag(v: Any) -> bool:
     return bool(v)
 
 
-def _decode_b64(s: Any, i: int, max_pixels: int) -> np.ndarray:
+def _b64_bytes(s: Any, i: int) -> tuple[str, bytes]:
     name = f"images[{i}]"
     if not isinstance(s, str) or not s:
         raise BadRequest(f"{name}: expected a base64 string")
@@ -170,7 +184,7 @@ def _decode_b64(s: Any, i: int, max_pixels: int) -> np.ndarray:
         raw = base64.b64decode(s, validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest(f"{name}: not valid base64") from None
-    return _decode(raw, name, max_pixels)
+    return name, raw
 
 
 def _decode(raw: bytes, name: str, max_pixels: int) -> np.ndarray:
@@ -180,6 +194,27 @@ def _decode(raw: bytes, name: str, max_pixels: int) -> np.ndarray:
         raise BadRequest(str(exc)) from None
 
 
+def declared_pixels(raw: bytes) -> int:
+    """Width x height as the picture's header declares it (0 when Pillow cannot read the header)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as im:
+                w, h = im.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # not for Pillow, or a bomb: decode_bytes names it
+        return 0
+    return int(w) * int(h)
+
+
+def decode_request(raws: list[tuple[str, bytes]], max_pixels: int, max_request_pixels: int) -> list[np.ndarray]:
+    """Check the sizes the headers declare, for each picture and for the request, then decode (in a worker thread)."""
+    total = sum(declared_pixels(raw) for _, raw in raws)
+    if total > max_request_pixels:
+        raise BadRequest(f"refused: the {len(raws)} pictures of this request hold {total / 1e6:.3g} megapixels, "
+                         f"over the limit of {max_request_pixels / 1e6:g} megapixels per request")
+    return [_decode(raw, name, max_pixels) for name, raw in raws]
+
+
 def _face_json(f: Face) -> dict:
     return {"box": [round(v, 2) for v in f.box], "label": f.label, "confidence": round(f.confidence, 4), "score": round(f.score, 4)}
 
@@ -187,8 +222,10 @@ def _face_json(f: Face) -> dict:
 def create_app(model: str = "mobile", api_key: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                max_pixels: int = DEFAULT_MAX_PIXELS, max_images: int = DEFAULT_MAX_IMAGES,
                cors_origins: list[str] | None = None, threads: int | None = None,
-               infer_threads: int | None = None) -> FastAPI:
+               infer_threads: int | None = None, max_request_pixels: int | None = None) -> FastAPI:
     """The FastAPI application (``maskwatch serve`` runs it with uvicorn)."""
+    check_limits(api_key=api_key, max_body=max_body, max_pixels=max_pixels, max_images=max_images)
+    request_pixels = max(max_request_pixels or DEFAULT_MAX_REQUEST_PIXELS, max_pixels)
     if registry.resolve(model) is None and not Path(model).is_file():
         raise MaskwatchError(f"{model}: not a model name nor an .onnx file")
     app = FastAPI(title="maskwatch", version=__version__,
@@ -209,12 +246,23 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(BodyLimit, limit=max_body)
 
-    def check_key(request_headers) -> None:
+    def key_given(conn: Request | WebSocket) -> bool:
+        """The key as X-API-Key header, ``?key=`` query parameter or the cookie the pages set."""
         if api_key is None:
-            return
-        given = request_headers.get("x-api-key") or ""
-        if not hmac.compare_digest(given.encode(), api_key.encode()):
-            raise BadRequest("missing or wrong X-API-Key header", 401)
+            return True
+        given = conn.headers.get("x-api-key") or conn.query_params.get("key") or conn.cookies.get(KEY_COOKIE) or ""
+        return hmac.compare_digest(given.encode(), api_key.encode())
+
+    @app.middleware("http")
+    async def require_key(request: Request, call_next):
+        if request.url.path in OPEN_PATHS or request.method == "OPTIONS" or key_given(request):
+            response = await call_next(request)
+            if api_key is not None and request.query_params.get("key") and response.status_code < 400:
+                # a page opened with ?key=...: its scripts, model files and socket then pass with the cookie
+                response.set_cookie(KEY_COOKIE, api_key, httponly=True, samesite="strict")
+            return response
+        return JSONResponse(error_body(request.url.path, "missing or wrong API key: send the X-API-Key header "
+                                       "(pages: ?key=...)"), status_code=401)
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
@@ -272,11 +320,10 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
     @app.post("/predict/{module_name}")
     async def predict(module_name: str, request: Request):
         """PaddleHub Serving: ``{"images": [base64, ...]}`` -> ``{"status": "000", "msg": "", "results": [...]}``."""
-        check_key(request.headers)
         if module_name not in MODULES:
             return JSONResponse({"status": "111", "msg": f"Module {module_name} is not available.", "results": ""}, status_code=404)
         doc = await json_body(request)
-        imgs = [_decode_b64(s, i, max_pixels) for i, s in enumerate(image_list(doc))]
+        raws = [_b64_bytes(s, i) for i, s in enumerate(image_list(doc))]
         try:
             thr = threshold_value(doc.get("confs_threshold", 0.6))  # the Python module's rule
         except MaskwatchError as exc:
@@ -286,7 +333,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
 
         def work():
             out = []
-            for img in imgs:
+            for img in decode_request(raws, max_pixels, request_pixels):  # decoded here, in the worker thread
                 faces = det.detect(img, score_threshold=thr)
                 metrics.count_faces(faces)
                 res = {"path": f"ndarray_time={int(time.time() * 1e6)}", "data": to_paddle(faces, img.shape[1], img.shape[0])}
@@ -307,18 +354,19 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
 
         ``?annotate=true`` (one picture) answers the annotated picture as image/jpeg.
         """
-        check_key(request.headers)
         annotate_ = request.query_params.get("annotate", "").lower() in ("1", "true", "yes")
         if model is not None and model not in ("mobile", "server"):
             raise BadRequest("model must be mobile or server")
         if threshold is not None and not 0 <= threshold <= 1:
             raise BadRequest("threshold must be between 0 and 1")
         ctype = request.headers.get("content-type", "")
-        named: list[tuple[str, np.ndarray]] = []
+        raws: list[tuple[str, bytes]] = []
         if ctype.startswith("multipart/form-data"):
+            parser = MultiPartParser(request.headers, request.stream(), max_files=max_images + 1, max_part_size=max_body)
+            parser.spool_max_size = max_body + 1  # uploads stay in memory (the body limit bounds them), never in /tmp
             try:
-                form = await request.form()
-            except (StarletteHTTPException, ValueError, KeyError) as exc:
+                form = await parser.parse()
+            except (MultiPartException, StarletteHTTPException, ValueError, KeyError) as exc:
                 raise BadRequest(f"cannot read the multipart upload: {getattr(exc, 'detail', exc)}") from None
             files = [(k, v) for k, v in form.multi_items() if hasattr(v, "read")]
             if not files:
@@ -326,19 +374,18 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
             if len(files) > max_images:
                 raise BadRequest(f"too many pictures in one request: {len(files)} (limit {max_images})")
             for _, f in files:
-                raw = await f.read()
-                named.append((f.filename or "upload", _decode(raw, f.filename or "upload", max_pixels)))
+                raws.append((f.filename or "upload", await f.read()))
         else:
             doc = await json_body(request)
-            for i, s in enumerate(image_list(doc)):
-                named.append((f"images[{i}]", _decode_b64(s, i, max_pixels)))
-        if annotate_ and len(named) != 1:
+            raws = [_b64_bytes(s, i) for i, s in enumerate(image_list(doc))]
+        if annotate_ and len(raws) != 1:
             raise BadRequest("annotate=true takes exactly one picture")
         det = await infer(models.get, model)
 
         def work():
             out = []
-            for name, img in named:
+            imgs = decode_request(raws, max_pixels, request_pixels)  # decoded here, in the worker thread
+            for (name, _), img in zip(raws, imgs):
                 faces = det.detect(img, score_threshold=threshold)
                 metrics.count_faces(faces)
                 out.append((name, img, faces))
@@ -347,7 +394,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
         done = await infer(work)
         if annotate_:
             name, img, faces = done[0]
-            ok, enc = cv2.imencode(".jpg", annotate(img, faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
+            ok, enc = await infer(lambda: cv2.imencode(".jpg", annotate(img, faces), [cv2.IMWRITE_JPEG_QUALITY, 90]))
             if not ok:
                 raise BadRequest(f"{name}: {img.shape[1]}x{img.shape[0]} is too large for an annotated JPEG (65500 px a side)")
             return Response(enc.tobytes(), media_type="image/jpeg", headers={"X-Faces": str(len(faces))})
@@ -357,13 +404,11 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
 
     @app.get("/v1/models")
     async def list_models():
-        out = []
-        for name in registry.available():
-            det = models.get(name)
-            out.append({"name": name, "default": name == models.default, "input_size": det.input_size,
-                        "score_threshold": det.score_threshold, "flip": det.flip, "labels": list(det.labels),
-                        "file_bytes": det.spec.size_bytes, "paddlehub_module": det.spec.paddlehub_module})
-        return {"models": out}
+        # the registry's metadata (read once per file, cached), never a full Detector; off the event loop
+        return {"models": await infer(model_list)}
+
+    def model_list() -> list[dict]:
+        return [{**resolve_model(name).summary(), "default": name == models.default} for name in registry.available()]
 
     @app.get("/healthz")
     async def healthz():
@@ -386,7 +431,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
     @app.websocket("/ws/live")
     async def live_ws(ws: WebSocket):
         """Webcam frames in (JPEG bytes), faces out (JSON), one answer per frame."""
-        if api_key is not None and not hmac.compare_digest((ws.query_params.get("key") or "").encode(), api_key.encode()):
+        if not key_given(ws):
             await ws.close(code=1008)
             return
         await ws.accept()
@@ -401,7 +446,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
                     await ws.send_json({"error": "send each frame as a binary message holding a JPEG or PNG"})
                     continue
                 try:
-                    img = decode_bytes(data, "frame", max_pixels=max_pixels)
+                    img = await infer(decode_bytes, data, "frame", max_pixels)
                 except ImageError as exc:
                     await ws.send_json({"error": str(exc)})
                     continue
@@ -415,6 +460,16 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static"), check_dir=False), name="static")
     app.mount("/models", StaticFiles(directory=str(registry.MODEL_DIR), check_dir=False), name="models")
     return app
+
+
+def check_limits(api_key: str | None, max_body: float, max_pixels: float, max_images: int) -> None:
+    """Refuse settings that make no sense, at start, with a message naming the setting."""
+    if api_key is not None and not api_key.strip():
+        raise MaskwatchError("the API key is empty: give a key, or leave it out to serve without one")
+    for name, value in (("body limit (bytes)", max_body), ("picture limit (pixels)", max_pixels),
+                        ("pictures per request", max_images)):
+        if not value > 0:
+            raise MaskwatchError(f"the {name} must be positive, got {value}")
 
 
 def app_from_env() -> FastAPI:

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..core.errors import MaskwatchError
-from ._common import err, fail_usage
+from ._common import fail_usage
 
 
 def serve(
@@ -30,6 +30,11 @@ def serve(
         from ..serve import create_app, usable_cores
     except ImportError as exc:
         fail_usage(f"serving needs its extra: pip install 'maskwatch[serve]' ({exc})")
+    if api_key is not None and not api_key.strip():
+        fail_usage("--api-key is empty: give a key, or leave the option out to serve without one")
+    for flag, value in (("--max-body-mb", max_body_mb), ("--max-megapixels", max_megapixels)):
+        if not value > 0:  # also refuses nan
+            fail_usage(f"{flag} must be a positive number, got {value}")
     cores = max(1, usable_cores() // workers)  # the worker processes share the cores
     settings = {"model": model, "api_key": api_key, "max_body": int(max_body_mb * 1024 * 1024),
                 "max_pixels": int(max_megapixels * 1e6), "cors_origins": cors or None,
@@ -38,7 +43,9 @@ def serve(
         app_ = create_app(**settings)  # fail early, with a clear message, on a bad model
     except MaskwatchError as exc:
         fail_usage(str(exc))
-    err.print(f"maskwatch serving {model} on http://{host}:{port} (PaddleHub: POST /predict/pyramidbox_lite_mobile_mask)")
+    # plain text, one line (a model path is data, not markup)
+    typer.echo(f"maskwatch serving {model} on http://{host}:{port} (PaddleHub: POST /predict/pyramidbox_lite_mobile_mask)",
+               err=True)
     if workers == 1:  # this process serves: the app made above, its model already loaded
         uvicorn.run(app_, host=host, port=port, log_level="warning")
         return
