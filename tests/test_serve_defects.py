@@ -58,7 +58,7 @@ def test_nonsense_options_are_refused_at_start(args, flag):
 
 @pytest.mark.parametrize("kwargs", [{"api_key": ""}, {"max_pixels": 0}, {"max_body": -1}, {"max_images": 0}])
 def test_create_app_refuses_nonsense_limits(kwargs):
-    from maskwatch.errors import MaskwatchError
+    from maskwatch import MaskwatchError
 
     with pytest.raises(MaskwatchError):
         create_app(**kwargs)
