@@ -164,3 +164,11 @@ def test_live_websocket_through_a_real_uvicorn_server(live_server):
 
         res = json.loads(ws.recv(timeout=30))
     assert res["faces"] == [] and res["width"] == 160
+
+
+def test_models_listing_loads_no_model():
+    c = TestClient(create_app())
+    models = c.get("/v1/models").json()["models"]
+    assert {m["name"] for m in models} == {"mobile", "server"} and sum(m["default"] for m in models) == 1
+    assert all(m["file_bytes"] > 0 and m["input_size"] > 0 for m in models)
+    assert set(c.app.state.models._dets) == {"mobile"}  # the default, loaded at start; server stays unloaded
