@@ -172,3 +172,25 @@ def test_models_listing_loads_no_model():
     assert {m["name"] for m in models} == {"mobile", "server"} and sum(m["default"] for m in models) == 1
     assert all(m["file_bytes"] > 0 and m["input_size"] > 0 for m in models)
     assert set(c.app.state.models._dets) == {"mobile"}  # the default, loaded at start; server stays unloaded
+
+
+def test_metrics_report_all_workers():
+    import json
+    import urllib.request
+
+    from conftest import LiveServer
+
+    srv = LiveServer("--workers", "2").wait(60)
+    try:
+        body = json.dumps({"images": [_b64(BLANK)]}).encode()
+        for _ in range(12):  # new connections: spread over both workers
+            req = urllib.request.Request(f"{srv.url}/v1/detect", data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                assert r.status == 200
+        for _ in range(4):  # whichever worker answers, it reports the 12 pictures of both
+            with urllib.request.urlopen(f"{srv.url}/metrics", timeout=30) as r:
+                text = r.read().decode()
+            images = [ln for ln in text.splitlines() if ln.startswith("maskwatch_images_total")]
+            assert images and float(images[0].split()[-1]) == 12
+    finally:
+        srv.stop()

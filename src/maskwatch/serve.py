@@ -154,6 +154,16 @@ class Metrics:
         self.images = Counter("maskwatch_images_total", "Pictures processed", registry=self.registry)
         self.errors = Counter("maskwatch_errors_total", "Requests answered with an error", ["endpoint"], registry=self.registry)
 
+    def exposition(self) -> bytes:
+        """The Prometheus text: of all worker processes when ``serve --workers N`` set PROMETHEUS_MULTIPROC_DIR."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)
+            return generate_latest(merged)
+        return generate_latest(self.registry)
+
     def count_faces(self, faces: list[Face]) -> None:
         self.images.inc()
         for f in faces:
@@ -416,7 +426,7 @@ def create_app(model: str = "mobile", api_key: str | None = None, max_body: int 
 
     @app.get("/metrics")
     async def prometheus():
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     # -- web pages ----------------------------------------------------------------------------
 

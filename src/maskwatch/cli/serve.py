@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from typing import List, Optional
 
 import typer
@@ -50,4 +51,8 @@ def serve(
         uvicorn.run(app_, host=host, port=port, log_level="warning")
         return
     os.environ["MASKWATCH_SERVE_SETTINGS"] = json.dumps(settings)  # each worker process makes its own
-    uvicorn.run("maskwatch.serve:app_from_env", host=host, port=port, workers=workers, factory=True, log_level="warning")
+    # /metrics reports all workers: prometheus_client's multiprocess mode, in a folder removed at exit
+    with tempfile.TemporaryDirectory(prefix="maskwatch-metrics-") as metrics_dir:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        uvicorn.run("maskwatch.serve:app_from_env", host=host, port=port, workers=workers, factory=True,
+                    log_level="warning")
