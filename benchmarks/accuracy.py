@@ -34,8 +34,7 @@ def main() -> None:
         for name, split in SETS:
             samples = load_dataset(args.data / name, args.data / name / split)
             results, errors = run_eval(det, samples)
-            m = evaluate_results(results, 0.5, det.score_threshold)
-            m.pop("_curves")
+            m = evaluate_results(results, 0.5, det.score_threshold).to_dict()
             out[model][f"{name}/{split}"] = m
             print(f"{model:7s} {name:22s} mAP {m.get('map') or 0:.4f}  face AP {m['face_ap']:.4f}  "
                   f"recall {m['recall'] or 0:.4f}  label acc {m['label_accuracy'] or 0:.4f}  "

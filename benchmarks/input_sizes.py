@@ -34,7 +34,7 @@ def main() -> None:
             det = Detector(args.model, input_size=size, flip=flip)
             row = {"input_size": size, "flip": flip}
             for name, samples in sets.items():
-                m = evaluate_results(run_eval(det, samples)[0], 0.5, det.score_threshold)
+                m = evaluate_results(run_eval(det, samples)[0], 0.5, det.score_threshold).to_dict()
                 row[name] = {"map": m.get("map"), "face_ap": m["face_ap"], "ap": m["ap"], "label_accuracy": m["label_accuracy"]}
             rows.append(row)
             k, w = row["kaggle-facemask"], row["wider-face-val-part"]

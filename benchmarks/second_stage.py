@@ -78,7 +78,7 @@ def main() -> None:
                             k = m.scores >= AP_MIN_SCORE  # as Detector does after the veto
                             r = ImageResult(m.boxes[k], m.scores[k], m.probs[k], r.gt_boxes, r.gt_labels, r.gt_ignore)
                         merged.append(r)
-                    m = evaluate_results(merged, 0.5, args.threshold)
+                    m = evaluate_results(merged, 0.5, args.threshold).to_dict()
                     row[name] = {"map": m.get("map"), "ap": m["ap"], "face_ap": m["face_ap"], "label_accuracy": m["label_accuracy"]}
                 rows.append(row)
                 k, wi = row["kaggle-facemask"], row["wider-face-val-part"]

@@ -37,34 +37,34 @@ def test_tiny_made_up_case_matches_hand_computed_ap():
     )
     m = evaluate_results([r1, r2], iou_thr=0.5, score_threshold=0.55)
     # mask: ranking 0.9 TP, 0.8 FP, 0.7 TP over 2 truths -> AP = .5*1 + .5*(2/3)
-    assert m["ap"]["mask"] == pytest.approx(0.5 + 1 / 3)
+    assert m.ap["mask"] == pytest.approx(0.5 + 1 / 3)
     # no_mask: 0.6 TP then duplicate FP -> AP 1
-    assert m["ap"]["no_mask"] == pytest.approx(1.0)
-    assert "incorrect" not in m["ap"]  # no truth of that class
-    assert m["map"] == pytest.approx((0.5 + 1 / 3 + 1.0) / 2)
+    assert m.ap["no_mask"] == pytest.approx(1.0)
+    assert "incorrect" not in m.ap  # no truth of that class
+    assert m.map == pytest.approx((0.5 + 1 / 3 + 1.0) / 2)
     # face AP: 0.9 TP, 0.8 FP, 0.7 TP, 0.6 TP, 0.5 FP over 3 faces
     # recall .33 .33 .67 1 1; precision 1 .5 .67 .75 .6 -> 1/3*1 + 1/3*.75 + 1/3*.75
-    assert m["face_ap"] == pytest.approx((1 + 0.75 + 0.75) / 3)
+    assert m.face_ap == pytest.approx((1 + 0.75 + 0.75) / 3)
     # at threshold .55: faces found 3 of 3 (0.7 and 0.6 pass), all labels right
-    assert m["recall"] == pytest.approx(1.0)
-    assert m["label_accuracy"] == pytest.approx(1.0)
-    assert m["recall_by_height"]["<16"]["faces"] == 3
+    assert m.recall == pytest.approx(1.0)
+    assert m.label_accuracy == pytest.approx(1.0)
+    assert m.recall_by_height["<16"]["faces"] == 3
 
 
 def test_ignored_faces_neither_count_nor_penalise():
     r = ImageResult(P([0, 0, 10, 10], [40, 40, 50, 50]), [0.9, 0.8], [MASK, MASK],
                     P([0, 0, 10, 10], [40, 40, 50, 50]), [0, 0], gt_ignore=[False, True])
     m = evaluate_results([r])
-    assert m["face_ap"] == pytest.approx(1.0)
-    assert m["gt_faces"]["face"] == 1
+    assert m.face_ap == pytest.approx(1.0)
+    assert m.gt_faces["face"] == 1
 
 
 def test_wrong_label_lowers_class_ap_and_accuracy_not_face_ap():
     r = ImageResult(P([0, 0, 10, 10]), [0.9], [NO], P([0, 0, 10, 10]), [0])
     m = evaluate_results([r], score_threshold=0.5)
-    assert m["face_ap"] == pytest.approx(1.0)
-    assert m["label_accuracy"] == 0.0
-    assert m["confusion"]["rows_truth_cols_pred"][0][1] == 1
+    assert m.face_ap == pytest.approx(1.0)
+    assert m.label_accuracy == 0.0
+    assert m.confusion["rows_truth_cols_pred"][0][1] == 1
 
 
 def test_best_f1_threshold():
@@ -151,3 +151,18 @@ def test_read_coco(tmp_path):
     s = load_dataset(tmp_path)
     assert s[0].image.name == "c.jpg" and s[0].labels.tolist() == [0]
     assert s[0].boxes.tolist() == [[5, 6, 15, 18]]
+
+
+def test_eval_result_is_typed_and_its_dict_keeps_the_json_keys():
+    from maskwatch.evaluation.metrics import EvalResult
+
+    r = ImageResult(np.array([[0, 0, 10, 10]], float), np.array([0.9]), np.array([[0.8, 0.1, 0.1]]),
+                    np.array([[0, 0, 10, 10]], float), np.array([0]))
+    m = evaluate_results([r])
+    assert isinstance(m, EvalResult) and m.images == 1 and m.ap == {"mask": pytest.approx(1.0)}
+    assert set(m.curves) == {"mask", "face"} and len(m.curves["face"]) == 2
+    d = m.to_dict()
+    assert "_curves" not in d and "curves" not in d and d["map"] == pytest.approx(1.0)
+    assert list(d)[:6] == ["images", "iou", "score_threshold", "ap", "gt_faces", "map"]
+    faces_only = evaluate_results([ImageResult(r.pred_boxes, r.pred_scores, r.pred_probs, r.gt_boxes, np.array([-1]))])
+    assert faces_only.map is None and "map" not in faces_only.to_dict()

@@ -45,9 +45,10 @@ def eval_cmd(
         fail_usage(f"{data}: no labelled pictures found" + "".join(f"\n  {p}" for p in problems[:10]))
     op = det.score_threshold if threshold is None else threshold
     results, errors = run_eval(det, samples, progress=True, console=err)
-    m = evaluate_results(results, iou, op)
-    curves = m.pop("_curves")
+    result = evaluate_results(results, iou, op)
+    curves = result.curves
     errors = problems + errors
+    m = result.to_dict()
     m.update({"model": model, "data": str(data), "split": split, "errors": errors})
     if plot:
         plot_curves(curves, m, plot)

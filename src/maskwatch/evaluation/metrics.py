@@ -9,6 +9,7 @@ penalised: a detection that matches one is dropped from the ranking.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -105,27 +106,65 @@ def pr_curve(results: list[ImageResult], iou_thr: float = 0.5, class_index: int 
     return recall, precision, scores, n_gt
 
 
-def evaluate_results(results: list[ImageResult], iou_thr: float = 0.5, score_threshold: float = 0.5) -> dict:
+@dataclass
+class EvalResult:
+    """All figures of ``maskwatch eval`` (and of training validation) for one set of pictures.
+
+    ``ap``: AP per class with truth (no entry for a class without any); ``map``: their mean, None when the
+    set has no mask labels; ``face_ap``: class-agnostic AP; ``recall_by_height``, ``recall``, ``precision``,
+    ``label_accuracy`` and ``confusion`` at ``score_threshold``; ``curves``: precision-recall curves
+    (recall, precision) per class and for ``face``, for plots (not in ``to_dict``).
+    """
+
+    images: int
+    iou: float
+    score_threshold: float
+    ap: dict[str, float]
+    gt_faces: dict[str, int]
+    map: float | None
+    face_ap: float
+    recall_by_height: dict[str, dict[str, Any]]
+    recall: float | None
+    precision: float | None
+    label_accuracy: float | None
+    labelled_matches: int
+    confusion: dict[str, Any]
+    has_labels: bool = True
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as JSON-ready values (what ``maskwatch eval --json`` prints)."""
+        d: dict[str, Any] = {"images": self.images, "iou": self.iou, "score_threshold": self.score_threshold,
+                             "ap": dict(self.ap), "gt_faces": dict(self.gt_faces)}
+        if self.has_labels:
+            d["map"] = self.map
+        d.update({"face_ap": self.face_ap, "recall_by_height": self.recall_by_height, "recall": self.recall,
+                  "precision": self.precision, "label_accuracy": self.label_accuracy,
+                  "labelled_matches": self.labelled_matches, "confusion": self.confusion})
+        return d
+
+
+def evaluate_results(results: list[ImageResult], iou_thr: float = 0.5, score_threshold: float = 0.5) -> EvalResult:
     """All figures of ``maskwatch eval`` from per-picture results."""
-    out: dict = {"images": len(results), "iou": iou_thr, "score_threshold": score_threshold, "ap": {}, "gt_faces": {}}
-    curves = {}
+    ap: dict[str, float] = {}
+    gt_faces: dict[str, int] = {}
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    mean_ap = None
     has_labels = any((r.gt_labels >= 0).any() for r in results)
     if has_labels:
         for c, name in enumerate(LABELS):
             rec, prec, _, n = pr_curve(results, iou_thr, c)
-            out["gt_faces"][name] = n
+            gt_faces[name] = n
             if n:
-                out["ap"][name] = average_precision(rec, prec)
+                ap[name] = average_precision(rec, prec)
                 curves[name] = (rec, prec)
-        aps = [out["ap"][k] for k in out["ap"]]
-        out["map"] = float(np.mean(aps)) if aps else None
+        mean_ap = float(np.mean(list(ap.values()))) if ap else None
     rec, prec, _, n = pr_curve(results, iou_thr, None)
-    out["face_ap"] = average_precision(rec, prec)
-    out["gt_faces"]["face"] = n
+    gt_faces["face"] = n
     curves["face"] = (rec, prec)
-    out.update(_operating_point(results, iou_thr, score_threshold))
-    out["_curves"] = curves
-    return out
+    return EvalResult(images=len(results), iou=iou_thr, score_threshold=score_threshold, ap=ap, gt_faces=gt_faces,
+                      map=mean_ap, face_ap=average_precision(rec, prec), has_labels=has_labels, curves=curves,
+                      **_operating_point(results, iou_thr, score_threshold))
 
 
 def _operating_point(results: list[ImageResult], iou_thr: float, thr: float) -> dict:

@@ -46,7 +46,7 @@ def split_samples(data: Path, val_fraction: float = 0.2, seed: int = 0,
 def _figures(det: Detector, samples: list[Sample]) -> dict:
     results, _ = run_eval(det, samples)
     m = evaluate_results(results, 0.5, det.score_threshold)
-    return {k: m.get(k) for k in ("map", "face_ap", "recall", "precision", "label_accuracy")} | {"ap": m["ap"]}
+    return {k: getattr(m, k) for k in ("map", "face_ap", "recall", "precision", "label_accuracy")} | {"ap": m.ap}
 
 
 def finetune(init: str, data: Path, out: Path, epochs: int = 10, lr: float = 1e-3, batch: int = 8, size: int = 320,

@@ -96,8 +96,8 @@ def validate(onnx_path: Path, val: list[tuple[str, str]], limit: int | None = No
         results, _ = run_eval(det, samples)
         thr, f1 = best_f1_threshold(results)
         m = evaluate_results(results, 0.5, det.score_threshold)
-        out[Path(root).name] = {"map": m.get("map"), "ap": m.get("ap"), "face_ap": m["face_ap"], "label_accuracy": m["label_accuracy"],
-                                "recall": m["recall"], "best_f1_threshold": thr, "best_f1": f1}
+        out[Path(root).name] = {"map": m.map, "ap": m.ap, "face_ap": m.face_ap, "label_accuracy": m.label_accuracy,
+                                "recall": m.recall, "best_f1_threshold": thr, "best_f1": f1}
     return out
 
 
