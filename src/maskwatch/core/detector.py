@@ -80,7 +80,7 @@ class Detector:
 
     def __init__(
         self,
-        model: str | os.PathLike = "mobile",
+        model: str | os.PathLike[str] = "mobile",
         score_threshold: float | None = None,
         nms_threshold: float | None = None,
         input_size: int | None = None,
@@ -334,7 +334,8 @@ class CropModel:
         n = len(crops)
         if self.flip:  # one run for both: the mirrored crops follow the originals
             crops = np.concatenate([crops, crops[:, :, ::-1]])
-        p = self.session.run(None, {self.input: crops.transpose(0, 3, 1, 2).astype(np.float32)})[0].astype(np.float64)
+        p: np.ndarray = self.session.run(None, {self.input: crops.transpose(0, 3, 1, 2).astype(np.float32)})[0]
+        p = p.astype(np.float64)
         return (p[:n] + p[n:]) / 2 if self.flip else p
 
 

@@ -40,7 +40,8 @@ def distances_to_boxes(points: np.ndarray, dist: np.ndarray) -> np.ndarray:
 
 def box_area(boxes: np.ndarray) -> np.ndarray:
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    area: np.ndarray = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    return area
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -79,7 +80,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.45) -> n
 
 def weighted_box_merge(
     boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, iou_threshold: float, *extra: np.ndarray
-):
+) -> np.ndarray | tuple[np.ndarray, ...]:
     """Replace each kept box (and any per-box ``extra`` rows, e.g. class probabilities) by the
     score-weighted mean over the boxes it suppressed.
 
@@ -88,13 +89,13 @@ def weighted_box_merge(
     """
     if not len(keep):
         return (boxes[keep], *(e[keep] for e in extra)) if extra else boxes[keep]
-    merged = [[] for _ in range(1 + len(extra))]
+    parts: list[list[np.ndarray]] = [[] for _ in range(1 + len(extra))]
     for i in range(0, len(keep), 256):  # rows in blocks: thousands of candidates need no gigabyte matrix
         w = (iou_matrix(boxes[keep[i:i + 256]], boxes) > iou_threshold) * scores[None, :]
         w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-9)
-        for out, rows in zip(merged, (boxes, *extra)):
+        for out, rows in zip(parts, (boxes, *extra)):
             out.append(w @ rows)
-    merged = [np.concatenate(m) for m in merged]
+    merged = [np.concatenate(m) for m in parts]
     return tuple(merged) if extra else merged[0]
 
 

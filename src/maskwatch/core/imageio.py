@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageError
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
+ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, np.ndarray]
 
 MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm"})
@@ -116,7 +116,7 @@ def decode_bytes(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
         raise ImageError(name, f"refused: {arr.shape[1]}x{arr.shape[0]} is over the limit of {max_pixels / 1e6:g} megapixels")
     if arr.ndim == 3 and arr.shape[2] == 4:
         if arr.dtype == np.uint16:  # 16-bit RGBA PNG: to 8 bits first, so that it too lies on white
-            arr = (arr >> 8).astype(np.uint8)
+            arr = (arr.astype(np.uint16) >> 8).astype(np.uint8)
         if arr.dtype == np.uint8:
             arr = _flatten_alpha(arr)
     op = _EXIF_OPS.get(orientation)
@@ -129,7 +129,8 @@ def _flatten_alpha(bgra: np.ndarray) -> np.ndarray:
     """Composite a transparent picture on white, as a viewer shows it."""
     alpha = bgra[:, :, 3:4].astype(np.float32) / 255.0
     rgb = bgra[:, :, :3].astype(np.float32)
-    return (rgb * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    out: np.ndarray = (rgb * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return out
 
 
 def load_image(source: ImageInput) -> np.ndarray:

@@ -175,6 +175,7 @@ def _spec(name: str, path: str, mtime: float, alias: tuple[str, ...]) -> ModelSp
 
 def resolve_model(name_or_path: str | os.PathLike[str]) -> ModelSpec:
     """The ``ModelSpec`` of a shipped model name, a PaddleHub module name, or a path to an .onnx file."""
+    alias: tuple[str, ...]
     path = shipped_path(str(name_or_path)) if not isinstance(name_or_path, os.PathLike) else None
     if path is None:
         path = Path(name_or_path)
