@@ -256,7 +256,10 @@ def test_crop_classifier_flip_averages_mirrored_crops():
     boxes = np.array([[40, 60, 120, 180], [150, 20, 230, 120], [10, 10, 40, 50]], np.float32)
     plain, flipped = CropModel.load(path), CropModel.load(path, flip=True)
     crops = face_crops(img, boxes, plain.size, plain.expand)
-    run = lambda c: plain.session.run(None, {plain.input: np.ascontiguousarray(c.transpose(0, 3, 1, 2)).astype(np.float32)})[0]
+
+    def run(c):
+        return plain.session.run(None, {plain.input: np.ascontiguousarray(c.transpose(0, 3, 1, 2)).astype(np.float32)})[0]
+
     expect = (run(crops) + run(crops[:, :, ::-1])) / 2
     bg = plain.background
     p, face = flipped(img, boxes)

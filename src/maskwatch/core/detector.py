@@ -360,7 +360,7 @@ def face_crops(img: np.ndarray, boxes: np.ndarray, size: int, expand: float) -> 
     """Square crops (N, size, size, 3) around boxes, grown by ``expand``, padded where they leave the picture."""
     sq = expand_boxes(boxes, expand)
     out = np.empty((len(sq), size, size, 3), np.uint8)
-    for i, (x1, y1, x2, y2) in enumerate(sq):
+    for i, (x1, y1, x2, _y2) in enumerate(sq):
         s = size / max(x2 - x1, 1e-3)
         m = np.array([[s, 0, -x1 * s], [0, s, -y1 * s]], np.float32)
         out[i] = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

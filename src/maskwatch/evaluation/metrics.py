@@ -52,6 +52,13 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1]))
 
 
+def _rank(tp: list[int], fp: list[int], scores: list[float], hit: int, score: float) -> None:
+    """One ranked detection: a true positive (hit 1) or a false one (hit 0)."""
+    tp.append(hit)
+    fp.append(1 - hit)
+    scores.append(score)
+
+
 def _match_ranked(entries, n_gt: int, iou_thr: float):
     """Greedy matching of ranked detections; entries are per image (boxes, scores, gt, ignore)."""
     dets = []  # (score, image index, det index)
@@ -66,7 +73,7 @@ def _match_ranked(entries, n_gt: int, iou_thr: float):
         ign = entries[im][3]
         iou = ious[im]
         if iou is None:
-            tp.append(0); fp.append(1); scores.append(s)
+            _rank(tp, fp, scores, 0, s)
             continue
         row = iou[j].copy()
         # prefer an unused, not-ignored truth; then fall back to an ignored one
@@ -74,12 +81,12 @@ def _match_ranked(entries, n_gt: int, iou_thr: float):
         k = int(np.argmax(cand))
         if cand[k] >= iou_thr:
             used[im][k] = True
-            tp.append(1); fp.append(0); scores.append(s)
+            _rank(tp, fp, scores, 1, s)
             continue
         cand_ign = np.where(ign, row, -1.0)
         if len(cand_ign) and cand_ign.max() >= iou_thr:
             continue  # matches an ignored face: not counted
-        tp.append(0); fp.append(1); scores.append(s)
+        _rank(tp, fp, scores, 0, s)
     tp = np.cumsum(tp)
     fp = np.cumsum(fp)
     recall = tp / max(n_gt, 1)

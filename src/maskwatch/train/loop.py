@@ -103,7 +103,7 @@ def validate(onnx_path: Path, val: list[tuple[str, str]], limit: int | None = No
 
 def _param_groups(model: torch.nn.Module, wd: float):
     decay, no_decay = [], []
-    for n, p in model.named_parameters():
+    for _n, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
     return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
 

@@ -117,11 +117,11 @@ def detection_loss(obj, dist, cls, gt_boxes, gt_labels, gt_ignore, image_hw):
             iou, _ = giou(pred, tgt)
         obj_t[i, pos] = iou.clamp(min=0.05)
         npos += int(pos.sum())
-        l = lab[idx[pos]]
-        known = l >= 0
+        lab_pos = lab[idx[pos]]
+        known = lab_pos >= 0
         if known.any():
             cls_p.append(cls[i, pos][known])
-            cls_t.append(l[known])
+            cls_t.append(lab_pos[known])
     npos = max(npos, 1)
     # quality focal loss on the face score
     sig = obj.sigmoid()
