@@ -241,7 +241,7 @@ def test_unexpected_failures_and_unloadable_models_still_answer_json(tmp_path, m
     def broken(name, threads=None):
         raise ModelError(f"{name}: cannot load")
 
-    monkeypatch.setattr("maskwatch.serve.Detector", broken)  # the server model, loaded on first use, is broken
+    monkeypatch.setattr("maskwatch.serve.dependencies.Detector", broken)  # the server model, loaded on first use, is broken
     r = c.post("/v1/detect?model=server", json={"images": [_b64(BLANK)]})
     assert r.status_code == 503 and "model unavailable" in r.json()["error"]
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 pytest.importorskip("fastapi", reason="serving needs the [serve] extra")
 from fastapi.testclient import TestClient
 
-from maskwatch import serve
+from maskwatch.serve import inputs as serve_inputs
 from maskwatch.cli import app as cli_app
 from maskwatch.serve import create_app
 
@@ -102,8 +102,8 @@ def test_decompression_bomb_names_maskwatch_limit():
 
 def test_pixels_are_bounded_per_request_before_decoding(monkeypatch):
     decoded = []
-    real = serve.decode_bytes
-    monkeypatch.setattr(serve, "decode_bytes", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    real = serve_inputs.decode_bytes
+    monkeypatch.setattr(serve_inputs, "decode_bytes", lambda *a, **k: decoded.append(1) or real(*a, **k))
     c = TestClient(create_app(max_pixels=5_000_000, max_request_pixels=10_000_000))
     pic = _b64(np.zeros((2000, 2000, 3), np.uint8), ".png")  # 4 MP each: under the per-picture limit
     r = c.post("/v1/detect", json={"images": [pic, pic, pic]})
@@ -116,14 +116,14 @@ def test_pixels_are_bounded_per_request_before_decoding(monkeypatch):
 def test_decoding_runs_off_the_event_loop(monkeypatch):
     """While a picture is being decoded, /healthz answers (on the same event loop, as in uvicorn)."""
     started, health_done, seen = threading.Event(), threading.Event(), []
-    real = serve.decode_bytes
+    real = serve_inputs.decode_bytes
 
     def slow_decode(*a, **k):
         started.set()
         seen.append(health_done.wait(20))  # True only if /healthz answered while this decode was running
         return real(*a, **k)
 
-    monkeypatch.setattr(serve, "decode_bytes", slow_decode)
+    monkeypatch.setattr(serve_inputs, "decode_bytes", slow_decode)
     with TestClient(create_app()) as c:
         result = {}
         t = threading.Thread(target=lambda: result.setdefault("r", c.post("/v1/detect", json={"images": [_b64(BLANK)]})))

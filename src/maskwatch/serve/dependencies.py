@@ -1,0 +1,136 @@
+"""What the routes depend on: the service (settings, models, metrics, the inference limit), the API
+key check and the request body limit."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import threading
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from fastapi import Depends, Request, Response
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..core.detector import Detector
+from .errors import error_body, error_response
+from .metrics import Metrics
+from .settings import ServeSettings, usable_cores
+
+OPEN_PATHS = ("/healthz",)  # answered without the API key; every other route needs it
+KEY_COOKIE = "maskwatch_key"
+T = TypeVar("T")
+
+
+class Models:
+    """One shared ``Detector`` per model name, created on first use."""
+
+    def __init__(self, default: str, threads: int | None = None):
+        self.default = default
+        self.threads = threads
+        self._dets: dict[str, Detector] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str | None = None) -> Detector:
+        name = name or self.default
+        with self._lock:
+            det = self._dets.get(name)
+            if det is None:
+                det = Detector(name, threads=self.threads)
+                self._dets[name] = det
+            return det
+
+
+class Service:
+    """The state routes share: settings, models, metrics, and at most ``infer_threads`` inferences at
+    once, in worker threads (more would only share the same cores, and each worker thread keeps a
+    network input buffer of tens of megabytes)."""
+
+    def __init__(self, settings: ServeSettings):
+        self.settings = settings
+        self.models = Models(settings.model, settings.threads)
+        self.metrics = Metrics()
+        # one limiter per event loop (a limiter is bound to its loop)
+        self._limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def infer(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread, under the inference limit."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._limiters:
+            self._limiters[loop] = anyio.CapacityLimiter(self.settings.infer_threads or usable_cores())
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiters[loop])
+
+    def key_given(self, conn: HTTPConnection) -> bool:
+        """The key as X-API-Key header, ``?key=`` query parameter or the cookie the pages set."""
+        key = self.settings.api_key
+        if key is None:
+            return True
+        given = conn.headers.get("x-api-key") or conn.query_params.get("key") or conn.cookies.get(KEY_COOKIE) or ""
+        return hmac.compare_digest(given.encode(), key.encode())
+
+    async def require_key(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """HTTP middleware: every route but OPEN_PATHS needs the key (pages and files too)."""
+        key = self.settings.api_key
+        if request.url.path in OPEN_PATHS or request.method == "OPTIONS" or self.key_given(request):
+            response = await call_next(request)
+            if key is not None and request.query_params.get("key") and response.status_code < 400:
+                # a page opened with ?key=...: its scripts, model files and socket then pass with the cookie
+                response.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict")
+            return response
+        return error_response(request, "missing or wrong API key: send the X-API-Key header (pages: ?key=...)", 401)
+
+
+def get_service(conn: HTTPConnection) -> Service:
+    service: Service = conn.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._too_large(scope, send)
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return msg
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._too_large(scope, send)
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        msg = f"request body over the limit of {self.limit} bytes"
+        body = json.dumps(error_body(scope.get("path", ""), msg)).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass

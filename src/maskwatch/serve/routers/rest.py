@@ -1,0 +1,111 @@
+"""REST v1: ``POST /v1/detect``, ``GET /v1/models``, ``GET /healthz``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+from fastapi import APIRouter, Query, Request, Response
+
+from ... import __version__
+from ...batch.annotate import annotate, summarize
+from ...core.face import Face
+from ...core.registry import available, resolve_model
+from ..dependencies import ServiceDep
+from ..errors import BadRequest
+from ..inputs import decode_request, json_body, json_images, multipart_images
+from ..schemas import DETECT_BODY, ERRORS, DetectResponse, Health, ModelList
+
+router = APIRouter(tags=["REST v1"])
+
+
+def face_json(f: Face) -> dict[str, Any]:
+    return {
+        "box": [round(v, 2) for v in f.box],
+        "label": f.label,
+        "confidence": round(f.confidence, 4),
+        "score": round(f.score, 4),
+    }
+
+
+@router.post(
+    "/v1/detect",
+    response_model=DetectResponse,
+    openapi_extra=DETECT_BODY,
+    responses={**ERRORS, 200: {"content": {"image/jpeg": {}}, "description": "faces, or the annotated picture"}},
+)
+async def detect(
+    request: Request,
+    svc: ServiceDep,
+    model: str | None = None,
+    threshold: float | None = None,
+    annotate_: str | None = Query(
+        None, alias="annotate", description="true: answer the annotated picture (one picture) as image/jpeg"
+    ),
+) -> Any:
+    """Pictures as multipart files or JSON ``{"images": [base64, ...]}``; faces per picture and counts.
+
+    ``?annotate=true`` (one picture) answers the annotated picture as image/jpeg.
+    """
+    drawn = (annotate_ or "").lower() in ("1", "true", "yes")
+    if model is not None and model not in ("mobile", "server"):
+        raise BadRequest("model must be mobile or server")
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise BadRequest("threshold must be between 0 and 1")
+    settings = svc.settings
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raws = await multipart_images(request, settings.max_images, settings.max_body)
+    else:
+        raws = json_images(await json_body(request), settings.max_images)
+    if drawn and len(raws) != 1:
+        raise BadRequest("annotate=true takes exactly one picture")
+    det = await svc.infer(svc.models.get, model)
+
+    def work() -> list[tuple[str, np.ndarray, list[Face]]]:
+        out = []
+        imgs = decode_request(raws, settings.max_pixels, settings.max_request_pixels)  # in the worker thread
+        for (name, _), img in zip(raws, imgs):
+            faces = det.detect(img, score_threshold=threshold)
+            svc.metrics.count_faces(faces)
+            out.append((name, img, faces))
+        return out
+
+    done = await svc.infer(work)
+    if drawn:
+        name, img, faces = done[0]
+        ok, enc = await svc.infer(lambda: cv2.imencode(".jpg", annotate(img, faces), [cv2.IMWRITE_JPEG_QUALITY, 90]))
+        if not ok:
+            raise BadRequest(
+                f"{name}: {img.shape[1]}x{img.shape[0]} is too large for an annotated JPEG (65500 px a side)"
+            )
+        return Response(enc.tobytes(), media_type="image/jpeg", headers={"X-Faces": str(len(faces))})
+    results = [
+        {
+            "image": n,
+            "width": img.shape[1],
+            "height": img.shape[0],
+            "faces": [face_json(f) for f in faces],
+            "counts": summarize(faces),
+        }
+        for n, img, faces in done
+    ]
+    return {"model": det.name, "results": results, "counts": summarize([f for _, _, fs in done for f in fs])}
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def list_models(svc: ServiceDep) -> Any:
+    """The models this service has, with the settings each runs by (input size, strides, thresholds...)."""
+    default = svc.models.default
+
+    def model_list() -> list[dict[str, Any]]:
+        # the registry's metadata (read once per file, cached), never a full Detector
+        return [{**resolve_model(name).summary(), "default": name == default} for name in available()]
+
+    return {"models": await svc.infer(model_list)}  # off the event loop
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz(svc: ServiceDep) -> Any:
+    """Open without the API key."""
+    return {"status": "ok", "version": __version__, "model": svc.models.default}

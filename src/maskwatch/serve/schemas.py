@@ -1,0 +1,140 @@
+"""Request and response models: what ``/docs`` and ``/openapi.json`` show.
+
+Requests are read by hand (``inputs.py``: lenient base64 layout and flags as PaddleHub, errors that
+name the input); their models here document them. Responses are checked against these models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PaddleHubRequest(BaseModel):
+    """PaddleHub Serving's body for ``pyramidbox_lite_*_mask``."""
+
+    images: list[str] = Field(description="pictures, base64 (a data URL, URL-safe alphabet or no padding too)")
+    confs_threshold: float = Field(0.6, description="faces scored under it are left out (held to [0, 1])")
+    visualization: bool = Field(False, description="also answer each annotated picture as base64 JPEG")
+    use_gpu: bool = Field(False, description="accepted for PaddleHub's clients, not used")
+    use_multi_scale: bool = Field(False, description="accepted for PaddleHub's clients, not used")
+    shrink: float = Field(0.5, description="accepted for PaddleHub's clients, not used")
+
+
+class PaddleHubFace(BaseModel):
+    label: str = Field(description="MASK or NO MASK (an incorrectly worn mask counts as NO MASK)")
+    confidence: float
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+
+class PaddleHubResult(BaseModel):
+    path: str
+    data: list[PaddleHubFace]
+    base64: str | None = Field(None, description="the annotated picture, only with visualization")
+
+
+class PaddleHubResponse(BaseModel):
+    status: str = Field(description='"000" on success')
+    msg: str
+    results: list[PaddleHubResult]
+
+
+class PaddleHubError(BaseModel):
+    status: str = Field(description='"101" for a bad request, "111" for an unknown module')
+    msg: str
+    results: str
+
+
+class DetectRequest(BaseModel):
+    """``POST /v1/detect`` as JSON (or send the pictures as multipart form files)."""
+
+    images: list[str] = Field(description="pictures, base64")
+
+
+DETECT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": DetectRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"images": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                }
+            },
+        },
+    }
+}
+PADDLEHUB_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": PaddleHubRequest.model_json_schema()}}}
+}
+
+
+class FaceOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    box: list[float] = Field(description="x1, y1, x2, y2 in pixels of the picture")
+    label: str = Field(description="mask, no_mask or incorrect")
+    confidence: float = Field(description="probability of the label")
+    score: float = Field(description="face score")
+
+
+class Counts(BaseModel):
+    mask: int
+    no_mask: int
+    incorrect: int
+    faces: int
+    mask_rate: float | None = Field(description="share of the faces wearing a mask correctly")
+
+
+class PictureResult(BaseModel):
+    image: str = Field(description="the file name, or images[i]")
+    width: int
+    height: int
+    faces: list[FaceOut]
+    counts: Counts
+
+
+class DetectResponse(BaseModel):
+    model: str
+    results: list[PictureResult]
+    counts: Counts = Field(description="over all the pictures")
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    paddlehub_module: str | None = None
+    input_size: int
+    file_bytes: int
+    default: bool
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    model: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in (
+        (400, "bad request (the error names it)"),
+        (401, "missing or wrong API key"),
+        (413, "body over the limit"),
+        (503, "model unavailable"),
+    )
+}
