@@ -283,3 +283,32 @@ def test_no_face_of_zero_area_when_passes_are_merged():
 def test_scales_that_give_no_usable_input_are_refused(scales):
     with pytest.raises(ValueError, match="scales"):
         Detector("mobile", scales=scales)
+
+
+def test_threshold_zero_is_capped_before_nms(monkeypatch):
+    """score_threshold=0 keeps every anchor: a busy picture once sent thousands of boxes to NMS and
+    to the second stage (20 s over HTTP); now each pass sends 4 x max_faces at most, and a picture
+    gives max_faces at most, the highest scored."""
+    import pickle
+
+    import maskwatch.core.detector as detector_mod
+
+    busy = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    sizes = []
+    real_nms = detector_mod.nms
+    monkeypatch.setattr(detector_mod, "nms", lambda b, s, t, **k: sizes.append(len(b)) or real_nms(b, s, t, **k))
+    det = Detector("mobile")
+    faces = det.detections(busy, score_threshold=0.0)
+    assert len(faces) == detector_mod.MAX_FACES == 1000 and len(sizes) == 1 and 3900 < sizes[0] <= 4000
+    small = Detector("mobile", max_faces=50)
+    sizes.clear()
+    few = small.detections(busy, score_threshold=0.0)
+    assert len(few) == 50 and len(sizes) == 1 and 190 < sizes[0] <= 200
+    assert np.all(np.diff(few.scores) <= 0) and few.scores[-1] >= np.sort(faces.scores)[-50]  # the best ones
+    assert pickle.loads(pickle.dumps(small)).max_faces == 50
+    sizes.clear()
+    server = Detector("server", max_faces=20)  # two passes (flip) voting, then the crop classifier
+    assert len(server.detections(busy, score_threshold=0.0)) <= 20 and len(sizes) == 1 and 150 < sizes[0] <= 2 * 80
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="max_faces"):
+            Detector("mobile", max_faces=bad)

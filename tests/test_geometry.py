@@ -104,3 +104,13 @@ def test_weighted_merge_also_averages_extra_rows():
     b, p = weighted_box_merge(boxes, scores, np.array([0, 2]), 0.3, probs)
     assert b[0].tolist() == [0.5, 0, 10.5, 10]
     assert p.tolist() == [[0.75, 0.25, 0], [0, 0, 1]]
+
+
+def test_nms_stops_at_max_keep():
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(0, 1000, (300, 2))
+    boxes = np.concatenate([xy, xy + 5], 1).astype(np.float32)
+    scores = rng.uniform(0, 1, 300).astype(np.float32)
+    full = nms(boxes, scores, 0.45)
+    assert len(full) > 40
+    np.testing.assert_array_equal(nms(boxes, scores, 0.45, max_keep=40), full[:40])

@@ -238,7 +238,7 @@ def test_unexpected_failures_and_unloadable_models_still_answer_json(tmp_path, m
     r = c.post("/predict/pyramidbox_lite_mobile_mask", json={"images": [_b64(BLANK)]})
     assert r.status_code == 500 and r.json()["status"] == "101"
 
-    def broken(name, threads=None):
+    def broken(name, **settings):
         raise ModelError(f"{name}: cannot load")
 
     monkeypatch.setattr("maskwatch.serve.dependencies.Detector", broken)  # the server model, loaded on first use, is broken

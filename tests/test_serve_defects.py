@@ -194,3 +194,12 @@ def test_metrics_report_all_workers():
             assert images and float(images[0].split()[-1]) == 12
     finally:
         srv.stop()
+
+
+def test_confs_threshold_zero_gives_at_most_max_faces():
+    from maskwatch.core.detector import MAX_FACES
+
+    busy = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    c = TestClient(create_app())
+    r = c.post("/predict/pyramidbox_lite_mobile_mask", json={"images": [_b64(busy, ".png")], "confs_threshold": 0})
+    assert r.status_code == 200 and len(r.json()["results"][0]["data"]) == MAX_FACES

@@ -97,7 +97,15 @@ def test_serve_help_gives_the_settings_defaults():
 
     text = " ".join(CliRunner().invoke(cli_app, ["serve", "--help"], terminal_width=200).output.split())
     shown = dict(re.findall(r"--([a-z-]+) <\w+> (?:(?!--)[^[])*\[default: ([^],]+)", text))
-    assert len(shown) == 6, shown
+    assert len(shown) == 7, shown
     for flag, value in shown.items():
         default = ServeSettings.model_fields[flag.replace("-", "_")].default
         assert float(value) == default if isinstance(default, (int, float)) else value == default, flag
+
+
+def test_max_faces_setting_reaches_the_models(monkeypatch):
+    monkeypatch.setenv("MASKWATCH_MAX_FACES", "7")
+    app = create_app()
+    assert app.state.settings.max_faces == 7 and app.state.models.get().max_faces == 7
+    with pytest.raises(SettingsError):
+        load_settings(max_faces=0)

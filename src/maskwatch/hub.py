@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import cv2
@@ -29,23 +30,28 @@ from .core.imageio import load_image
 MODULES = paddlehub_modules()  # PaddleHub module name -> model name
 
 
-def paddle_label(face: Face) -> tuple[str, float]:
+def paddle_label(face: Face | Mapping[str, Any]) -> tuple[str, float]:
     """PaddleHub's two labels; ``incorrect`` counts as NO MASK, with the probability of not wearing it right."""
-    if face.label == "mask":
-        return "MASK", float(face.confidence)
-    p_no = float(face.probs[1] + face.probs[2]) if any(face.probs) else float(face.confidence)
-    return "NO MASK", min(1.0, p_no)
+    d = face.to_dict() if isinstance(face, Face) else face
+    if d["label"] == "mask":
+        return "MASK", float(d["confidence"])
+    probs = d["probs"]
+    p_no = probs.get("no_mask", 0.0) + probs.get("incorrect", 0.0) if any(probs.values()) else d["confidence"]
+    return "NO MASK", min(1.0, float(p_no))
+
+
+def paddle_face(d: Mapping[str, Any], width: int, height: int) -> dict[str, Any]:
+    """PaddleHub's form of one serialised face (``Face.to_dict``): two labels, whole pixels inside the picture."""
+    label, conf = paddle_label(d)
+    x1, y1, x2, y2 = d["box"]
+    return {"label": label, "confidence": conf,
+            "left": int(max(0, round(x1))), "top": int(max(0, round(y1))),
+            "right": int(min(width, round(x2))), "bottom": int(min(height, round(y2)))}
 
 
 def to_paddle(faces: list[Face], width: int, height: int) -> list[dict[str, Any]]:
-    out = []
-    for f in faces:
-        label, conf = paddle_label(f)
-        x1, y1, x2, y2 = f.box
-        out.append({"label": label, "confidence": conf,
-                    "left": int(max(0, round(x1))), "top": int(max(0, round(y1))),
-                    "right": int(min(width, round(x2))), "bottom": int(min(height, round(y2)))})
-    return out
+    """PaddleHub's ``data`` for one picture, built from each face's ``to_dict``."""
+    return [paddle_face(f.to_dict(), width, height) for f in faces]
 
 
 def threshold_value(v: Any) -> float:

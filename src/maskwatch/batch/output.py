@@ -78,9 +78,9 @@ class ReportWriter:
                 t.add_row(Text("error", style="bold red"), "", "", "", "", "", Text(f"{src}: {rep.error}"))
             elif not rep.faces:
                 t.add_row(Text("(no face)", style="dim"), "", "", "", "", "", Text(src))
-            for f in rep.faces:
-                t.add_row(Text(f.label, style=style[f.label]), *(f"{v:.0f}" for v in f.box), f"{f.confidence:.3f}",
-                          Text(src))
+            for row in rep.rows() if rep.faces else []:
+                t.add_row(Text(row["label"], style=style[row["label"]]), *(f"{row[k]:.0f}" for k in ("x1", "y1", "x2", "y2")),
+                          f"{row['confidence']:.3f}", Text(src))
         console.print(t)
         if self.summary:
             self.out.write(summary_text(self.reports, self.per_image))

@@ -45,9 +45,7 @@ class Report:
         if not self.faces:
             return [{**dict.fromkeys(ROW_FIELDS), **base, "error": self.error}]
         # faces found and then an error (an annotated picture that could not be written): keep both
-        return [{"label": f.label, "x1": round(f.box[0], 1), "y1": round(f.box[1], 1), "x2": round(f.box[2], 1),
-                 "y2": round(f.box[3], 1), "confidence": round(f.confidence, 4), **base, "score": round(f.score, 4),
-                 "error": self.error} for f in self.faces]
+        return [{**face_row(f.to_dict()), **base, "error": self.error} for f in self.faces]
 
     def to_dict(self) -> dict:
         d = {"image": self.source, "width": self.width, "height": self.height, "faces": [f.to_dict() for f in self.faces],
@@ -57,6 +55,13 @@ class Report:
         if self.saved:
             d["saved"] = self.saved
         return d
+
+
+def face_row(d: dict) -> dict:
+    """One serialised face (``Face.to_dict``) as the columns of a CSV row or table line."""
+    x1, y1, x2, y2 = d["box"]
+    return {"label": d["label"], "x1": x1, "y1": y1, "x2": x2, "y2": y2, "confidence": d["confidence"],
+            "score": d["score"]}
 
 
 def _save_path(save_dir: Path, source: str, common: Path | None) -> Path:

@@ -22,6 +22,7 @@ def serve(
     api_key: Optional[str] = typer.Option(None, "--api-key", help="Require this X-API-Key header on every route but /healthz."),
     max_body_mb: Optional[float] = typer.Option(None, "--max-body-mb", help="Largest request body, MB (413 past it) [default: 20]."),
     max_megapixels: Optional[float] = typer.Option(None, "--max-megapixels", help="Largest picture accepted [default: 40]."),
+    max_faces: Optional[int] = typer.Option(None, "--max-faces", help="Most faces one picture gives, the highest scored [default: 1000]."),
     cors: Optional[List[str]] = typer.Option(None, "--cors", help="Allow these browser origins (off unless given)."),
 ):
     """HTTP service: PaddleHub Serving endpoints, REST API /v1/detect, metrics, web pages.
@@ -37,7 +38,8 @@ def serve(
         fail_usage(f"serving needs its extra: pip install 'maskwatch[serve]' ({exc})")
     try:
         settings = load_settings(host=host, port=port, model=model, workers=workers, api_key=api_key,
-                                 max_body_mb=max_body_mb, max_megapixels=max_megapixels, cors_origins=cors or None)
+                                 max_body_mb=max_body_mb, max_megapixels=max_megapixels, max_faces=max_faces,
+                                 cors_origins=cors or None)
         if settings.threads is None and settings.infer_threads is None:
             cores = max(1, usable_cores() // settings.workers)  # the worker processes share the cores
             settings = settings.model_copy(update={"threads": cores, "infer_threads": cores})

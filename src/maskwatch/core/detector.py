@@ -51,18 +51,26 @@ def _session(path: Path, threads: int | None, providers: Sequence[Any] | None = 
 
 
 MIN_INPUT, MAX_INPUT = 32, 8192  # px: the network input (input size x scale) allowed
-MAX_CANDIDATES = 4000  # per pass, before NMS: bounds the work on noisy pictures
+MAX_FACES = 1000  # faces per picture at most (the highest scored), whatever the threshold: see Detector
+CANDIDATES_PER_FACE = 4  # boxes per allowed face that one pass may send to NMS (4000 for MAX_FACES)
+MAX_CANDIDATES = CANDIDATES_PER_FACE * MAX_FACES
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, highest first (ties in index order); all when fewer."""
+    return np.argsort(-scores, kind="stable")[:k]
 
 
 def decode(scores: np.ndarray, dists: np.ndarray, probs: np.ndarray, input_hw: tuple[int, int], min_score: float,
-           strides: tuple[int, ...]) -> Detections:
-    """Network outputs for one picture -> boxes in network-input pixels above ``min_score``."""
+           strides: tuple[int, ...], max_candidates: int = MAX_CANDIDATES) -> Detections:
+    """Network outputs for one picture -> boxes in network-input pixels above ``min_score``, the
+    ``max_candidates`` highest scored at most."""
     pts = anchor_points(int(input_hw[0]), int(input_hw[1]), strides)
     keep = np.nonzero(scores >= min_score)[0]
     if not len(keep):
         return Detections.empty()
-    if len(keep) > MAX_CANDIDATES:
-        keep = keep[np.argsort(-scores[keep], kind="stable")[:MAX_CANDIDATES]]
+    if len(keep) > max_candidates:
+        keep = keep[top_k(scores[keep], max_candidates)]
     boxes = distances_to_boxes(pts[keep], dists[keep])
     return Detections(boxes.astype(np.float32), scores[keep].astype(np.float32), probs[keep].astype(np.float32))
 
@@ -74,6 +82,9 @@ class Detector:
     ``.onnx`` file. ``score_threshold`` keeps faces whose face score reaches it (default: the
     model's, chosen for best F1 on validation data). ``tile`` and ``scales`` add passes for large
     pictures with small faces. ``providers``: onnxruntime execution providers (default: CPU).
+    ``max_faces`` (default ``MAX_FACES``, 1000): the most faces one picture gives, the highest
+    scored; each pass sends at most ``CANDIDATES_PER_FACE`` x ``max_faces`` boxes to NMS, so that no
+    threshold, not even 0, makes a picture slow (the second stage classifies ``max_faces`` at most).
     Safe to share between threads; pickles as its model and settings (a worker process or a Ray
     actor rebuilds the session).
     """
@@ -89,12 +100,17 @@ class Detector:
         flip: bool | None = None,
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
+        max_faces: int = MAX_FACES,
     ):
         self._args: dict[str, Any] = {
             "model": model, "score_threshold": score_threshold, "nms_threshold": nms_threshold,
             "input_size": input_size, "tile": tile, "scales": None if scales is None else tuple(scales),
             "flip": flip, "threads": threads, "providers": None if providers is None else list(providers),
+            "max_faces": max_faces,
         }
+        if isinstance(max_faces, bool) or not isinstance(max_faces, (int, np.integer)) or max_faces < 1:
+            raise ValueError(f"max_faces must be a positive whole number, got {max_faces!r}")
+        self.max_faces = int(max_faces)
         self.spec: ModelSpec = resolve_model(model)
         path = self.spec.path
         self.path = path
@@ -204,7 +220,7 @@ class Detector:
         raw = raw.take(np.minimum(raw.boxes[:, 2] - raw.boxes[:, 0], raw.boxes[:, 3] - raw.boxes[:, 1]) >= 1)
         if not len(raw):
             return raw
-        keep = nms(raw.boxes, raw.scores, self.nms_threshold)
+        keep = nms(raw.boxes, raw.scores, self.nms_threshold, max_keep=self.max_faces)  # the highest scored
         if len(parts) > 1 or self.flip:  # several passes vote: average their boxes and class probabilities
             boxes, probs = weighted_box_merge(raw.boxes, raw.scores, keep, self.nms_threshold, raw.probs)
             # (float sums may pass the edge)
@@ -245,7 +261,8 @@ class Detector:
             found = []
             for j in range(per):
                 k = i * per + j
-                r = decode(scores[k], dists[k], probs[k], (prep.ph, prep.pw), min_score, self.spec.strides)
+                r = decode(scores[k], dists[k], probs[k], (prep.ph, prep.pw), min_score, self.spec.strides,
+                           CANDIDATES_PER_FACE * self.max_faces)
                 if len(r):
                     found.append(prep.to_picture(r, flipped=j == 1, offset=offset))
             out.append(Detections.merge(found))

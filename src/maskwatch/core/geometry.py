@@ -56,8 +56,9 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.45) -> np.ndarray:
-    """Greedy non-maximum suppression; returns kept indices, highest score first."""
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.45, max_keep: int | None = None) -> np.ndarray:
+    """Greedy non-maximum suppression; returns kept indices, highest score first (``max_keep`` at most:
+    it stops there)."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float32).reshape(-1)
     order = np.argsort(-scores, kind="stable")
@@ -67,7 +68,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.45) -> n
         i = int(order[0])
         keep.append(i)
         rest = order[1:]
-        if not rest.size:
+        if not rest.size or len(keep) == max_keep:
             break
         lt = np.maximum(boxes[i, :2], boxes[rest, :2])
         rb = np.minimum(boxes[i, 2:], boxes[rest, 2:])

@@ -17,7 +17,7 @@ from fastapi import Depends, Request, Response
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..core.detector import Detector
+from ..core.detector import MAX_FACES, Detector
 from .errors import error_body, error_response
 from .metrics import Metrics
 from .settings import ServeSettings, usable_cores
@@ -30,9 +30,9 @@ T = TypeVar("T")
 class Models:
     """One shared ``Detector`` per model name, created on first use."""
 
-    def __init__(self, default: str, threads: int | None = None):
+    def __init__(self, default: str, threads: int | None = None, max_faces: int = MAX_FACES):
         self.default = default
-        self.threads = threads
+        self.threads, self.max_faces = threads, max_faces
         self._dets: dict[str, Detector] = {}
         self._lock = threading.Lock()
 
@@ -41,7 +41,7 @@ class Models:
         with self._lock:
             det = self._dets.get(name)
             if det is None:
-                det = Detector(name, threads=self.threads)
+                det = Detector(name, threads=self.threads, max_faces=self.max_faces)
                 self._dets[name] = det
             return det
 
@@ -53,7 +53,7 @@ class Service:
 
     def __init__(self, settings: ServeSettings):
         self.settings = settings
-        self.models = Models(settings.model, settings.threads)
+        self.models = Models(settings.model, settings.threads, settings.max_faces)
         self.metrics = Metrics()
         # one limiter per event loop (a limiter is bound to its loop)
         self._limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (

@@ -75,12 +75,15 @@ PADDLEHUB_BODY: dict[str, Any] = {
 
 
 class FaceOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """One face, as ``Face.to_dict`` serialises it (every output format is built from that form)."""
 
     box: list[float] = Field(description="x1, y1, x2, y2 in pixels of the picture")
     label: str = Field(description="mask, no_mask or incorrect")
     confidence: float = Field(description="probability of the label")
     score: float = Field(description="face score")
+    probs: dict[str, float] = Field(description="probability of each label")
+    track_id: int | None = Field(None, description="only when a tracker set it")
+    data: dict[str, Any] | None = Field(None, description="extra per-face data, only when set")
 
 
 class Counts(BaseModel):

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..core.detector import MAX_FACES
 from ..core.errors import MaskwatchError
 from ..core.registry import shipped_path
 
@@ -38,6 +39,9 @@ class ServeSettings(BaseSettings):
     max_megapixels: float = Field(40.0, description="largest picture")
     max_request_megapixels: float = Field(100.0, description="all the pictures of one request together")
     max_images: int = Field(32, description="pictures per request")
+    max_faces: int = Field(
+        MAX_FACES, description="faces per picture at most, the highest scored (bounds the work of any threshold)"
+    )
     cors_origins: list[str] | None = Field(None, description="browser origins allowed (CORS off unless given)")
     threads: int | None = Field(None, description="onnxruntime threads per inference (default: its own)")
     infer_threads: int | None = Field(None, description="inferences at once (default: the usable cores)")
@@ -52,7 +56,7 @@ class ServeSettings(BaseSettings):
             raise ValueError("the API key is empty: give a key, or leave it out to serve without one")
         return v
 
-    @field_validator("max_body_mb", "max_megapixels", "max_request_megapixels", "max_images")
+    @field_validator("max_body_mb", "max_megapixels", "max_request_megapixels", "max_images", "max_faces")
     @classmethod
     def _positive(cls, v: float) -> float:
         if not (v > 0 and math.isfinite(v)):  # also refuses nan

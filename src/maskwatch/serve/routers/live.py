@@ -8,7 +8,6 @@ from ...batch.annotate import summarize
 from ..dependencies import get_service
 from ..errors import BadRequest
 from ..inputs import decode
-from .rest import face_json
 
 router = APIRouter()
 
@@ -42,7 +41,7 @@ async def live_ws(ws: WebSocket) -> None:
                 {
                     "width": img.shape[1],
                     "height": img.shape[0],
-                    "faces": [face_json(f) for f in faces],
+                    "faces": [f.to_dict() for f in faces],
                     "counts": summarize(faces),
                 }
             )

@@ -20,18 +20,10 @@ from ..schemas import DETECT_BODY, ERRORS, DetectResponse, Health, ModelList
 router = APIRouter(tags=["REST v1"])
 
 
-def face_json(f: Face) -> dict[str, Any]:
-    return {
-        "box": [round(v, 2) for v in f.box],
-        "label": f.label,
-        "confidence": round(f.confidence, 4),
-        "score": round(f.score, 4),
-    }
-
-
 @router.post(
     "/v1/detect",
     response_model=DetectResponse,
+    response_model_exclude_unset=True,
     openapi_extra=DETECT_BODY,
     responses={**ERRORS, 200: {"content": {"image/jpeg": {}}, "description": "faces, or the annotated picture"}},
 )
@@ -85,7 +77,7 @@ async def detect(
             "image": n,
             "width": img.shape[1],
             "height": img.shape[0],
-            "faces": [face_json(f) for f in faces],
+            "faces": [f.to_dict() for f in faces],
             "counts": summarize(faces),
         }
         for n, img, faces in done
