@@ -5,6 +5,7 @@ from .core.detector import Detector
 from .core.errors import ImageError, MaskwatchError, ModelError
 from .core.face import LABELS, Face
 from .core.imageio import load_image
+from .watch.watcher import Watcher
 
 __version__ = "0.1.0"
-__all__ = ["Detector", "Detections", "Face", "LABELS", "MaskwatchError", "ImageError", "ModelError", "load_image", "__version__"]
+__all__ = ["Detector", "Detections", "Face", "LABELS", "MaskwatchError", "ImageError", "ModelError", "load_image", "Watcher", "__version__"]

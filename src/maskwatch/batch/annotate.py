@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
+from typing import Any, Iterable
 
 import cv2
 import numpy as np
@@ -35,7 +35,7 @@ def label_layout(faces: list[Face], shape: tuple[int, ...]) -> list[tuple[Rect, 
     gets no tag (its box colour still tells its label). Larger faces are placed first.
     """
     h, w = shape[:2]
-    boxes = [tuple(round(v) for v in f.box) for f in faces]
+    boxes: list[Rect] = [(round(f.box[0]), round(f.box[1]), round(f.box[2]), round(f.box[3])) for f in faces]
     placed: list[Rect] = []
     out: list[tuple[Rect, float] | None] = [None] * len(faces)
     for i in sorted(range(len(faces)), key=lambda k: -faces[k].width):
@@ -76,7 +76,7 @@ def annotate(image: np.ndarray, faces: Iterable[Face], thickness: int | None = N
     """A copy of ``image`` (BGR uint8) with a box per face, coloured by label, and a "label 0.97" tag where
     it can be read (see ``label_layout``); when some faces have no tag, a colour legend in the corner."""
     faces = list(faces)
-    out = image.copy()
+    out: np.ndarray = image.copy()
     h, w = out.shape[:2]
     t = thickness or max(1, round(max(h, w) / 500))
     for f in faces:
@@ -97,7 +97,7 @@ def annotate(image: np.ndarray, faces: Iterable[Face], thickness: int | None = N
     return out
 
 
-def summarize(faces: Iterable[Face]) -> dict:
+def summarize(faces: Iterable[Face]) -> dict[str, Any]:
     """Faces per label and the mask rate (share of faces wearing a mask correctly)."""
     counts = Counter(f.label for f in faces)
     total = sum(counts.values())

@@ -116,6 +116,11 @@ def summary_text(reports: list[Report], per_image: bool = False) -> str:
                 lines.append("  ".join(f"{'-':>{len(h)}}" for h in head) + f"  {name}: error")
             else:
                 lines.append(line(summarize(rep.faces), name))
+    frames = [r for r in reports if r.frame is not None]
+    if frames:  # faces in videos are summed over frames: say so, and where people are counted
+        videos = len({r.source for r in frames})
+        lines.append(f"videos: {videos}, {len(frames)} frames, {sum(len(r.faces) for r in frames)} faces summed over "
+                     "frames (a person seen in many frames counts many times; `maskwatch watch VIDEO` counts people)")
     if o["errors"]:
         lines.append(f"{o['errors']} of {o['images']} inputs failed")
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from itertools import groupby
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -18,7 +19,7 @@ from ..core.detector import Detector
 from ..core.errors import MaskwatchError
 from ..core.face import Face
 from ..core.imageio import load_image
-from .sources import is_video
+from .sources import is_video, open_capture
 
 ROW_FIELDS = ("label", "x1", "y1", "x2", "y2", "confidence", "image", "score", "frame", "error")
 
@@ -112,7 +113,7 @@ def detect_image(detector: Detector, source: str, save_dir: Path | None = None, 
 def detect_video(detector: Detector, source: str, save_dir: Path | None = None, stride: int = 1,
                  max_frames: int | None = None) -> Iterator[Report]:
     """Reports for every ``stride``-th frame of a video file, camera index or stream URL."""
-    cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    cap = open_capture(source)
     if not cap.isOpened():
         yield Report(source, error="cannot open video or stream")
         return
@@ -155,33 +156,39 @@ def detect_video(detector: Detector, source: str, save_dir: Path | None = None, 
 
 def run(detector: Detector, sources: Iterable[tuple[str, str | None]], workers: int = 1, save_dir: Path | None = None,
         vid_stride: int = 1, on_done: Callable[[Report], None] | None = None) -> Iterator[Report]:
-    """Reports for every source in order; pictures run on ``workers`` threads (one shared detector)."""
+    """Reports for every source in order; pictures run on ``workers`` threads (one shared detector).
+
+    A video, camera or stream gives its reports frame by frame as they come (a camera never ends:
+    its rows must not wait for the end).
+    """
     items = list(sources)
     common = _common_root([s for s, e in items if e is None and not is_video(s)])
     save = Path(save_dir) if save_dir else None
 
-    def one(item):
+    def one(item: tuple[str, str | None]) -> list[Report]:
         src, err = item
         if err is not None:
             return [Report(src, error=err)]
-        if is_video(src):
-            return list(detect_video(detector, src, save, vid_stride))
         return [detect_image(detector, src, save, common)]
 
-    if workers <= 1:
-        results = map(one, items)
-        for reps in results:
-            for r in reps:
-                yield r
-            if on_done:
-                on_done(reps[-1])
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for reps in pool.map(one, items):
-            for r in reps:
-                yield r
-            if on_done:
-                on_done(reps[-1])
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        for video, group in groupby(items, key=lambda it: it[1] is None and is_video(it[0])):
+            if video:
+                for src, _ in group:
+                    rep = None
+                    for rep in detect_video(detector, src, save, vid_stride):
+                        yield rep
+                    if on_done and rep is not None:
+                        on_done(rep)
+                continue
+            for reps in (pool.map(one, group) if pool else map(one, group)):
+                yield from reps
+                if on_done:
+                    on_done(reps[-1])
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def overall_summary(reports: list[Report]) -> dict:

@@ -7,7 +7,16 @@ import glob
 import os
 from pathlib import Path
 
+import cv2
+
 from ..core.imageio import IMAGE_SUFFIXES
+
+OPEN_TIMEOUT_S = 10.0  # a stream that cannot be opened is an error within this time, not a hang
+READ_TIMEOUT_S = 5.0  # a stream that gives no frame for this long has stalled
+
+# FFmpeg's and OpenCV's own messages ("Connection refused", "can't capture by name") would repeat each
+# error in another form: ours name the source in one line
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
@@ -38,10 +47,10 @@ def expand_sources(sources: list[str]) -> list[tuple[str, str | None]]:
         elif p.is_file():
             out.append((str(p), None))
         elif glob.has_magic(src):
-            found = sorted(f for f in glob.glob(os.path.expanduser(src), recursive=True) if Path(f).is_file())
-            if not found:
+            matched = sorted(f for f in glob.glob(os.path.expanduser(src), recursive=True) if Path(f).is_file())
+            if not matched:
                 out.append((src, "pattern matches no file"))
-            out.extend((f, None) for f in found)
+            out.extend((f, None) for f in matched)
         else:
             out.append((src, "no such file or folder"))
     return out
@@ -79,3 +88,18 @@ def _walk(folder: Path) -> list[tuple[str, str | None]]:
 
 def is_video(path: str) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES or is_stream(path)
+
+
+def open_capture(source: str | int) -> cv2.VideoCapture:
+    """An OpenCV capture for a video file, a camera index or a stream URL (with open and read timeouts)."""
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:  # an OpenCV build without the logging module
+        pass
+    if isinstance(source, int) or str(source).isdigit():
+        return cv2.VideoCapture(int(source))
+    if is_stream(str(source)):
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(OPEN_TIMEOUT_S * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(READ_TIMEOUT_S * 1000)]
+        return cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, params)
+    return cv2.VideoCapture(str(source))

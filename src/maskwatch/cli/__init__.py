@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from . import detect, export, hub, models, serve, train
+from . import detect, export, hub, models, serve, train, watch
 from . import eval as eval_cmds
 from ._common import clean_errors
 
@@ -22,6 +22,7 @@ app.command("models")(clean_errors(models.models))
 app.command("train")(clean_errors(train.train))
 app.command("serve")(clean_errors(serve.serve))
 app.command("export")(clean_errors(export.export))
+app.command("watch")(clean_errors(watch.watch))
 app.add_typer(hub.app, name="hub")
 
 

@@ -43,7 +43,8 @@ def clean_errors(fn: F) -> F:
     return run  # type: ignore[return-value]
 
 
-def make_detector(model: str, threshold: Optional[float], tile: bool = False, scales: Optional[str] = None):
+def make_detector(model: str, threshold: Optional[float], tile: bool = False, scales: Optional[str] = None,
+                  input_size: Optional[int] = None):
     from ..core.detector import Detector
 
     sc = None
@@ -57,6 +58,6 @@ def make_detector(model: str, threshold: Optional[float], tile: bool = False, sc
     if threshold is not None and not 0 <= threshold <= 1:
         fail_usage(f"--threshold must be between 0 and 1, got {threshold}")
     try:
-        return Detector(model, score_threshold=threshold, tile=tile, scales=sc)
+        return Detector(model, score_threshold=threshold, tile=tile, scales=sc, input_size=input_size)
     except (MaskwatchError, ValueError) as exc:
         fail_usage(str(exc))

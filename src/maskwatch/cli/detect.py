@@ -59,6 +59,7 @@ def detect(
     writer = ReportWriter(out, fmt, summary, per_image)
     show = progress if progress is not None else len(items) > 1
     failed = 0
+    interrupted = False
     try:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -70,13 +71,19 @@ def detect(
                 if rep.error:
                     failed += 1
                     error(f"{rep.source}: {rep.error}")
-                writer.write(rep)
+                writer.write(rep)  # written and flushed as it comes (a camera or stream never ends)
+    except KeyboardInterrupt:  # Ctrl-C: the usual way to stop a camera; keep what was done
+        interrupted = True
     finally:  # also on Ctrl-C: what was finished stays a valid file
         writer.close()
         if output:
             out.close()
     if summary and fmt == "csv":  # CSV stays machine-readable; the summary goes to stderr
         sys.stderr.write(summary_text(writer.reports, per_image))
+    if interrupted:
+        err.print(Text(f"stopped (Ctrl-C) after {len(writer.reports)} pictures or frames"
+                       + (f"; results so far are in {output}" if output else "")))
+        raise typer.Exit(130)
     raise typer.Exit(1 if failed else 0)
 
 

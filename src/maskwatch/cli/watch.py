@@ -1,0 +1,138 @@
+"""``maskwatch watch``: a video file, webcam or stream watched in real time; people counted, alerts."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any, Optional
+
+import typer
+
+from ._common import err, fail_usage, make_detector
+
+
+def watch(
+    source: str = typer.Argument(
+        ..., help="A video file, a webcam index (0, 1...) or an rtsp:// / http:// stream URL."
+    ),
+    model: str = typer.Option("mobile", "--model", "-m", help="mobile, server, or a maskwatch .onnx file."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", "--score-threshold", "-t", help="Face score threshold (default: the model's)."
+    ),
+    tile: bool = typer.Option(False, "--tile", help="Also scan large frames in full-resolution tiles (small faces)."),
+    scales: Optional[str] = typer.Option(None, "--scales", help="Input-size multipliers, e.g. 1,2 (small faces)."),
+    input_size: Optional[int] = typer.Option(
+        None,
+        "--input-size",
+        min=64,
+        max=4096,
+        help="Model input side in pixels (default: the model's); the frame's long side avoids upscaling small frames.",
+    ),
+    events: Optional[Path] = typer.Option(
+        None, "--events", help="Append events (JSON lines, flushed one by one) to this file."
+    ),
+    save: Optional[Path] = typer.Option(
+        None, "--save", help="Write the annotated video (track ids, running counts) to this .mp4."
+    ),
+    webhook: Optional[str] = typer.Option(
+        None, "--webhook", help="POST each no_mask alert as JSON to this URL (once per person)."
+    ),
+    snapshots: Optional[Path] = typer.Option(
+        None, "--snapshots", help="Save the face crop of each alert in this folder."
+    ),
+    every_frame: Optional[bool] = typer.Option(
+        None,
+        "--every-frame/--drop-frames",
+        help="Process every frame (default for files) or only the newest, dropping old ones when behind (default for cameras and streams).",
+    ),
+    lost_after: float = typer.Option(
+        1.5, "--lost-after", min=0.1, help="Seconds without a face before its track ends."
+    ),
+    min_frames: int = typer.Option(5, "--min-frames", min=1, help="Frames a track needs before its label settles."),
+    max_frames: Optional[int] = typer.Option(
+        None, "--max-frames", min=1, help="Stop after this many processed frames."
+    ),
+    name: Optional[str] = typer.Option(None, "--name", help="Stream name in events (default: the source)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+    status: Optional[bool] = typer.Option(
+        None,
+        "--status/--no-status",
+        help="Live status line on stderr (default: on; every 5 s when stderr is not a terminal).",
+    ),
+):
+    """Watch a video or stream: each person counted once, a label per person, an alert per person without a mask."""
+    from ..watch.watcher import Watcher
+
+    if threshold is not None and not 0 <= threshold <= 1:
+        fail_usage(f"--threshold must be between 0 and 1, got {threshold}")
+    if save is not None and save.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
+        fail_usage(f"--save {save}: name a video file (.mp4)")
+    det = make_detector(model, threshold, tile, scales, input_size)
+    watcher = Watcher(
+        source,
+        det,
+        events=events,
+        webhook=webhook,
+        snapshots=snapshots,
+        save=save,
+        name=name,
+        every_frame=every_frame,
+        lost_after=lost_after,
+        min_hits=min_frames,
+        max_frames=max_frames,
+    )
+
+    def on_signal(signum: int, _frame: Optional[FrameType]) -> None:
+        if watcher.stopped and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        watcher.stop()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    tty = sys.stderr.isatty()
+    show = status if status is not None else True
+    every = 0.5 if tty else 5.0
+    last = time.monotonic()
+    try:
+        for _ in watcher:
+            now = time.monotonic()
+            if show and now - last >= every:
+                last = now
+                if tty:
+                    sys.stderr.write("\r\033[K" + watcher.status_line())
+                else:
+                    sys.stderr.write(watcher.status_line() + "\n")
+                sys.stderr.flush()
+    except KeyboardInterrupt:
+        watcher.stop()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if show and tty:
+            sys.stderr.write("\n")
+    summary = watcher.summary()
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        sys.stdout.write(summary_text(summary))
+    sys.stdout.flush()
+    if events is not None:
+        err.print(f"events written to {events}", markup=False, highlight=False)
+
+
+def summary_text(s: dict[str, Any]) -> str:
+    """The final summary: people (not frames) by label, compliance, alerts, then frames, speed and drops."""
+    rate = "-" if s["compliance"] is None else f"{100 * s['compliance']:.1f}%"
+    lines = [
+        f"people {s['people']}  mask {s['mask']}  no_mask {s['no_mask']}  incorrect {s['incorrect']}  "
+        f"compliance {rate}  alerts {s['alerts']}  ({s['stream']})",
+        f"frames {s['frames']} processed, {s['frames_dropped']} dropped, {s['fps']} fps; "
+        f"latency p50 {s['latency_ms_p50']} ms, p95 {s['latency_ms_p95']} ms; reconnects {s['reconnects']}",
+    ]
+    if s.get("webhook"):
+        w = s["webhook"]
+        lines.append(f"webhook: {w['sent']} sent, {w['failed']} failed, {w['dropped']} dropped")
+    return "\n".join(lines) + "\n"
