@@ -9,6 +9,7 @@ import pytest
 
 from maskwatch import Detector, ModelError
 from maskwatch.core.registry import ModelSpec, available, paddlehub_modules, read_metadata, resolve_model
+from maskwatch.models import MODEL_DIR
 
 
 def test_names_aliases_and_paths_resolve_to_one_spec():
@@ -50,3 +51,22 @@ def test_a_file_that_is_no_model_is_named(tmp_path):
     bad.write_bytes(b"not onnx")
     with pytest.raises(ModelError, match="broken.onnx"):
         resolve_model(bad)
+
+
+def test_model_settings_are_kept_once():
+    """Strides, pad value and multiple, thresholds: the registry has them, /v1/models serves them, and
+    the web page's JavaScript keeps no copy of them (it once had its own strides, 32, 114 and 0.45)."""
+    import re
+
+    from maskwatch.core.detector import _Prep
+    from maskwatch.core.registry import DEFAULTS, STRIDES
+
+    s = resolve_model("mobile").summary()
+    assert s["strides"] == list(STRIDES) == DEFAULTS["strides"] and s["pad_multiple"] == max(STRIDES)
+    assert s["pad_value"] == DEFAULTS["pad_value"] and 0 < s["nms_threshold"] < 1
+    assert _Prep.of((100, 70), 100, 64).pw == 128  # padded to the model's largest stride, not a fixed 32
+    js = (MODEL_DIR.parent / "web" / "static" / "ondevice.js").read_text()
+    code = "\n".join(line.split("//")[0] for line in js.splitlines())
+    assert not re.search(r"\b(8, 16, 32|114|0\.45|640|32)\b", code), "a model setting written into ondevice.js"
+    for key in ("input_size", "score_threshold", "nms_threshold", "labels", "strides", "pad_multiple", "pad_value"):
+        assert f"m.{key}" in code

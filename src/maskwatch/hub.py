@@ -21,10 +21,9 @@ import numpy as np
 
 from .batch.annotate import annotate
 from .core.detector import Detector
-from .core.registry import PAD_VALUE, classifier_files, paddlehub_modules
+from .core.registry import classifier_files, paddlehub_modules
 from .core.errors import MaskwatchError, ModelError
 from .core.face import Face
-from .core.geometry import STRIDES
 from .core.imageio import load_image
 
 MODULES = paddlehub_modules()  # PaddleHub module name -> model name
@@ -161,17 +160,18 @@ def _contract(det: Detector, filename: str) -> str:
     inp = sess.get_inputs()[0]
     outs = ", ".join(f"`{o.name}` {o.shape}" for o in sess.get_outputs())
     cls = ", ".join(classifier_files(det.meta)) or "none"
+    spec = det.spec
     return f"""# {filename}: maskwatch face + mask detector (ONNX)
 
 Written by `maskwatch.hub.Module.save_inference_model`. Run it with ONNX Runtime (Mobile, Web or any other).
 
 ## Input
 `{inp.name}`: float32 {inp.shape}, BGR, values 0-255 (no normalisation). Resize the picture so that its
-long side is {det.input_size} px, place it top-left and pad right and bottom with {PAD_VALUE} up to multiples
-of 32.
+long side is {det.input_size} px, place it top-left and pad right and bottom with {spec.pad_value} up to multiples
+of {spec.pad_multiple}.
 
 ## Outputs
-{outs}: per anchor point (strides {", ".join(map(str, STRIDES))}, row-major over each stride's grid, the point at
+{outs}: per anchor point (strides {", ".join(map(str, spec.strides))}, row-major over each stride's grid, the point at
 the cell centre) the face score, the distances left, top, right, bottom to the box edges in input pixels,
 and the label probabilities ({", ".join(det.labels)}).
 

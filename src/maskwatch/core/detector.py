@@ -250,7 +250,7 @@ class Detector:
     def _run_views(self, views: Sequence[np.ndarray], size: int, min_score: float,
                    offset: tuple[int, int] = (0, 0)) -> list[Detections]:
         """One pass over pictures of the same size, in one ``session.run``: preprocess, run, postprocess."""
-        prep = _Prep.of(views[0].shape[:2], size)
+        prep = _Prep.of(views[0].shape[:2], size, self.spec.pad_multiple)
         per = 2 if self.flip else 1
         blob = self._blob(per * len(views), prep.ph, prep.pw)
         for i, view in enumerate(views):
@@ -280,11 +280,12 @@ class _Prep:
     ph: int
 
     @staticmethod
-    def of(hw: tuple[int, ...], size: int) -> "_Prep":
+    def of(hw: tuple[int, ...], size: int, multiple: int) -> "_Prep":
+        """Long side resized to ``size``, padded right and bottom to multiples of ``multiple``."""
         vh, vw = int(hw[0]), int(hw[1])
         scale = size / max(vh, vw)
         nw, nh = max(1, round(vw * scale)), max(1, round(vh * scale))
-        return _Prep(scale, nw, nh, -(-nw // 32) * 32, -(-nh // 32) * 32)
+        return _Prep(scale, nw, nh, -(-nw // multiple) * multiple, -(-nh // multiple) * multiple)
 
     def fill(self, rows: np.ndarray, view: np.ndarray, pad_value: int) -> None:
         """Write ``view`` (and its mirror image, when ``rows`` has two) into the network input rows."""

@@ -22,6 +22,10 @@ from .geometry import STRIDES
 META_KEY = "maskwatch"  # the ONNX metadata key holding a model file's settings
 PAD_VALUE = 114  # the value the network input is padded with (what the models were trained with)
 VERIFY_WEIGHT = 0.5  # default veto strength: chosen on validation (models/server.md)
+# the settings a model file's metadata may leave out, and their values (train/export.py writes them
+# into every new file; the web page reads them, through GET /v1/models, from ModelSpec.summary)
+DEFAULTS: dict[str, Any] = {"labels": list(LABELS), "strides": list(STRIDES), "input_size": 640,
+                            "score_threshold": 0.5, "nms_threshold": 0.45, "pad_value": PAD_VALUE}
 # the metadata keys that set how Detector runs a model file (what a fine-tuned copy must keep)
 RUNTIME_SETTINGS = ("input_size", "score_threshold", "nms_threshold", "flip", "scales",
                     "classifier", "classifier_weight", "verify_weight", "classifier_flip")
@@ -103,27 +107,32 @@ class ModelSpec:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(self.meta.get("labels", LABELS))
+        return tuple(self.meta.get("labels", DEFAULTS["labels"]))
 
     @property
     def input_size(self) -> int:
-        return int(self.meta.get("input_size", 640))
+        return int(self.meta.get("input_size", DEFAULTS["input_size"]))
 
     @property
     def strides(self) -> tuple[int, ...]:
-        return tuple(int(s) for s in self.meta.get("strides", STRIDES))
+        return tuple(int(s) for s in self.meta.get("strides", DEFAULTS["strides"]))
+
+    @property
+    def pad_multiple(self) -> int:
+        """The network input's sides are multiples of this (the largest stride)."""
+        return max(self.strides)
 
     @property
     def pad_value(self) -> int:
-        return int(self.meta.get("pad_value", PAD_VALUE))
+        return int(self.meta.get("pad_value", DEFAULTS["pad_value"]))
 
     @property
     def score_threshold(self) -> float:
-        return float(self.meta.get("score_threshold", 0.5))
+        return float(self.meta.get("score_threshold", DEFAULTS["score_threshold"]))
 
     @property
     def nms_threshold(self) -> float:
-        return float(self.meta.get("nms_threshold", 0.45))
+        return float(self.meta.get("nms_threshold", DEFAULTS["nms_threshold"]))
 
     @property
     def flip(self) -> bool:
@@ -163,6 +172,7 @@ class ModelSpec:
     def summary(self) -> dict[str, Any]:
         """What ``maskwatch models`` and ``GET /v1/models`` show."""
         return {"name": self.name, "paddlehub_module": self.paddlehub_module, "input_size": self.input_size,
+                "strides": list(self.strides), "pad_multiple": self.pad_multiple, "pad_value": self.pad_value,
                 "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold, "flip": self.flip,
                 "scales": list(self.scales), "labels": list(self.labels), "classifiers": list(self.classifiers),
                 "file_bytes": self.size_bytes}

@@ -9,6 +9,7 @@ import torch
 
 from ..export import write_metadata as _set_meta
 from ..core.face import LABELS
+from ..core.registry import DEFAULTS
 from .net import ClassifierExport, CropClassifier, ExportWrapper, FaceMaskNet
 
 
@@ -27,8 +28,7 @@ def export_detector(net: FaceMaskNet, path: Path, meta: dict | None = None) -> P
     _to_onnx(ExportWrapper(net.eval()), torch.zeros(1, 3, 320, 320), path, ["image"], ["scores", "boxes", "classes"],
              {"image": {0: "batch", 2: "height", 3: "width"}, "scores": {0: "batch", 1: "anchors"},
               "boxes": {0: "batch", 1: "anchors"}, "classes": {0: "batch", 1: "anchors"}})
-    full = {"kind": "detector", "version": 1, "labels": list(LABELS), "strides": [8, 16, 32], "input_size": 640,
-            "score_threshold": 0.5, "nms_threshold": 0.45, "arch": "FaceMaskNet", "config": net.config}
+    full = {"kind": "detector", "version": 1, **DEFAULTS, "arch": "FaceMaskNet", "config": net.config}
     full.update(meta or {})
     _set_meta(path, full)
     return path

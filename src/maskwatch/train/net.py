@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-STRIDES = (8, 16, 32)
+from ..core.registry import STRIDES  # the one definition (core/geometry.py), read through the registry
+
 NUM_CLASSES = 3
 
 

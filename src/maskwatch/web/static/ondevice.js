@@ -1,8 +1,8 @@
 // On-device mode: the mobile model runs in this browser with onnxruntime-web (WebAssembly), so no
 // picture leaves the device. Same steps as maskwatch/core/detector.py: resize the long side to the
-// model's input size, pad to a multiple of 32 with grey 114, BGR float input; decode distances
-// from the cell centres of strides 8/16/32, threshold, NMS at the model's IoU.
-const STRIDES = [8, 16, 32];
+// model's input size, pad to a multiple of its largest stride with its pad value, BGR float input;
+// decode distances from the cell centres of its strides, threshold, NMS at the model's IoU. Every
+// setting comes from GET /v1/models (the model registry, maskwatch/core/registry.py): none is kept here.
 let sessionPromise = null;
 let settings = null;
 
@@ -21,9 +21,12 @@ async function session() {
   if (!sessionPromise) {
     sessionPromise = (async () => {
       const ort = await loadOrt();
-      const info = await (await fetch('/v1/models')).json().catch(() => ({models: []}));
-      const m = (info.models || []).find(x => x.name === 'mobile') || {};
-      settings = {inputSize: m.input_size || 640, threshold: m.score_threshold || 0.5, nms: 0.45, labels: m.labels || ['mask', 'no_mask', 'incorrect']};
+      const res = await fetch('/v1/models');
+      const info = res.ok ? await res.json() : {models: []};
+      const m = (info.models || []).find(x => x.name === 'mobile');
+      if (!m) throw new Error('cannot read the mobile model\'s settings from /v1/models (HTTP ' + res.status + ')');
+      settings = {inputSize: m.input_size, threshold: m.score_threshold, nms: m.nms_threshold, labels: m.labels,
+                  strides: m.strides, padMultiple: m.pad_multiple, padValue: m.pad_value};
       const s = await ort.InferenceSession.create('/models/mobile.onnx', {executionProviders: ['wasm'], graphOptimizationLevel: 'all'});
       return {ort, s};
     })();
@@ -31,14 +34,14 @@ async function session() {
   return sessionPromise;
 }
 
-function preprocess(source, inputSize) {
+function preprocess(source, {inputSize, padMultiple, padValue}) {
   const w0 = source.width, h0 = source.height;
   const scale = inputSize / Math.max(w0, h0);
   const nw = Math.max(1, Math.round(w0 * scale)), nh = Math.max(1, Math.round(h0 * scale));
-  const pw = Math.ceil(nw / 32) * 32, ph = Math.ceil(nh / 32) * 32;
+  const pw = Math.ceil(nw / padMultiple) * padMultiple, ph = Math.ceil(nh / padMultiple) * padMultiple;
   const canvas = new OffscreenCanvas(pw, ph);
   const ctx = canvas.getContext('2d', {willReadFrequently: true});
-  ctx.fillStyle = 'rgb(114,114,114)';
+  ctx.fillStyle = `rgb(${padValue},${padValue},${padValue})`;
   ctx.fillRect(0, 0, pw, ph);
   ctx.imageSmoothingQuality = 'high';
   ctx.drawImage(source, 0, 0, nw, nh);
@@ -60,10 +63,10 @@ function iou(a, b) {
   return u > 0 ? inter / u : 0;
 }
 
-function decode(scores, dists, probs, pw, ph, scale, threshold, nmsIou, labels, w0, h0) {
+function decode(scores, dists, probs, pw, ph, scale, {threshold, nms: nmsIou, labels, strides}, w0, h0) {
   const cand = [];
   let a = 0;
-  for (const s of STRIDES) {
+  for (const s of strides) {
     const gw = Math.ceil(pw / s), gh = Math.ceil(ph / s);
     for (let y = 0; y < gh; y++) {
       for (let x = 0; x < gw; x++, a++) {
@@ -90,11 +93,11 @@ function decode(scores, dists, probs, pw, ph, scale, threshold, nmsIou, labels, 
 
 async function detect(source) {
   const {ort, s} = await session();
-  const {data, pw, ph, scale} = preprocess(source, settings.inputSize);
+  const {data, pw, ph, scale} = preprocess(source, settings);
   const feeds = {[s.inputNames[0]]: new ort.Tensor('float32', data, [1, 3, ph, pw])};
   const out = await s.run(feeds);
   const [scores, boxes, classes] = s.outputNames.map(n => out[n].data);
-  return decode(scores, boxes, classes, pw, ph, scale, settings.threshold, settings.nms, settings.labels, source.width, source.height);
+  return decode(scores, boxes, classes, pw, ph, scale, settings, source.width, source.height);
 }
 
 window.maskwatchOnDevice = {detect, ready: () => session().then(() => true)};
