@@ -166,3 +166,23 @@ def test_eval_result_is_typed_and_its_dict_keeps_the_json_keys():
     assert list(d)[:6] == ["images", "iou", "score_threshold", "ap", "gt_faces", "map"]
     faces_only = evaluate_results([ImageResult(r.pred_boxes, r.pred_scores, r.pred_probs, r.gt_boxes, np.array([-1]))])
     assert faces_only.map is None and "map" not in faces_only.to_dict()
+
+
+def test_ignored_boxes_are_treated_the_same_by_every_figure():
+    """One matcher: the AP ranking and the operating point (recall, precision, label accuracy) agree on
+    a detection that overlaps an ignored face more than a valid one (the operating point once gave
+    it to the ignored face, and counted the valid face as missed)."""
+    from maskwatch.evaluation.metrics import IGNORED, TRUE, ImageResult, evaluate_results, match_image, pr_curve
+
+    gt = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], np.float32)  # valid, ignored, ignored
+    ignore = np.array([False, True, True])
+    pred = np.array([[1, 0, 11, 10], [50, 50, 60, 60], [50, 51, 60, 61], [80, 80, 90, 90]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+    probs = np.tile([[0.1, 0.8, 0.1]], (4, 1))
+    hit, truth = match_image(pred, scores, gt, ignore, 0.5)
+    assert hit.tolist() == [TRUE, IGNORED, IGNORED, 0] and truth[0] == 0
+    r = ImageResult(pred, scores, probs, gt, np.array([1, 0, 0]), ignore)
+    m = evaluate_results([r], 0.5, score_threshold=0.5)
+    rec, prec, _, n = pr_curve([r], 0.5)
+    assert n == 1 and rec[-1] == m.recall == 1.0 and prec[-1] == m.precision == 0.5
+    assert m.label_accuracy == 1.0 and m.face_ap == 1.0

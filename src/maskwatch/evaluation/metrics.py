@@ -3,7 +3,8 @@ and label accuracy on matched faces.
 
 AP is the area under the all-point interpolated precision-recall curve (Pascal VOC 2010+).
 Ground-truth boxes marked ``ignore`` (WIDER "invalid", VOC "difficult") are neither required nor
-penalised: a detection that matches one is dropped from the ranking.
+penalised: a detection that matches one is dropped from the ranking. One matcher, ``match_image``,
+decides this for every figure, in ``maskwatch eval`` and in training validation.
 """
 
 from __future__ import annotations
@@ -52,46 +53,50 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1]))
 
 
-def _rank(tp: list[int], fp: list[int], scores: list[float], hit: int, score: float) -> None:
-    """One ranked detection: a true positive (hit 1) or a false one (hit 0)."""
-    tp.append(hit)
-    fp.append(1 - hit)
-    scores.append(score)
+TRUE, FALSE, IGNORED = 1, 0, -1  # what a detection is, for every figure
 
 
-def _match_ranked(entries, n_gt: int, iou_thr: float):
-    """Greedy matching of ranked detections; entries are per image (boxes, scores, gt, ignore)."""
-    dets = []  # (score, image index, det index)
-    for im, (_, scores, _, _) in enumerate(entries):
-        for j, s in enumerate(scores):
-            dets.append((float(s), im, j))
-    dets.sort(key=lambda t: -t[0])
-    used = [np.zeros(len(e[2]), bool) for e in entries]
-    ious = [iou_matrix(e[0], e[2]) if len(e[0]) and len(e[2]) else None for e in entries]
-    tp, fp, scores = [], [], []
-    for s, im, j in dets:
-        ign = entries[im][3]
-        iou = ious[im]
-        if iou is None:
-            _rank(tp, fp, scores, 0, s)
-            continue
-        row = iou[j].copy()
-        # prefer an unused, not-ignored truth; then fall back to an ignored one
-        cand = np.where(~used[im] & ~ign, row, -1.0)
+def match_image(boxes: np.ndarray, scores: np.ndarray, gt_boxes: np.ndarray, gt_ignore: np.ndarray,
+                iou_thr: float) -> tuple[np.ndarray, np.ndarray]:
+    """The one matching rule behind every figure (AP curves and the operating point, in ``maskwatch
+    eval`` and in training validation alike).
+
+    Detections, highest score first, each take the unused truth they overlap most (IoU >= ``iou_thr``),
+    a truth that counts before an ignored one: a true detection. A detection left with only an ignored
+    truth to overlap (an ignored truth may be overlapped by any number) is neither true nor false; any
+    other is false. Returns, per detection, TRUE / FALSE / IGNORED and the index of its truth (or -1).
+    """
+    hit = np.full(len(boxes), FALSE, np.int8)
+    truth = np.full(len(boxes), -1, np.int64)
+    if not len(boxes) or not len(gt_boxes):
+        return hit, truth
+    iou = iou_matrix(boxes, gt_boxes)
+    used = np.zeros(len(gt_boxes), bool)
+    for j in np.argsort(-np.asarray(scores), kind="stable"):
+        cand = np.where(~used & ~gt_ignore, iou[j], -1.0)
         k = int(np.argmax(cand))
         if cand[k] >= iou_thr:
-            used[im][k] = True
-            _rank(tp, fp, scores, 1, s)
-            continue
-        cand_ign = np.where(ign, row, -1.0)
-        if len(cand_ign) and cand_ign.max() >= iou_thr:
-            continue  # matches an ignored face: not counted
-        _rank(tp, fp, scores, 0, s)
-    tp = np.cumsum(tp)
-    fp = np.cumsum(fp)
+            used[k] = True
+            hit[j], truth[j] = TRUE, k
+        elif gt_ignore.any() and iou[j][gt_ignore].max() >= iou_thr:
+            hit[j] = IGNORED
+    return hit, truth
+
+
+def _ranked(entries: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], n_gt: int, iou_thr: float):
+    """Precision and recall down the ranking of all detections; entries are per image (boxes, scores, gt, ignore)."""
+    hits = [match_image(b, s, g, ign, iou_thr)[0] for b, s, g, ign in entries]
+    hit = np.concatenate(hits) if hits else np.zeros(0, np.int8)
+    scores = np.concatenate([np.asarray(e[1], np.float32) for e in entries]) if entries else np.zeros(0, np.float32)
+    order = np.argsort(-scores, kind="stable")
+    hit, scores = hit[order], scores[order]
+    counted = hit != IGNORED  # a detection of an ignored face is left out of the ranking
+    hit, scores = hit[counted], scores[counted]
+    tp = np.cumsum(hit == TRUE)
+    fp = np.cumsum(hit == FALSE)
     recall = tp / max(n_gt, 1)
     precision = tp / np.maximum(tp + fp, 1e-9)
-    return recall, precision, np.asarray(scores)
+    return recall, precision, scores
 
 
 def pr_curve(results: list[ImageResult], iou_thr: float = 0.5, class_index: int | None = None):
@@ -109,7 +114,7 @@ def pr_curve(results: list[ImageResult], iou_thr: float = 0.5, class_index: int 
             scores = r.pred_scores * r.pred_probs[:, class_index]
         entries.append((r.pred_boxes, scores, gt, ign))
         n_gt += int((~ign).sum())
-    recall, precision, scores = _match_ranked(entries, n_gt, iou_thr)
+    recall, precision, scores = _ranked(entries, n_gt, iou_thr)
     return recall, precision, scores, n_gt
 
 
@@ -186,23 +191,11 @@ def _operating_point(results: list[ImageResult], iou_thr: float, thr: float) -> 
         pb, pp, ps = r.pred_boxes[keep], r.pred_probs[keep], r.pred_scores[keep]
         valid = ~r.gt_ignore
         heights = r.gt_boxes[:, 3] - r.gt_boxes[:, 1]
+        hit, truth = match_image(pb, ps, r.gt_boxes, r.gt_ignore, iou_thr)
+        tp += int((hit == TRUE).sum())
+        fp += int((hit == FALSE).sum())
         matched = np.full(len(r.gt_boxes), -1)
-        if len(pb) and len(r.gt_boxes):
-            iou = iou_matrix(pb, r.gt_boxes)
-            order = np.argsort(-ps)
-            used = np.zeros(len(r.gt_boxes), bool)
-            for j in order:
-                row = np.where(used, -1.0, iou[j])
-                k = int(np.argmax(row))
-                if row[k] >= iou_thr:
-                    used[k] = True
-                    matched[k] = j
-                    if valid[k]:
-                        tp += 1
-                elif not (r.gt_ignore.any() and iou[j][r.gt_ignore].max() >= iou_thr):
-                    fp += 1
-        else:
-            fp += len(pb)
+        matched[truth[hit == TRUE]] = np.nonzero(hit == TRUE)[0]
         for b, (lo, hi) in enumerate(HEIGHT_BINS):
             m = valid & (heights >= lo) & (heights < hi)
             total[b] += m.sum()
