@@ -375,3 +375,63 @@ def test_a_hanging_webhook_does_not_stall_the_video(scene, det):
     assert s["people"] == base["people"] == len(people) and s["frames"] == base["frames"]
     assert s["webhook"]["sent"] == 0 and s["webhook"]["failed"] >= 1
     assert took < plain + 4  # at most the webhook's closing wait, never the receiver's 30 s
+
+
+# -- the service ----------------------------------------------------------------------------------------
+
+
+def test_serve_watches_streams_counts_previews_and_keeps_trying_a_dead_one(one_by_one):
+    pytest.importorskip("fastapi")
+    import socket
+
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serve import create_app
+
+    frames, people, _ = one_by_one
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://user:secret@127.0.0.1:{s.getsockname()[1]}/cam.mjpg"  # nothing listens there
+    with ws.MjpegServer(frames, fps=25) as srv:
+        app = create_app("mobile", watch=[f"door={srv.url}", f"yard={dead}"])
+        with TestClient(app) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                doc = client.get("/v1/streams").json()
+                door = doc["streams"][0]
+                if door["counts"].get("people", 0) >= len(people) or (srv.finished and door["frames"] > 100):
+                    break
+                time.sleep(0.3)
+            preview = client.get("/v1/streams/door/preview?frames=1")
+            one = client.get("/v1/streams/yard?minutes=0").json()
+            missing = client.get("/v1/streams/nope")
+            page = client.get("/").text
+            script = client.get("/static/streams.js")
+    assert [s["name"] for s in doc["streams"]] == ["door", "yard"]
+    assert door["state"] == "running" and door["source"] == srv.url
+    c = door["counts"]
+    assert (c["people"], c["mask"], c["no_mask"], c["alerts"]) == (4, 2, 2, 2)
+    assert c["compliance"] == 0.5
+    assert sum(m["people"] for m in door["per_minute"]) == 4 and door["per_minute"][-1]["compliance"] is not None
+    assert preview.headers["content-type"].startswith("multipart/x-mixed-replace")
+    assert b"Content-Type: image/jpeg" in preview.content and b"\xff\xd8" in preview.content
+    assert one["state"] in ("starting", "opening", "retrying") and one["per_minute"] == []
+    assert "secret" not in json.dumps(one) and one["source"].startswith("http://127.0.0.1:")
+    assert missing.status_code == 404 and "no stream named 'nope'" in missing.text
+    assert "/static/streams.js" in page and 'id="streams"' in page and script.status_code == 200
+
+
+def test_serve_watch_settings_are_checked():
+    pytest.importorskip("fastapi")
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+    from maskwatch.serve import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="NAME=SOURCE"):
+        load_settings(watch=["rtsp://cam/1"])
+    with pytest.raises(SettingsError, match="two streams"):
+        load_settings(watch=["a=1", "a=2"])
+    assert load_settings(watch=["door=rtsp://cam/1?x=1"]).watch == ["door=rtsp://cam/1?x=1"]
+    r = CliRunner().invoke(app, ["serve", "--watch", "door=0", "--workers", "2"])
+    assert r.exit_code == 2 and "--watch: streams are watched in one process" in r.output

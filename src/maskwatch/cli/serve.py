@@ -24,6 +24,7 @@ def serve(
     max_megapixels: Optional[float] = typer.Option(None, "--max-megapixels", help="Largest picture accepted [default: 40]."),
     max_faces: Optional[int] = typer.Option(None, "--max-faces", help="Most faces one picture gives, the highest scored [default: 1000]."),
     cors: Optional[List[str]] = typer.Option(None, "--cors", help="Allow these browser origins (off unless given)."),
+    watch: Optional[List[str]] = typer.Option(None, "--watch", help="Watch a camera or stream inside the service, NAME=SOURCE (repeat for more): GET /v1/streams, /v1/streams/NAME/preview, counts on the web page."),
 ):
     """HTTP service: PaddleHub Serving endpoints, REST API /v1/detect, metrics, web pages.
 
@@ -39,7 +40,9 @@ def serve(
     try:
         settings = load_settings(host=host, port=port, model=model, workers=workers, api_key=api_key,
                                  max_body_mb=max_body_mb, max_megapixels=max_megapixels, max_faces=max_faces,
-                                 cors_origins=cors or None)
+                                 cors_origins=cors or None, watch=watch or None)
+        if settings.watch and settings.workers > 1:
+            raise SettingsError("watch", "streams are watched in one process: use --workers 1 with --watch")
         if settings.threads is None and settings.infer_threads is None:
             cores = max(1, usable_cores() // settings.workers)  # the worker processes share the cores
             settings = settings.model_copy(update={"threads": cores, "infer_threads": cores})

@@ -6,7 +6,8 @@
 - ``settings.py``: ``ServeSettings``, from flags and ``MASKWATCH_*`` environment variables
 - ``dependencies.py``: the shared service (models, metrics, inference limit), API key, body limit
 - ``routers/``: ``paddlehub`` (``/predict/...``), ``rest`` (``/v1/...``, ``/healthz``), ``pages``,
-  ``live`` (``/ws/live``), ``metrics``
+  ``live`` (``/ws/live``), ``metrics``, ``streams`` (``/v1/streams``: the ``--watch`` cameras)
+- ``watchers.py``: the ``--watch NAME=SOURCE`` streams, a ``Watcher`` thread each
 - ``inputs.py``: reading and decoding request pictures; ``schemas.py``: request and response models;
   ``errors.py``: JSON error answers
 

@@ -11,8 +11,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from .. import __version__
 from .dependencies import BodyLimit, Service
 from .errors import install_error_handlers
-from .routers import live, metrics, paddlehub, pages, rest
+from .routers import live, metrics, paddlehub, pages, rest, streams
 from .settings import ServeSettings, load_settings
+from .watchers import StreamHub
 
 SETTINGS_ENV = "MASKWATCH_SERVE_SETTINGS"  # how `serve --workers N` hands its settings to each worker process
 
@@ -36,11 +37,13 @@ def create_app(settings: ServeSettings | str | None = None, /, **options: Any) -
         title="maskwatch",
         version=__version__,
         description="Face and mask detection: PaddleHub Serving compatible endpoints and a REST API.",
+        lifespan=streams.lifespan,  # the watchers of --watch start and stop with the app
     )
     service = Service(settings)
     service.models.get()  # fail early, with a clear message (ModelError names the file), on a bad model
     app.state.service, app.state.settings = service, settings
     app.state.models, app.state.metrics = service.models, service.metrics
+    app.state.streams = StreamHub(settings.watch, service.models.get() if settings.watch else None)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
@@ -49,7 +52,7 @@ def create_app(settings: ServeSettings | str | None = None, /, **options: Any) -
     app.middleware("http")(service.require_key)
     app.middleware("http")(service.metrics.observe)  # outermost: refused requests are counted too
     install_error_handlers(app)
-    for router in (paddlehub.router, rest.router, metrics.router, pages.router, live.router):
+    for router in (paddlehub.router, rest.router, metrics.router, pages.router, live.router, streams.router):
         app.include_router(router)
     pages.mount_files(app)
     return app

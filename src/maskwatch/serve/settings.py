@@ -48,6 +48,24 @@ class ServeSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8866, ge=1, le=65535, description="port (PaddleHub Serving's is 8866)")
     workers: int = Field(1, ge=1, description="server processes, each with its own model")
+    watch: list[str] | None = Field(
+        None, description="cameras and streams watched inside the service, each NAME=SOURCE (needs workers=1)"
+    )
+
+    @field_validator("watch")
+    @classmethod
+    def _watch(cls, v: list[str] | None) -> list[str] | None:
+        if not v:
+            return None
+        names = set()
+        for spec in v:
+            name, sep, source = spec.partition("=")
+            if not sep or not source or not name or not all(c.isalnum() or c in "-_" for c in name):
+                raise ValueError(f"{spec!r}: give NAME=SOURCE, NAME of letters, digits, - and _ (e.g. door=rtsp://cam/1)")
+            if name in names:
+                raise ValueError(f"{name}: two streams with this name")
+            names.add(name)
+        return v
 
     @field_validator("api_key")
     @classmethod
