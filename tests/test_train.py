@@ -281,3 +281,35 @@ def test_build_samples_draws_scene_pictures_with_a_face_worn_wrong_again(tmp_pat
     more = build_samples([Source(voc)], tmp_path / "cache", rare_repeat=2)
     assert len(plain) == 3 and len(more) == 5
     assert [s.image.name for s in more[3:]] == ["0.jpg", "0.jpg"] and (more[3].labels == 2).all()
+
+
+def test_classifier_training_steps_run_on_made_up_crops(tmp_path, monkeypatch):
+    """train_classifier, split into named steps (crops, validation set, batches, figures), runs end to end
+    with a background class and unlabelled faces, logs every figure and exports a model the runtime loads."""
+    from maskwatch.core.detector import CropModel
+    from maskwatch.train import classifier, negatives
+
+    def items(n, label, tag):
+        return [(f"{tag}{i}", np.array([0, 0, 10, 10], np.float32), i % 3 if label is None else label) for i in range(n)]
+
+    def extract(its):
+        crops = np.random.default_rng(len(its)).integers(0, 255, (len(its), 128, 128, 3), dtype=np.uint8)
+        return crops, np.array([it[2] for it in its], np.int64)
+
+    monkeypatch.setattr(classifier, "collect_items", lambda data, cache: (items(40, None, "t"), items(12, None, "v")))
+    monkeypatch.setattr(classifier, "extract", extract)
+    monkeypatch.setattr(classifier, "collect_faces", lambda data, n, seed, val=False, by_size=False:
+                        items(6 if val else 10, classifier.FACE_ONLY, "f"))
+    monkeypatch.setattr(negatives, "negative_sources", lambda data: ("tr", "va"))
+    monkeypatch.setattr(negatives, "cache_tag", lambda det, seed: "x")
+    monkeypatch.setattr(negatives, "mine", lambda det, src, *a: items(8 if src == "tr" else 5, 3, "n"))
+    recipe = classifier.ClassifierRecipe(name="tiny_cls", epochs=2, batch=16, input_size=32, width=0.5,
+                                         background=0.25, faces=0.25, threads=1)
+    rows = []
+    path = classifier.train_classifier(recipe, tmp_path / "run", tmp_path, log=rows.append, detector=tmp_path / "d.onnx")
+    logged = [json.loads(r) for r in rows if r.startswith("{")]
+    assert [r["epoch"] for r in logged] == [1, 2]
+    assert {"loss", "val_accuracy", "per_class", "hand_over_mouth_no_mask", "faces_called_background",
+            "wider_faces_called_background", "mistakes_called_background", "seconds"} <= set(logged[-1])
+    probs, face = CropModel.load(path, 1)(np.zeros((64, 64, 3), np.uint8), np.array([[8, 8, 40, 40]], np.float32))
+    assert probs.shape == (1, 3) and face is not None and face.shape == (1,)  # the background class is a veto

@@ -222,6 +222,108 @@ def occluded_val(xva: np.ndarray, yva: np.ndarray, size: int) -> tuple[torch.Ten
     return augment_batch(occ, size, rng, train=False), np.ones(len(occ), np.int64)
 
 
+@dataclass
+class _Crops:
+    """The crops of one classifier run: labelled faces, and (with a background class) the detector's
+    mistakes and unlabelled WIDER faces."""
+
+    xtr: np.ndarray
+    ytr: np.ndarray
+    xva: np.ndarray
+    yva: np.ndarray
+    xneg: np.ndarray | None = None
+    yneg: np.ndarray | None = None
+    xneg_va: np.ndarray | None = None
+    xfac: np.ndarray | None = None
+
+
+def _load_crops(recipe: ClassifierRecipe, data: Path, cache: Path, detector: Path | None, log) -> _Crops:
+    train_items, val_items = collect_items(data, cache)
+    xtr, ytr = extract(train_items)
+    xva, yva = extract(val_items)
+    log(f"classifier: {len(ytr)} training crops {np.bincount(ytr, minlength=3).tolist()}, {len(yva)} validation crops")
+    crops = _Crops(xtr, ytr, xva, yva)
+    if recipe.background > 0:
+        if detector is None:
+            raise ValueError("a classifier with a background class needs the detector whose mistakes it learns")
+        from . import negatives
+
+        src_tr, src_va = negatives.negative_sources(data)
+        tag = negatives.cache_tag(Path(detector), recipe.seed)
+        crops.xneg, crops.yneg = extract(
+            negatives.mine(detector, src_tr, cache / f"negatives-{tag}-train.json", cache, recipe.seed, log))
+        crops.xneg_va, _ = extract(
+            negatives.mine(detector, src_va, cache / f"negatives-{tag}-val.json", cache, recipe.seed, log))
+        log(f"classifier: {len(crops.yneg)} background training crops, {len(crops.xneg_va)} validation")
+    if recipe.faces > 0 and recipe.background > 0:
+        crops.xfac, _ = extract(collect_faces(data, recipe.max_faces, recipe.seed, by_size=recipe.faces_by_size))
+        log(f"classifier: {len(crops.xfac)} WIDER face crops without mask labels")
+    return crops
+
+
+@dataclass
+class _ValSet:
+    """Validation inputs, made once: the labelled crops, bare faces with a hand over the mouth, and (with a
+    background class) the detector's mistakes and WIDER val faces."""
+
+    x: torch.Tensor
+    occluded: torch.Tensor
+    occluded_y: np.ndarray
+    mistakes: torch.Tensor | None
+    wider: torch.Tensor | None
+
+    @staticmethod
+    def of(crops: _Crops, recipe: ClassifierRecipe, data: Path, rng: np.random.Generator) -> "_ValSet":
+        size = recipe.input_size
+        x = augment_batch(crops.xva, size, rng, train=False)
+        occ, occ_y = occluded_val(crops.xva, crops.yva, size)
+        mistakes = augment_batch(crops.xneg_va, size, rng, train=False) if crops.xneg_va is not None else None
+        wider = None
+        if crops.xneg_va is not None:  # WIDER val.txt faces (never trained on): how many would be vetoed
+            wider = augment_batch(extract(collect_faces(data, 2000, recipe.seed, val=True))[0], size, rng, train=False)
+        return _ValSet(x, occ, occ_y, mistakes, wider)
+
+
+def _classifier_batch(crops: _Crops, recipe: ClassifierRecipe, rng: np.random.Generator, p: np.ndarray, n_neg: int,
+                      n_fac: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training batch: labelled faces drawn toward class balance (some made masked or covered),
+    then detector mistakes and unlabelled faces."""
+    idx = rng.choice(len(crops.ytr), recipe.batch - n_neg - n_fac, p=p)
+    xb, yb = synthesize(crops.xtr[idx], crops.ytr[idx], rng, recipe.synth)
+    if n_neg:
+        assert crops.xneg is not None and crops.yneg is not None
+        j = rng.integers(0, len(crops.xneg), n_neg)
+        xb, yb = np.concatenate([xb, crops.xneg[j]]), np.concatenate([yb, crops.yneg[j]])
+    if n_fac:
+        assert crops.xfac is not None
+        j = rng.integers(0, len(crops.xfac), n_fac)
+        xb, yb = np.concatenate([xb, crops.xfac[j]]), np.concatenate([yb, np.full(n_fac, FACE_ONLY)])
+    return augment_batch(xb, recipe.input_size, rng, train=True), torch.from_numpy(yb)
+
+
+def _validate_classifier(net: torch.nn.Module, val: _ValSet, yva: np.ndarray) -> dict:
+    """The epoch's figures: accuracy (all, per class), hand over mouth kept no_mask, and with a background
+    class, faces wrongly vetoed (Kaggle, WIDER) and detector mistakes caught (Kaggle)."""
+    net.eval()
+    with torch.no_grad():
+        logits = _predict(net, val.x)
+        pred = logits[:, :3].argmax(1).numpy()  # the label the runtime gives (background is a separate veto)
+        per = {n: float((pred[yva == c] == c).mean()) if (yva == c).any() else None
+               for c, n in enumerate(("mask", "no_mask", "incorrect"))}
+        yocc = val.occluded_y
+        occ_pred = net(val.occluded)[:, :3].argmax(1).numpy() if len(yocc) else np.zeros(0)
+        row = {"val_accuracy": round(float((pred == yva).mean()), 4), "per_class": per,
+               "hand_over_mouth_no_mask": float((occ_pred == yocc).mean()) if len(yocc) else None}
+        if val.mistakes is not None and val.wider is not None:
+            pos_bg = logits.argmax(1).numpy() == 3
+            neg_bg = _predict(net, val.mistakes).argmax(1).numpy() == 3
+            wider_bg = _predict(net, val.wider).argmax(1).numpy() == 3
+            row.update(faces_called_background=round(float(pos_bg.mean()), 4),
+                       wider_faces_called_background=round(float(wider_bg.mean()), 4) if len(wider_bg) else None,
+                       mistakes_called_background=round(float(neg_bg.mean()), 4) if len(neg_bg) else None)
+    return row
+
+
 def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume: bool = True, log=print,
                      detector: Path | None = None) -> Path:
     """Train (or resume) a crop classifier; with ``recipe.background`` > 0 it also learns a
@@ -231,35 +333,16 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
-    cache = out_dir.parent / "cache"
-    train_items, val_items = collect_items(data, cache)
-    xtr, ytr = extract(train_items)
-    xva, yva = extract(val_items)
-    log(f"classifier: {len(ytr)} training crops {np.bincount(ytr, minlength=3).tolist()}, {len(yva)} validation crops")
-    xneg = yneg = xneg_va = None
-    if recipe.background > 0:
-        if detector is None:
-            raise ValueError("a classifier with a background class needs the detector whose mistakes it learns")
-        from . import negatives
-
-        src_tr, src_va = negatives.negative_sources(data)
-        tag = negatives.cache_tag(Path(detector), recipe.seed)
-        xneg, yneg = extract(negatives.mine(detector, src_tr, cache / f"negatives-{tag}-train.json", cache, recipe.seed, log))
-        xneg_va, _ = extract(negatives.mine(detector, src_va, cache / f"negatives-{tag}-val.json", cache, recipe.seed, log))
-        log(f"classifier: {len(yneg)} background training crops, {len(xneg_va)} validation")
-    xfac = None
-    if recipe.faces > 0 and recipe.background > 0:
-        xfac, _ = extract(collect_faces(data, recipe.max_faces, recipe.seed, by_size=recipe.faces_by_size))
-        log(f"classifier: {len(xfac)} WIDER face crops without mask labels")
+    crops = _load_crops(recipe, data, out_dir.parent / "cache", detector, log)
     net = CropClassifier(width=recipe.width, num_classes=4 if recipe.background > 0 else 3)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=1e-3)
-    counts = np.bincount(ytr, minlength=3).astype(np.float64)
+    counts = np.bincount(crops.ytr, minlength=3).astype(np.float64)
     # sample classes toward balance, so the rare 'incorrect' is seen often enough
     w_cls = np.maximum(counts, 1) ** -recipe.balance
-    p = w_cls[ytr] / w_cls[ytr].sum()
-    n_neg = int(round(recipe.batch * recipe.background)) if xneg is not None and len(xneg) else 0
-    n_fac = int(round(recipe.batch * recipe.faces)) if xfac is not None and len(xfac) else 0
-    steps = max(1, len(ytr) // recipe.batch)
+    p = w_cls[crops.ytr] / w_cls[crops.ytr].sum()
+    n_neg = int(round(recipe.batch * recipe.background)) if crops.xneg is not None and len(crops.xneg) else 0
+    n_fac = int(round(recipe.batch * recipe.faces)) if crops.xfac is not None and len(crops.xfac) else 0
+    steps = max(1, len(crops.ytr) // recipe.batch)
     total = steps * recipe.epochs
     ckpt = out_dir / "last.ckpt"
     start = 0
@@ -268,55 +351,22 @@ def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume
         net.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         start = st["epoch"] + 1
-    xva_t = augment_batch(xva, recipe.input_size, rng, train=False)
-    xocc_t, yocc = occluded_val(xva, yva, recipe.input_size)
-    xneg_va_t = augment_batch(xneg_va, recipe.input_size, rng, train=False) if xneg_va is not None else None
-    xfac_va_t = None
-    if xneg_va is not None:  # WIDER val.txt faces (never trained on): how many would be vetoed
-        xfac_va_t = augment_batch(extract(collect_faces(data, 2000, recipe.seed, val=True))[0], recipe.input_size, rng, train=False)
+    val = _ValSet.of(crops, recipe, data, rng)
     for epoch in range(start, recipe.epochs):
         net.train()
         t0 = time.time()
         tot = 0.0
         for b in range(steps):
             step = epoch * steps + b
-            lr = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total))
             for g in opt.param_groups:
-                g["lr"] = lr
-            idx = rng.choice(len(ytr), recipe.batch - n_neg - n_fac, p=p)
-            xb, yb = synthesize(xtr[idx], ytr[idx], rng, recipe.synth)
-            if n_neg:
-                j = rng.integers(0, len(xneg), n_neg)
-                xb, yb = np.concatenate([xb, xneg[j]]), np.concatenate([yb, yneg[j]])
-            if n_fac:
-                j = rng.integers(0, len(xfac), n_fac)
-                xb, yb = np.concatenate([xb, xfac[j]]), np.concatenate([yb, np.full(n_fac, FACE_ONLY)])
-            x = augment_batch(xb, recipe.input_size, rng, train=True)
-            y = torch.from_numpy(yb)
+                g["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            x, y = _classifier_batch(crops, recipe, rng, p, n_neg, n_fac)
             loss = verify_loss(net(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
             tot += float(loss.detach())
-        net.eval()
-        with torch.no_grad():
-            logits = _predict(net, xva_t)
-        pred = logits[:, :3].argmax(1).numpy()  # the label the runtime gives (background is a separate veto)
-        acc = float((pred == yva).mean())
-        per = {n: float((pred[yva == c] == c).mean()) if (yva == c).any() else None for c, n in enumerate(("mask", "no_mask", "incorrect"))}
-        with torch.no_grad():
-            occ_pred = net(xocc_t)[:, :3].argmax(1).numpy() if len(yocc) else np.zeros(0)
-        occ_acc = float((occ_pred == yocc).mean()) if len(yocc) else None
-        row = {"epoch": epoch + 1, "loss": round(tot / steps, 4), "val_accuracy": round(acc, 4), "per_class": per,
-               "hand_over_mouth_no_mask": occ_acc}
-        if xneg_va is not None:  # faces wrongly vetoed (Kaggle, WIDER) and detector mistakes caught (Kaggle)
-            with torch.no_grad():
-                pos_bg = logits.argmax(1).numpy() == 3
-                neg_bg = _predict(net, xneg_va_t).argmax(1).numpy() == 3
-                wider_bg = _predict(net, xfac_va_t).argmax(1).numpy() == 3
-            row.update(faces_called_background=round(float(pos_bg.mean()), 4),
-                       wider_faces_called_background=round(float(wider_bg.mean()), 4) if len(wider_bg) else None,
-                       mistakes_called_background=round(float(neg_bg.mean()), 4) if len(neg_bg) else None)
+        row = {"epoch": epoch + 1, "loss": round(tot / steps, 4), **_validate_classifier(net, val, crops.yva)}
         row["seconds"] = round(time.time() - t0, 1)
         log(json.dumps(row))
         with open(out_dir / "log.jsonl", "a") as f:

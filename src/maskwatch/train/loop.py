@@ -7,6 +7,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -108,6 +109,84 @@ def _param_groups(model: torch.nn.Module, wd: float):
     return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _training_set(recipe: DetectorRecipe, data: Path, cache: Path, log) -> DetectionDataset:
+    """The pictures one epoch draws from (default sources and validation sets when the recipe names none)."""
+    if not recipe.sources:
+        recipe.sources, default_val = default_sources(data)
+        recipe.val = recipe.val or default_val
+    samples = build_samples(recipe.sources, cache, recipe.rare_repeat)
+    if recipe.pseudo:
+        pseudo_label(samples, Path(recipe.pseudo), cache, log)
+    log(f"training on {len(samples)} picture draws per epoch")
+    return DetectionDataset(samples, size=recipe.size, seed=recipe.seed, paste=recipe.paste)
+
+
+def _new_detector(recipe: DetectorRecipe, resumed: bool, log) -> FaceMaskNet:
+    """The network, from ``recipe.init``'s weights unless a resumed run brings its own."""
+    model = FaceMaskNet(width=recipe.width)
+    if recipe.init and not resumed:
+        n = load_onnx_weights(model, Path(recipe.init))
+        log(f"started from {recipe.init} ({n} tensors)")
+    return model.to(memory_format=torch.channels_last)
+
+
+def lr_schedule(base_lr: float, total: int) -> Callable[[int], float]:
+    """Learning rate by step: linear warm-up over the first tenth (300 steps at most), then cosine to 2 %."""
+    warm = min(300, total // 10)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return base_lr * (0.1 + 0.9 * step / max(warm, 1))
+        t = (step - warm) / max(total - warm, 1)
+        return base_lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+    return lr_at
+
+
+def _resume(ckpt: Path, model: FaceMaskNet, ema: EMA, opt: torch.optim.Optimizer, log) -> tuple[int, int]:
+    """Weights, EMA and optimiser from the last checkpoint; returns (first epoch, step)."""
+    st = torch.load(ckpt, map_location="cpu", weights_only=False)
+    model.load_state_dict(st["model"])
+    ema.model.load_state_dict(st["ema"])
+    ema.updates = st["ema_updates"]
+    opt.load_state_dict(st["opt"])
+    log(f"resumed from {ckpt} at epoch {st['epoch'] + 1}")
+    return st["epoch"] + 1, st["step"]
+
+
+def _train_epoch(model: FaceMaskNet, ema: EMA, opt: torch.optim.Optimizer, ds: DetectionDataset,
+                 recipe: DetectorRecipe, epoch: int, steps: int, step: int,
+                 lr_at: Callable[[int], float]) -> tuple[int, dict[str, float]]:
+    """One epoch of batches; returns the step reached and the summed losses."""
+    from tqdm import tqdm
+
+    ds.epoch = epoch
+    order = list(range(len(ds)))
+    random.Random(recipe.seed * 7919 + epoch).shuffle(order)
+    model.train()
+    agg = {"loss": 0.0, "obj": 0.0, "box": 0.0, "cls": 0.0}
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", mininterval=5)
+    for b in bar:
+        batch = collate([ds[i] for i in order[b * recipe.batch:(b + 1) * recipe.batch]])
+        imgs = batch[0].contiguous(memory_format=torch.channels_last)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        obj, dist, cls = model(imgs)
+        loss, parts = detection_loss(obj, dist, cls, batch[1], batch[2], batch[3], imgs.shape[-2:])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        ema.update(model)
+        step += 1
+        agg["loss"] += loss.item()
+        for k in ("obj", "box", "cls"):
+            agg[k] += parts[k]
+        bar.set_postfix(loss=f"{agg['loss'] / (b + 1):.3f}", lr=f"{lr_at(step):.1e}", refresh=False)
+    bar.close()
+    return step, agg
+
+
 def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bool = True, log=print) -> Path:
     """Train (or resume) a detector; returns the exported ONNX path in ``out_dir``."""
     out_dir = Path(out_dir)
@@ -116,71 +195,20 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
     random.seed(recipe.seed)
     np.random.seed(recipe.seed)
     torch.manual_seed(recipe.seed)
-    if not recipe.sources:
-        recipe.sources, default_val = default_sources(data)
-        recipe.val = recipe.val or default_val
-    samples = build_samples(recipe.sources, out_dir.parent / "cache", recipe.rare_repeat)
-    if recipe.pseudo:
-        pseudo_label(samples, Path(recipe.pseudo), out_dir.parent / "cache", log)
-    log(f"training on {len(samples)} picture draws per epoch")
-    ds = DetectionDataset(samples, size=recipe.size, seed=recipe.seed, paste=recipe.paste)
-    model = FaceMaskNet(width=recipe.width)
+    ds = _training_set(recipe, data, out_dir.parent / "cache", log)
     ckpt = out_dir / "last.ckpt"
-    if recipe.init and not (resume and ckpt.is_file()):  # a resumed run has its own weights
-        n = load_onnx_weights(model, Path(recipe.init))
-        log(f"started from {recipe.init} ({n} tensors)")
-    model = model.to(memory_format=torch.channels_last)
+    resumed = resume and ckpt.is_file()
+    model = _new_detector(recipe, resumed, log)
     ema = EMA(model)
     opt = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.lr)
     steps_per_epoch = max(1, len(ds) // recipe.batch)
-    total = steps_per_epoch * recipe.epochs
-    warm = min(300, total // 10)
-
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return recipe.lr * (0.1 + 0.9 * step / max(warm, 1))
-        t = (step - warm) / max(total - warm, 1)
-        return recipe.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
-
-    start_epoch, step = 0, 0
-    if resume and ckpt.is_file():
-        st = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(st["model"])
-        ema.model.load_state_dict(st["ema"])
-        ema.updates = st["ema_updates"]
-        opt.load_state_dict(st["opt"])
-        start_epoch, step = st["epoch"] + 1, st["step"]
-        log(f"resumed from {ckpt} at epoch {start_epoch}")
+    lr_at = lr_schedule(recipe.lr, steps_per_epoch * recipe.epochs)
+    start_epoch, step = _resume(ckpt, model, ema, opt, log) if resumed else (0, 0)
     (out_dir / "recipe.json").write_text(json.dumps(asdict(recipe), default=str, indent=1))
     t_start = time.time()
-    from tqdm import tqdm
-
     for epoch in range(start_epoch, recipe.epochs):
-        ds.epoch = epoch
-        order = list(range(len(ds)))
-        random.Random(recipe.seed * 7919 + epoch).shuffle(order)
-        model.train()
-        agg = {"loss": 0.0, "obj": 0.0, "box": 0.0, "cls": 0.0}
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", mininterval=5)
         t_ep = time.time()
-        for b in bar:
-            batch = collate([ds[i] for i in order[b * recipe.batch:(b + 1) * recipe.batch]])
-            imgs = batch[0].contiguous(memory_format=torch.channels_last)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step)
-            obj, dist, cls = model(imgs)
-            loss, parts = detection_loss(obj, dist, cls, batch[1], batch[2], batch[3], imgs.shape[-2:])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            opt.step()
-            ema.update(model)
-            step += 1
-            agg["loss"] += loss.item()
-            for k in ("obj", "box", "cls"):
-                agg[k] += parts[k]
-            bar.set_postfix(loss=f"{agg['loss'] / (b + 1):.3f}", lr=f"{lr_at(step):.1e}", refresh=False)
-        bar.close()
+        step, agg = _train_epoch(model, ema, opt, ds, recipe, epoch, steps_per_epoch, step, lr_at)
         torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
                     "opt": opt.state_dict(), "epoch": epoch, "step": step}, ckpt)
         onnx_path = export_detector(ema.model, out_dir / f"{recipe.name}.onnx", {"input_size": recipe.input_size})
