@@ -132,7 +132,7 @@ class ErrorOut(BaseModel):
     error: str
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int, Any] = {
     code: {"model": ErrorOut, "description": text}
     for code, text in (
         (400, "bad request (the error names it)"),
@@ -141,3 +141,21 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "model unavailable"),
     )
 }
+
+
+def documented(
+    response: type[BaseModel], body: dict[str, Any], errors: dict[int, Any], jpeg: str | None = None
+) -> dict[str, Any]:
+    """A route's OpenAPI: its answer model (fields a route leaves out stay out), its request body as read
+    by hand (``inputs.py``), its error answers (status -> model), and an image/jpeg answer when it has one."""
+    responses: dict[int | str, dict[str, Any]] = {
+        code: (err if isinstance(err, dict) else {"model": err}) for code, err in errors.items()
+    }
+    if jpeg:
+        responses[200] = {"content": {"image/jpeg": {}}, "description": jpeg}
+    return {
+        "response_model": response,
+        "response_model_exclude_unset": True,
+        "openapi_extra": body,
+        "responses": responses,
+    }

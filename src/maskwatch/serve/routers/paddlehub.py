@@ -16,17 +16,14 @@ from ...hub import MODULES, threshold_value, to_paddle
 from ..dependencies import ServiceDep
 from ..errors import BadRequest
 from ..inputs import decode_request, flag, json_body, json_images
-from ..schemas import PADDLEHUB_BODY, PaddleHubError, PaddleHubResponse
+from ..schemas import PADDLEHUB_BODY, PaddleHubError, PaddleHubResponse, documented
 
 router = APIRouter(tags=["PaddleHub Serving"])
 
 
 @router.post(
     "/predict/{module_name}",
-    response_model=PaddleHubResponse,
-    response_model_exclude_unset=True,
-    openapi_extra=PADDLEHUB_BODY,
-    responses={400: {"model": PaddleHubError}, 404: {"model": PaddleHubError}},
+    **documented(PaddleHubResponse, PADDLEHUB_BODY, {400: PaddleHubError, 404: PaddleHubError}),
 )
 async def predict(module_name: str, request: Request, svc: ServiceDep) -> Any:
     """PaddleHub Serving: ``{"images": [base64, ...]}`` -> ``{"status": "000", "msg": "", "results": [...]}``."""

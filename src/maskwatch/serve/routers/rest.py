@@ -15,18 +15,12 @@ from ...core.registry import available, resolve_model
 from ..dependencies import ServiceDep
 from ..errors import BadRequest
 from ..inputs import decode_request, json_body, json_images, multipart_images
-from ..schemas import DETECT_BODY, ERRORS, DetectResponse, Health, ModelList
+from ..schemas import DETECT_BODY, ERRORS, DetectResponse, Health, ModelList, documented
 
 router = APIRouter(tags=["REST v1"])
 
 
-@router.post(
-    "/v1/detect",
-    response_model=DetectResponse,
-    response_model_exclude_unset=True,
-    openapi_extra=DETECT_BODY,
-    responses={**ERRORS, 200: {"content": {"image/jpeg": {}}, "description": "faces, or the annotated picture"}},
-)
+@router.post("/v1/detect", **documented(DetectResponse, DETECT_BODY, ERRORS, jpeg="faces, or the annotated picture"))
 async def detect(
     request: Request,
     svc: ServiceDep,
