@@ -238,6 +238,25 @@ def test_the_reader_drops_old_frames_instead_of_queueing_them(one_by_one):
         r.stop()
 
 
+def test_a_stream_that_stalls_is_reopened(one_by_one):
+    from maskwatch.watch.reader import FrameReader
+
+    frames, _, _ = one_by_one
+    seen: list[str] = []
+    with ws.MjpegServer(frames[:60], fps=50, stall_at=20) as srv:
+        r = FrameReader(srv.url, read_timeout=1.0, on_status=lambda kind, _: seen.append(kind)).start()
+        got = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (srv.finished and len(got) >= 60):
+            f = r.get(timeout=0.5)
+            if f is not None:
+                got.append(f.index)
+        r.stop()
+    assert seen[:2] == ["stream_lost", "stream_reconnected"] and srv.connections == 2
+    # frames before and after the stall, numbered on (a frame may be dropped if this loop falls behind)
+    assert got == sorted(set(got)) and got[0] < 20 and got[-1] == 59 and len(got) > 40
+
+
 def test_a_source_that_cannot_be_opened_is_a_clear_error_soon(tmp_path, det):
     import socket
 

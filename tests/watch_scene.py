@@ -130,16 +130,24 @@ class MjpegServer:
     """An MJPEG camera over HTTP on 127.0.0.1 (multipart/x-mixed-replace), serving ``frames`` at ``fps``.
 
     ``cut_at``: the first connection is closed after that frame (a stream cut in the middle); the next
-    connection goes on from there. ``loop``: start again at the end (a camera that never ends);
+    connection goes on from there. ``stall_at``: the first connection stays open but sends nothing more
+    after that frame (a stalled camera). ``loop``: start again at the end (a camera that never ends);
     otherwise the connection closes after the last frame.
     """
 
-    def __init__(self, frames: list[np.ndarray], fps: float = 25.0, cut_at: int | None = None, loop: bool = False):
+    def __init__(
+        self,
+        frames: list[np.ndarray],
+        fps: float = 25.0,
+        cut_at: int | None = None,
+        loop: bool = False,
+        stall_at: int | None = None,
+    ):
         import http.server
         import threading
 
         self.jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames]
-        self.fps, self.cut_at, self.loop = fps, cut_at, loop
+        self.fps, self.cut_at, self.loop, self.stall_at = fps, cut_at, loop, stall_at
         self.position = 0
         self.connections = 0
         self.sent = 0
@@ -172,6 +180,10 @@ class MjpegServer:
                             owner.position = 0
                         if first and owner.cut_at is not None and owner.position == owner.cut_at:
                             return  # the cut: the connection closes mid-stream
+                        if first and owner.stall_at is not None and owner.position == owner.stall_at:
+                            while not owner.closed:  # the stall: the connection stays open, no frame comes
+                                time.sleep(0.1)
+                            return
                         time.sleep(1 / owner.fps)
                 except (BrokenPipeError, ConnectionResetError):
                     pass

@@ -64,6 +64,7 @@ class FrameReader:
         reconnect: bool | None = None,
         on_status: Callable[[str, str], None] | None = None,
         open_timeout: float = OPEN_TIMEOUT_S,
+        read_timeout: float = READ_TIMEOUT_S,
         backoff: tuple[float, ...] = BACKOFF_S,
     ):
         self.source = source
@@ -72,7 +73,7 @@ class FrameReader:
         self.reconnect = live if reconnect is None else reconnect
         self.buffer = max(1, buffer)
         self.on_status = on_status
-        self.open_timeout = open_timeout
+        self.open_timeout, self.read_timeout = open_timeout, read_timeout
         self.backoff = backoff
         self.fps = 0.0
         self.dropped = 0
@@ -97,7 +98,7 @@ class FrameReader:
 
         def try_open() -> None:
             try:
-                cap = _open(self.source)
+                cap = _open(self.source, self.open_timeout, self.read_timeout)
             except cv2.error as exc:
                 failure.append(str(exc).strip().splitlines()[-1])
                 return
@@ -126,7 +127,7 @@ class FrameReader:
         with self._cond:
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(READ_TIMEOUT_S + 1)
+            self._thread.join(self.read_timeout + 1)
 
     @property
     def done(self) -> bool:
@@ -215,7 +216,7 @@ class FrameReader:
                 return None
             attempt += 1
             try:
-                cap = _open(self.source)
+                cap = _open(self.source, self.open_timeout, self.read_timeout)
             except cv2.error:
                 continue
             if cap.isOpened():

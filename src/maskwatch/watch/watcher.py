@@ -174,15 +174,19 @@ class Watcher:
         if self.reader is not None:
             raise MaskwatchError("a Watcher runs once; make a new one to watch again")
         # outputs first: a bad --events path fails before a camera is opened
-        if self._events_path is not None:
-            self.event_log = EventLog(self._events_path)
-            self.sinks.append(self.event_log)
-        if isinstance(self._webhook_url, Webhook):
-            self.webhook = self._webhook_url
-        elif self._webhook_url is not None:
-            self.webhook = Webhook(self._webhook_url)
-        if self._snap_dir is not None:
-            self.snapshots = Snapshots(self._snap_dir)
+        try:
+            if isinstance(self._webhook_url, Webhook):
+                self.webhook = self._webhook_url
+            elif self._webhook_url is not None:
+                self.webhook = Webhook(self._webhook_url)
+            if self._snap_dir is not None:
+                self.snapshots = Snapshots(self._snap_dir)
+            if self._events_path is not None:
+                self.event_log = EventLog(self._events_path)
+                self.sinks.append(self.event_log)
+        except MaskwatchError:
+            self._close_outputs()
+            raise
         self.reader = FrameReader(
             self.source,
             every_frame=self.every_frame,
