@@ -35,7 +35,7 @@ class ReportWriter:
 
     def write(self, rep: Report) -> None:
         self.reports.append(rep)
-        if self.fmt == "csv":
+        if self._csv is not None:
             for row in rep.rows():
                 self._csv.writerow({k: ("" if v is None else v) for k, v in row.items()})
         elif self.fmt == "jsonl":

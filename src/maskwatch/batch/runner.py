@@ -135,7 +135,7 @@ def detect_video(detector: Detector, source: str, save_dir: Path | None = None, 
                         Path(save_dir).mkdir(parents=True, exist_ok=True)
                         name = Path(source).stem if not source.isdigit() else f"camera{source}"
                         out_path = Path(save_dir) / f"{name}.mp4"
-                        writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps / stride,
+                        writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter.fourcc(*"mp4v"), fps / stride,
                                                  (frame.shape[1], frame.shape[0]))
                     writer.write(annotate(frame, faces))
                     rep.saved = str(out_path)

@@ -63,7 +63,7 @@ class Sample:
     image: Path
     boxes: np.ndarray  # (N, 4) float32 x1y1x2y2 pixels
     labels: np.ndarray  # (N,) int64, UNKNOWN for face-only
-    ignore: np.ndarray = field(default=None)  # (N,) bool
+    ignore: np.ndarray = field(default=None)  # type: ignore[arg-type]  # (N,) bool; None: none ignored
 
     def __post_init__(self):
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
@@ -309,6 +309,7 @@ def load_dataset(root: Path, split: Path | str | None = None, fmt: str = "auto",
         split = root / str(split)
     if split is not None and not Path(split).is_file():
         raise MaskwatchError(f"{split}: no such split file")
+    split = Path(split) if split is not None else None
     fmt = detect_format(root) if fmt == "auto" else fmt
     if fmt == "voc":
         return read_voc(root, split, problems)

@@ -29,7 +29,7 @@ class ImageResult:
     pred_probs: np.ndarray  # (P, C) class probabilities
     gt_boxes: np.ndarray  # (G, 4)
     gt_labels: np.ndarray  # (G,) class index or -1
-    gt_ignore: np.ndarray = field(default=None)  # (G,) bool
+    gt_ignore: np.ndarray = field(default=None)  # type: ignore[arg-type]  # (G,) bool; None: none ignored
 
     def __post_init__(self):
         self.pred_boxes = np.asarray(self.pred_boxes, np.float32).reshape(-1, 4)
