@@ -109,3 +109,12 @@ def test_max_faces_setting_reaches_the_models(monkeypatch):
     assert app.state.settings.max_faces == 7 and app.state.models.get().max_faces == 7
     with pytest.raises(SettingsError):
         load_settings(max_faces=0)
+
+
+def test_docs_give_400_for_bad_parameters_not_422():
+    c = TestClient(create_app())
+    spec = c.get("/openapi.json").json()
+    assert not any("422" in op.get("responses", {}) for path in spec["paths"].values() for op in path.values())
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    assert "400" in spec["paths"]["/v1/detect"]["post"]["responses"]
+    assert c.post("/v1/detect?threshold=high", json={"images": ["x"]}).status_code == 400  # as documented

@@ -12,6 +12,7 @@ from .. import __version__
 from .dependencies import BodyLimit, Service
 from .errors import install_error_handlers
 from .routers import live, metrics, paddlehub, pages, rest, streams
+from .schemas import document_400_not_422
 from .settings import ServeSettings, load_settings
 from .watchers import StreamHub
 
@@ -55,6 +56,7 @@ def create_app(settings: ServeSettings | str | None = None, /, **options: Any) -
     for router in (paddlehub.router, rest.router, metrics.router, pages.router, live.router, streams.router):
         app.include_router(router)
     pages.mount_files(app)
+    document_400_not_422(app)
     return app
 
 

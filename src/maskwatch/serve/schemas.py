@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -159,3 +161,26 @@ def documented(
         "openapi_extra": body,
         "responses": responses,
     }
+
+
+def document_400_not_422(app: FastAPI) -> None:
+    """Bad parameters answer 400 with ``{"error": ...}`` here (``errors.py``), never FastAPI's 422:
+    ``/docs`` says so."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            for path in schema.get("paths", {}).values():
+                for op in path.values():
+                    answers = op.get("responses", {})
+                    if answers.pop("422", None) is not None and "400" not in answers:
+                        answers["400"] = {
+                            "description": ERRORS[400]["description"],
+                            "content": {"application/json": {"schema": ErrorOut.model_json_schema()}},
+                        }
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
