@@ -118,3 +118,14 @@ def test_docs_give_400_for_bad_parameters_not_422():
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     assert "400" in spec["paths"]["/v1/detect"]["post"]["responses"]
     assert c.post("/v1/detect?threshold=high", json={"images": ["x"]}).status_code == 400  # as documented
+
+
+def test_rest_model_names_come_from_the_registry(monkeypatch):
+    from maskwatch.core.registry import available
+    from maskwatch.serve.routers import rest
+
+    c = TestClient(create_app())
+    r = c.post("/v1/detect?model=nope", json={"images": ["x"]})
+    assert r.status_code == 400 and all(name in r.json()["error"] for name in available())
+    monkeypatch.setattr(rest, "available", lambda: ["mobile"])  # a smaller installation
+    assert "server" not in c.post("/v1/detect?model=server", json={"images": ["x"]}).json()["error"].split("of ")[-1]

@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from ..core.errors import MaskwatchError
+from ..core.registry import paddlehub_modules
 from ._common import fail_usage
 
 FLAGS = {"cors_origins": "--cors", "model": "--model"}  # settings whose flag is not --the-field-name
@@ -54,8 +55,9 @@ def serve(
     except MaskwatchError as exc:  # a model file that cannot load
         fail_usage(str(exc))
     # plain text, one line (a model path is data, not markup)
-    typer.echo(f"maskwatch serving {settings.model} on http://{settings.host}:{settings.port} "
-               "(PaddleHub: POST /predict/pyramidbox_lite_mobile_mask)", err=True)
+    predict = " or ".join(f"/predict/{m}" for m in paddlehub_modules())
+    typer.echo(f"maskwatch serving {settings.model} on http://{settings.host}:{settings.port} (PaddleHub: POST {predict})",
+               err=True)
     if settings.workers == 1:  # this process serves: the app made above, its model already loaded
         uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning")
         return

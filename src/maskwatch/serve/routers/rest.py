@@ -35,8 +35,8 @@ async def detect(
     ``?annotate=true`` (one picture) answers the annotated picture as image/jpeg.
     """
     drawn = (annotate_ or "").lower() in ("1", "true", "yes")
-    if model is not None and model not in ("mobile", "server"):
-        raise BadRequest("model must be mobile or server")
+    if model is not None and model not in available():
+        raise BadRequest(f"model must be one of {', '.join(available())}")
     if threshold is not None and not 0 <= threshold <= 1:
         raise BadRequest("threshold must be between 0 and 1")
     settings = svc.settings
