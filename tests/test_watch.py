@@ -264,8 +264,9 @@ def test_a_source_that_cannot_be_opened_is_a_clear_error_soon(tmp_path, det):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens there
     t = time.monotonic()
-    with pytest.raises(MaskwatchError, match="cannot open"):
-        list(Watcher(f"http://127.0.0.1:{port}/cam.mjpg", detector=det))
+    with pytest.raises(MaskwatchError, match="cannot open") as exc:
+        list(Watcher(f"http://user:pw@127.0.0.1:{port}/cam.mjpg", detector=det))
+    assert str(exc.value).startswith(f"http://127.0.0.1:{port}/cam.mjpg: ")  # the password never shows
     assert time.monotonic() - t < 10
     with pytest.raises(MaskwatchError, match="no such video file"):
         Watcher(str(tmp_path / "missing.mp4"), detector=det).run()

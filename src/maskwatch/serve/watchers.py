@@ -11,27 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ..core.detector import Detector
 from ..core.errors import MaskwatchError
-from ..watch.reader import is_live
+from ..watch.reader import is_live, public_source
 from ..watch.tracking import INSTALL_HINT
 from ..watch.watcher import Watcher
 
 RETRY_S = (2.0, 5.0, 10.0, 30.0)  # waits before watching a failed stream again (the last repeats)
-
-
-def public_source(source: str) -> str:
-    """The source without the user name and password a camera URL may carry."""
-    if "://" not in source:
-        return source
-    parts = urlsplit(source)
-    if parts.username is None and parts.password is None:
-        return source
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class Stream:

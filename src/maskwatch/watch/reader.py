@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -44,6 +45,18 @@ class Frame:
 def is_live(source: str | int) -> bool:
     """A camera index or a URL: frames come in real time and may be dropped."""
     return isinstance(source, int) or is_stream(str(source))
+
+
+def public_source(source: str) -> str:
+    """The source without the user name and password a camera URL may carry."""
+    if "://" not in source:
+        return source
+    parts = urlsplit(source)
+    if parts.username is None and parts.password is None:
+        return source
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class FrameReader:
@@ -92,7 +105,7 @@ class FrameReader:
     def start(self) -> FrameReader:
         """Open the source (SourceError within ``open_timeout`` if it cannot be) and start reading."""
         if not is_live(self.source) and not Path(str(self.source)).is_file():
-            raise SourceError(f"{self.source}: no such video file")
+            raise SourceError(f"{public_source(str(self.source))}: no such video file")
         opened: list[cv2.VideoCapture] = []
         failure: list[str] = []
 
@@ -109,11 +122,13 @@ class FrameReader:
         t.join(self.open_timeout)
         if t.is_alive():
             raise SourceError(
-                f"{self.source}: no answer within {self.open_timeout:.0f} s (cannot open the video or stream)"
+                f"{public_source(str(self.source))}: no answer within {self.open_timeout:.0f} s (cannot open the video or stream)"
             )
         if failure or not opened or not opened[0].isOpened():
             kind = "camera" if str(self.source).isdigit() else "video or stream"
-            raise SourceError(f"{self.source}: cannot open the {kind}" + (f" ({failure[0]})" if failure else ""))
+            raise SourceError(
+                f"{public_source(str(self.source))}: cannot open the {kind}" + (f" ({failure[0]})" if failure else "")
+            )
         self._cap = opened[0]
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 1.0 <= self.fps <= 240.0:
@@ -184,6 +199,8 @@ class FrameReader:
                     else:
                         pos = cap.get(cv2.CAP_PROP_POS_MSEC) if cap is not None else 0.0
                         vt = pos / 1000.0 if pos and pos > 0 else index / self.fps
+                        if not self.every_frame and self._stop.wait(max(0.0, start + vt - now)):
+                            break  # a file watched as live (--drop-frames) comes at its own pace, as a camera
                     self.read += 1
                     self._put(Frame(img, index, vt, now, time.time()))
                     index += 1

@@ -25,7 +25,7 @@ from ..core.detector import Detector
 from ..core.errors import MaskwatchError
 from ..core.face import LABELS
 from .events import EventLog, Snapshots, make_event
-from .reader import Frame, FrameReader, is_live
+from .reader import Frame, FrameReader, is_live, public_source
 from .tracking import FaceTracker, Track, TrackUpdate
 from .webhook import Webhook
 
@@ -92,7 +92,7 @@ class Watcher:
         open_timeout: float = 10.0,
     ):
         self.source = source
-        self.name = name or str(source)
+        self.name = name or public_source(str(source))  # events and summaries never show a camera's password
         if detector is None or isinstance(detector, (str, Path)):
             detector = Detector(detector or "mobile")
         self.detector = detector
@@ -202,7 +202,9 @@ class Watcher:
             raise
         self.tracker = FaceTracker(self.threshold, self.reader.fps, self.lost_after, self.min_hits, self.settle_share)
         self.started_at = time.time()
-        self._emit(make_event("stream_started", self.name, self.started_at, 0.0, 0, detail=str(self.source)))
+        self._emit(
+            make_event("stream_started", self.name, self.started_at, 0.0, 0, detail=public_source(str(self.source)))
+        )
 
     def _on_status(self, kind: str, detail: str) -> None:
         if kind == "stream_ended":
