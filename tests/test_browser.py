@@ -70,3 +70,46 @@ def test_on_device_mode_finds_the_same_faces_as_the_server(browser, live_server,
         best = min(device_faces, key=lambda d: max(abs(a - b) for a, b in zip(d["box"], f["box"])))
         assert max(abs(a - b) for a, b in zip(best["box"], f["box"])) <= 4.0
         assert best["label"] == f["label"]
+
+
+def test_cameras_section_shows_each_stream_with_counts_preview_and_chart(browser, data):
+    """serve --watch: the page's Cameras section fills from /v1/streams (counts, preview, per-minute bars)."""
+    import watch_scene as ws
+
+    from conftest import LiveServer
+    from maskwatch import Detector
+
+    crops = ws.face_crops(data, Detector("mobile", input_size=320), {"mask": 1, "no_mask": 1})
+    frames = ws.render(ws.make_people(crops, frames_on=30, gap=40))
+    with ws.MjpegServer(frames, fps=25, loop=True) as cam:
+        srv = LiveServer("--watch", f"door={cam.url}").wait()
+        try:
+            page = browser.new_page()
+            page.goto(srv.url + "/")
+            page.wait_for_selector("#streams .stream canvas", timeout=20000)
+            page.wait_for_function("/people [1-9]/.test(document.querySelector('#streams .figs').textContent)",
+                                   timeout=40000)
+            page.wait_for_timeout(2500)  # the next poll draws the minute's bar
+            text = page.inner_text("#streams")
+            bars = page.evaluate("""() => {
+                const c = document.querySelector('#streams canvas');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0;
+                for (let i = 0; i < d.length; i += 4) if (d[i] === 156 && d[i + 1] === 180 && d[i + 2] === 216) n++;
+                return n;
+            }""")
+            preview = page.evaluate("document.querySelector('#streams img').naturalWidth")
+            page.close()
+        finally:
+            srv.stop()
+    assert "door (running)" in text and "compliance" in text and "alerts" in text
+    assert bars > 20  # a bar of people per minute
+    assert preview == 320  # the annotated frames of the stream
+
+
+def test_cameras_section_is_hidden_without_streams(browser, live_server):
+    page = browser.new_page()
+    page.goto(live_server.url + "/")
+    page.wait_for_timeout(1000)
+    assert not page.is_visible("#streams")
+    page.close()

@@ -455,3 +455,28 @@ def test_serve_watch_settings_are_checked():
     assert load_settings(watch=["door=rtsp://cam/1?x=1"]).watch == ["door=rtsp://cam/1?x=1"]
     r = CliRunner().invoke(app, ["serve", "--watch", "door=0", "--workers", "2"])
     assert r.exit_code == 2 and "--watch: streams are watched in one process" in r.output
+
+
+def test_serve_watch_from_the_command_line(one_by_one):
+    pytest.importorskip("fastapi")
+    import urllib.request
+
+    from conftest import LiveServer
+
+    frames, _, _ = one_by_one
+    with ws.MjpegServer(frames, fps=25, loop=True) as cam:
+        srv = LiveServer("--watch", f"door={cam.url}").wait()
+        try:
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline:
+                with urllib.request.urlopen(srv.url + "/v1/streams?minutes=0", timeout=5) as r:
+                    (door,) = json.loads(r.read())["streams"]
+                if door["frames"] > 10:
+                    break
+                time.sleep(0.3)
+        finally:
+            srv.stop()
+    assert door["name"] == "door" and door["state"] == "running" and door["frames"] > 10
+    # SIGTERM: uvicorn shuts the app down (the lifespan stops the watcher), then exits by the signal
+    assert srv.proc.returncode in (0, -signal.SIGTERM)
+    assert "Traceback" not in srv.proc.stderr.read().decode(errors="replace")

@@ -29,32 +29,38 @@
 
   function pct(v) { return v === null || v === undefined ? '-' : (100 * v).toFixed(1) + ' %'; }
 
+  // A time axis of at least the last hour, one slot per minute, ending at the current minute.
   function chart(canvas, minutes) {
-    const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height, pad = 28;
+    const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height, pad = 34;
     ctx.clearRect(0, 0, W, H);
     ctx.font = '11px system-ui'; ctx.fillStyle = '#5c6670';
-    ctx.fillText('people per minute (bars), compliance (line), last ' + minutes.length + ' min', pad, 12);
-    if (!minutes.length) return;
-    const n = minutes.length, bw = (W - 2 * pad) / Math.max(n, 1);
+    const now = Math.floor(Date.now() / 60000) * 60;
+    const first = minutes.length ? Math.min(minutes[0].minute, now) : now;
+    const slots = Math.max(60, Math.round((now - first) / 60) + 1), start = now - 60 * (slots - 1);
+    const hours = slots >= 120 ? (slots / 60).toFixed(0) + ' h' : slots + ' min';
+    ctx.fillText('people per minute (bars) and compliance (line), last ' + hours, pad, 12);
+    const bw = (W - 2 * pad) / slots, x = m => pad + ((m.minute - start) / 60) * bw;
     const top = Math.max(1, ...minutes.map(m => m.people));
     ctx.strokeStyle = '#e3e6ea'; ctx.beginPath(); ctx.moveTo(pad, H - pad); ctx.lineTo(W - pad, H - pad); ctx.stroke();
-    minutes.forEach((m, i) => {
+    ctx.fillStyle = '#9cb4d8';
+    for (const m of minutes) {
       const h = (H - 2 * pad) * m.people / top;
-      ctx.fillStyle = '#9cb4d8';
-      ctx.fillRect(pad + i * bw + 1, H - pad - h, Math.max(1, bw - 2), h);
-    });
-    ctx.strokeStyle = '#2b8a3e'; ctx.lineWidth = 2; ctx.beginPath();
+      ctx.fillRect(x(m) + 0.5, H - pad - h, Math.max(1, bw - 1), h);
+    }
+    ctx.strokeStyle = '#2b8a3e'; ctx.fillStyle = '#2b8a3e'; ctx.lineWidth = 2; ctx.beginPath();
     let started = false;
-    minutes.forEach((m, i) => {
-      if (m.compliance === null) return;
-      const x = pad + (i + 0.5) * bw, y = H - pad - (H - 2 * pad) * m.compliance;
-      if (started) ctx.lineTo(x, y); else { ctx.moveTo(x, y); started = true; }
-    });
+    for (const m of minutes) {
+      if (m.compliance === null) continue;
+      const cx = x(m) + bw / 2, cy = H - pad - (H - 2 * pad) * m.compliance;
+      if (started) ctx.lineTo(cx, cy); else { ctx.moveTo(cx, cy); started = true; }
+      ctx.fillRect(cx - 1.5, cy - 1.5, 3, 3);
+    }
     ctx.stroke(); ctx.lineWidth = 1;
     ctx.fillStyle = '#5c6670';
-    ctx.fillText(top + ' people', 2, pad); ctx.fillText('100 %', W - pad + 2, pad); ctx.fillText('0', W - pad + 2, H - pad);
-    const t = m => new Date(m.minute * 1000).toTimeString().slice(0, 5);
-    ctx.fillText(t(minutes[0]), pad, H - 8); ctx.fillText(t(minutes[n - 1]), W - pad - 30, H - 8);
+    ctx.fillText(String(top), 4, pad + 4); ctx.fillText('0', 4, H - pad);
+    ctx.fillText('100%', W - pad + 3, pad + 4); ctx.fillText('0%', W - pad + 3, H - pad);
+    const t = s => new Date(s * 1000).toTimeString().slice(0, 5);
+    ctx.fillText(t(start), pad, H - pad + 14); ctx.fillText(t(now), W - pad - 28, H - pad + 14);
   }
 
   async function poll() {
