@@ -140,6 +140,21 @@ def test_command_line_summary_counts_people_not_frames(scene, tmp_path):
     assert f"frames {s['frames']} processed" in text
 
 
+def test_detect_summary_of_a_video_counts_frames_and_points_to_watch(scene):
+    video, _ = scene
+    p = subprocess.run(
+        CLI + ["detect", str(video), "--vid-stride", "10", "--summary", "-f", "csv"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    rows = p.stdout.splitlines()[1:]
+    faces = sum(1 for r in rows if r.split(",")[0])
+    assert f"videos: 1, 13 frames, {faces} faces summed over frames" in p.stderr
+    assert "`maskwatch watch VIDEO` counts people" in p.stderr
+
+
 def _face(x: float, probs) -> Detections:
     return Detections(
         np.array([[x, 40, x + 60, 100]], np.float32), np.array([0.9], np.float32), np.array([probs], np.float32)

@@ -359,6 +359,8 @@ class Watcher:
         if self._finished or self.reader is None:
             return
         self._finished = True
+        if self.tracker is None:  # the source never opened: _open closed the outputs, nothing to end
+            return
         self.reader.stop()
         self._flush_pending()
         last = self._last
