@@ -13,10 +13,16 @@ from maskwatch.batch.output import ReportWriter
 from maskwatch.batch.runner import Report
 from maskwatch.core.face import Face
 
-FACE = Face(box=(1.234, 2.345, 30.456, 40.567), label="incorrect", confidence=0.71234, score=0.81234,
-            probs=(0.1, 0.2, 0.7))
-OTHER = {"box": [5.0, 6.0, 70.0, 80.0], "label": "mask", "confidence": 0.5, "score": 0.6,
-         "probs": {"mask": 0.5, "no_mask": 0.3, "incorrect": 0.2}}
+FACE = Face(
+    box=(1.234, 2.345, 30.456, 40.567), label="incorrect", confidence=0.71234, score=0.81234, probs=(0.1, 0.2, 0.7)
+)
+OTHER = {
+    "box": [5.0, 6.0, 70.0, 80.0],
+    "label": "mask",
+    "confidence": 0.5,
+    "score": 0.6,
+    "probs": {"mask": 0.5, "no_mask": 0.3, "incorrect": 0.2},
+}
 
 
 @pytest.fixture
@@ -37,8 +43,9 @@ def test_every_file_format_follows_to_dict(patched):
     rep = Report("p.jpg", [FACE], width=100, height=100)
     assert rep.rows()[0]["x1"] == 5.0 and rep.rows()[0]["label"] == "mask"
     assert rep.to_dict()["faces"] == [OTHER]
-    assert hub.to_paddle([FACE], 100, 100) == [{"label": "MASK", "confidence": 0.5, "left": 5, "top": 6,
-                                                 "right": 70, "bottom": 80}]
+    assert hub.to_paddle([FACE], 100, 100) == [
+        {"label": "MASK", "confidence": 0.5, "left": 5, "top": 6, "right": 70, "bottom": 80}
+    ]
     for fmt, expect in (("csv", "mask,5.0,6.0,70.0,80.0,0.5,p.jpg,0.6"), ("table", "70")):
         out = io.StringIO()
         w = ReportWriter(out, fmt)
