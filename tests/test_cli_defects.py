@@ -224,7 +224,10 @@ def test_documented_input_sizes_are_the_models(tmp_path):
 
 def test_readme_main_job_writes_under_runs_and_names_the_plot_extra():
     readme = (REPO / "README.md").read_text()
-    main_job = next(ln for ln in readme.splitlines() if "maskwatch detect" in ln and "pip install" in ln)
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    # the first command installs and runs the demo (no data folder needed); the folder job comes next
+    assert "pip install -e ." in first_block[0] and first_block[0].endswith("maskwatch demo")
+    main_job = next(ln for ln in first_block if "maskwatch detect" in ln)
     assert "--save " in main_job and "--output runs/" in main_job and "annotated" not in main_job
     assert "pip install 'maskwatch[plot]'" in readme
     assert "PyTorch 2.13 CPU" not in readme and "torch==2.13.0" in (REPO / ".ci" / "run").read_text()

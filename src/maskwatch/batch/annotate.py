@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import cv2
 import numpy as np
@@ -99,7 +99,11 @@ def annotate(image: np.ndarray, faces: Iterable[Face], thickness: int | None = N
 
 def summarize(faces: Iterable[Face]) -> dict[str, Any]:
     """Faces per label and the mask rate (share of faces wearing a mask correctly)."""
-    counts = Counter(f.label for f in faces)
+    return summarize_counts(Counter(f.label for f in faces))
+
+
+def summarize_counts(counts: Mapping[str, int]) -> dict:
+    """``summarize`` from faces counted per label."""
     total = sum(counts.values())
     return {**{k: counts.get(k, 0) for k in LABELS}, "faces": total,
             "mask_rate": round(counts.get("mask", 0) / total, 4) if total else None}

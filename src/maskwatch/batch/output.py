@@ -37,7 +37,7 @@ class ReportWriter:
         self.reports.append(rep)
         if self._csv is not None:
             for row in rep.rows():
-                self._csv.writerow({k: ("" if v is None else v) for k, v in row.items()})
+                self._csv.writerow(csv_cells(row))
         elif self.fmt == "jsonl":
             self.out.write(json.dumps(rep.to_dict()) + "\n")
         elif self.fmt == "json":
@@ -86,6 +86,11 @@ class ReportWriter:
             self.out.write(summary_text(self.reports, self.per_image))
 
 
+def csv_cells(row: dict) -> dict:
+    """One row as the CSV writes it (an empty cell for None)."""
+    return {k: ("" if v is None else v) for k, v in row.items()}
+
+
 def _indent(text: str, n: int) -> str:
     pad = " " * n
     return "\n".join(pad + line for line in text.splitlines())
@@ -95,8 +100,9 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
-def summary_text(reports: list[Report], per_image: bool = False) -> str:
-    """Plain text, one line per row: the overall figures first, then each picture when ``per_image``.
+def summary_text(reports: list[Report], per_image: bool = False, overall: dict | None = None) -> str:
+    """Plain text, one line per row: the overall figures first (``overall``, or computed from ``reports``),
+    then each picture when ``per_image``.
 
     The name comes last so that long paths never break the columns (and are printed exactly as they are).
     """
@@ -106,7 +112,7 @@ def summary_text(reports: list[Report], per_image: bool = False) -> str:
         return "  ".join(f"{v:>{len(h)}}" for h, v in zip(head, [*(s[k] for k in LABELS), s["faces"],
                                                                   _pct(s["mask_rate"])])) + f"  {name}"
 
-    o = overall_summary(reports)
+    o = overall_summary(reports) if overall is None else overall
     lines = ["summary", "  ".join(head) + "  image",
              line(o, f"all ({o['images']} inputs)")]
     if per_image:

@@ -6,6 +6,7 @@ One bad file never stops the rest: it gives a report with ``error`` set.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from dataclasses import dataclass, field
@@ -14,11 +15,11 @@ from typing import Callable, Iterable, Iterator
 
 import cv2
 
-from .annotate import annotate, summarize
+from .annotate import annotate, summarize, summarize_counts
 from ..core.detector import Detector
 from ..core.errors import MaskwatchError
 from ..core.face import Face
-from ..core.imageio import load_image
+from ..core.imageio import ImageInput, load_image
 from .sources import is_video, open_capture
 
 ROW_FIELDS = ("label", "x1", "y1", "x2", "y2", "confidence", "image", "score", "frame", "error")
@@ -87,9 +88,12 @@ def _common_root(paths: list[str]) -> Path | None:
         return None
 
 
-def detect_image(detector: Detector, source: str, save_dir: Path | None = None, common: Path | None = None) -> Report:
+def detect_image(detector: Detector, source: str, save_dir: Path | None = None, common: Path | None = None,
+                 data: ImageInput | None = None) -> Report:
+    """The report for one picture: ``source`` names it (and is read, unless ``data`` holds the picture already:
+    encoded bytes or a BGR array, as a Ray read step gives)."""
     try:
-        img = load_image(source)
+        img = load_image(source if data is None else data)
         faces = detector.detect(img)
     except MaskwatchError as exc:
         return Report(source, error=str(exc.reason) if hasattr(exc, "reason") else str(exc))
@@ -197,3 +201,23 @@ def overall_summary(reports: list[Report]) -> dict:
     s["images"] = len({(r.source, r.frame) for r in reports})
     s["errors"] = sum(1 for r in reports if r.error)
     return s
+
+
+class Tally:
+    """``overall_summary`` counted one picture at a time, keeping nothing per picture (memory stays flat
+    however long the run). The same figures, except for a picture named twice in one run: it counts twice
+    here, once in ``overall_summary``."""
+
+    def __init__(self) -> None:
+        self.labels: Counter[str] = Counter()
+        self.images = 0
+        self.errors = 0
+
+    def add(self, labels: Iterable[str], error: str | None) -> None:
+        """One picture (or frame): the labels of its faces, and its error if it has one."""
+        self.labels.update(labels)
+        self.images += 1
+        self.errors += error is not None
+
+    def result(self) -> dict:
+        return {**summarize_counts(self.labels), "images": self.images, "errors": self.errors}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from . import detect, export, hub, models, serve, train, watch
+from . import demo, detect, export, hub, models, serve, train, watch
 from . import eval as eval_cmds
 from ._common import clean_errors
 
@@ -17,6 +17,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 # clean_errors: any MaskwatchError ends the command with one line and exit code 1
 app.command("detect")(clean_errors(detect.detect))
+app.command("demo")(clean_errors(demo.demo))
 app.command("eval")(clean_errors(eval_cmds.eval_cmd))
 app.command("models")(clean_errors(models.models))
 app.command("train")(clean_errors(train.train))

@@ -24,17 +24,25 @@ def detect(
     save: bool = typer.Option(False, "--save", help="Write annotated pictures under runs/detect/predict (predict2... on later runs)."),
     summary: bool = typer.Option(False, "--summary", help="Faces per label and mask rate over all inputs."),
     per_image: bool = typer.Option(False, "--summary-per-image", help="The summary, and a line for each picture."),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Pictures processed at once."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Pictures processed at once (default 1; with --ray: actors in the pool, default as many as the cluster's CPUs)."),
     tile: bool = typer.Option(False, "--tile", help="Also scan large pictures in full-resolution tiles (small faces)."),
     scales: Optional[str] = typer.Option(None, "--scales", help="Input-size multipliers, e.g. 1,2 (small faces)."),
     vid_stride: int = typer.Option(1, "--vid-stride", min=1, help="Use every N-th video frame."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when more than one input)."),
+    use_ray: bool = typer.Option(False, "--ray", help="Run on Ray Data (pip install 'maskwatch[ray]'): a local Ray, or the cluster of --ray-address; SOURCES may also be URIs (s3://...). Writes csv, jsonl or parquet (a folder)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --ray: auto (the running cluster) or ray://host:10001 (default: start Ray on this machine)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="With --ray: pictures per actor call (default 8)."),
 ):
     """Detect faces and mask labels; rows of label, x1, y1, x2, y2, confidence, image."""
     from ..batch import runner as batch
     from ..batch.output import FORMATS, ReportWriter, summary_text
     from ..batch.sources import expand_sources
 
+    if use_ray or ray_address or batch_size:
+        if not use_ray:
+            fail_usage("--ray-address and --batch-size go with --ray")
+        _detect_ray(sources, model, threshold, fmt, output, save_dir or (DEFAULT_SAVE_DIR if save else None), summary,
+                    per_image, workers, tile, scales, progress, ray_address, batch_size)
     fmt = fmt or ("table" if (output is None and sys.stdout.isatty()) else "csv")
     if fmt not in FORMATS:
         fail_usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -43,15 +51,8 @@ def detect(
         save_dir = DEFAULT_SAVE_DIR
     det = make_detector(model, threshold, tile, scales)
     items = expand_sources(sources)
-    if output is not None and any(_same_file(output, src) for src, _ in items):
-        fail_usage(f"--output {output} is one of the inputs: name another file")
-    if save_dir is not None:
-        save_dir = _new_folder(save_dir)
-        try:
-            save_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            fail_usage(f"--save-dir {save_dir}: cannot create it ({exc.strerror or exc})")
-        err.print(Text(f"annotated pictures go to {save_dir}"))
+    _check_output(output, items)
+    save_dir = _prepare_save_dir(save_dir)
     try:
         out = open(output, "w", newline="") if output else sys.stdout
     except OSError as exc:
@@ -66,7 +67,7 @@ def detect(
         with Progress(TextColumn("detect"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
                       disable=not show, transient=False) as bar:
             task = bar.add_task("detect", total=len(items))
-            for rep in batch.run(det, items, workers=workers, save_dir=save_dir, vid_stride=vid_stride,
+            for rep in batch.run(det, items, workers=workers or 1, save_dir=save_dir, vid_stride=vid_stride,
                                  on_done=lambda r: bar.advance(task)):
                 if rep.error:
                     failed += 1
@@ -84,6 +85,69 @@ def detect(
         err.print(Text(f"stopped (Ctrl-C) after {len(writer.reports)} pictures or frames"
                        + (f"; results so far are in {output}" if output else "")))
         raise typer.Exit(130)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _check_output(output: Optional[Path], items: list[tuple[str, Optional[str]]]) -> None:
+    if output is not None and any(_same_file(output, src) for src, _ in items):
+        fail_usage(f"--output {output} is one of the inputs: name another file")
+
+
+def _prepare_save_dir(save_dir: Optional[Path]) -> Optional[Path]:
+    """A new folder for annotated pictures (see ``_new_folder``), made now so that a bad one fails early."""
+    if save_dir is None:
+        return None
+    save_dir = _new_folder(save_dir)
+    try:
+        save_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail_usage(f"--save-dir {save_dir}: cannot create it ({exc.strerror or exc})")
+    err.print(Text(f"annotated pictures go to {save_dir}"))
+    return save_dir
+
+
+def _detect_ray(sources: List[str], model: str, threshold: Optional[float], fmt: Optional[str], output: Optional[Path],
+                save_dir: Optional[Path], summary: bool, per_image: bool, workers: Optional[int], tile: bool,
+                scales: Optional[str], progress: Optional[bool], address: Optional[str], batch_size: Optional[int]):
+    """``detect --ray``: the same rows, error rows and summary, computed on Ray Data (maskwatch.ray)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .. import ray as mray
+    from ..batch.output import summary_text
+    from ..batch.sources import expand_sources
+
+    if per_image:
+        fail_usage("--summary-per-image keeps every picture in memory: with --ray use --summary")
+    if fmt in ("table", "json"):
+        fail_usage(f"--ray writes csv, jsonl or parquet (--output FOLDER or a .parquet name), not {fmt}")
+    det = make_detector(model, threshold, tile, scales)
+    local = [s for s in sources if "://" not in s]
+    _check_output(output, expand_sources(local) if output is not None and local else [])
+    save_dir = _prepare_save_dir(save_dir)
+    mray.connect(address)  # a cluster that is not there fails here, before any progress bar
+    failed = 0
+    with Progress(TextColumn("detect (ray)"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
+                  disable=progress is False, transient=False) as bar:
+        task = bar.add_task("detect", total=None)
+
+        def total(n):
+            bar.update(task, total=n)
+            if progress is None and (n or 0) <= 1:
+                bar.disable = True
+
+        def done(image, frame, error_msg):
+            nonlocal failed
+            bar.advance(task)
+            if error_msg:
+                failed += 1
+                error(f"{image}: {error_msg}")
+
+        res = mray.run(sources, output, fmt=fmt, model=det, workers=workers, batch_size=batch_size or 8,
+                       save_dir=save_dir, address=address, summary=summary, on_total=total, on_done=done)
+    if summary and res.format != "jsonl":
+        sys.stderr.write(summary_text([], overall=res.summary))
+    if res.format == "parquet":
+        err.print(Text(f"rows written to {res.output} (Parquet, one file per block)"))
     raise typer.Exit(1 if failed else 0)
 
 

@@ -1,0 +1,49 @@
+"""Batch detection on Ray Data (the ``ray`` extra: ``pip install 'maskwatch[ray]'``).
+
+``detect(dataset_or_paths, model="mobile", ...)`` returns a Ray Dataset of the rows that ``maskwatch detect``
+writes (label, x1, y1, x2, y2, confidence, image, score, frame, error), error rows included, so that it
+chains with the rest of a Ray pipeline; ``run`` is what ``maskwatch detect --ray`` does with it.
+
+Importing this package needs no Ray; calling it without Ray raises a ``MaskwatchError`` that says what
+to install. (The package is named ``maskwatch.ray``; inside it ``import ray`` is the Ray library, since
+imports are absolute.)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import MaskwatchError
+
+if TYPE_CHECKING:
+    from .pipeline import RunResult
+
+INSTALL_HINT = "Ray is not installed: pip install 'maskwatch[ray]' (or pip install 'ray[data]')"
+
+
+def _pipeline() -> Any:
+    try:
+        import ray.data  # noqa: F401  (the Ray library: absolute import)
+    except ImportError as exc:
+        raise MaskwatchError(f"{INSTALL_HINT} ({exc})") from None
+    from . import pipeline
+
+    return pipeline
+
+
+def detect(dataset_or_paths: Any, model: Any = "mobile", **kwargs: Any) -> Any:
+    """A Ray Dataset of detection rows; see ``maskwatch.ray.pipeline.detect``."""
+    return _pipeline().detect(dataset_or_paths, model, **kwargs)
+
+
+def run(sources: Any, output: Any = None, **kwargs: Any) -> "RunResult":
+    """Detect over ``sources`` on Ray and stream the rows to ``output``; see ``maskwatch.ray.pipeline.run``."""
+    return _pipeline().run(sources, output, **kwargs)  # type: ignore[no-any-return]
+
+
+def connect(address: str | None = None, **kwargs: Any) -> None:
+    """Join the Ray cluster at ``address`` (or start Ray on this machine); see ``maskwatch.ray.pipeline.connect``."""
+    _pipeline().connect(address, **kwargs)
+
+
+__all__ = ["INSTALL_HINT", "connect", "detect", "run"]
