@@ -189,7 +189,7 @@ def sources_dataset(
         return Sources(ds)
     items = expand_sources(names)
     rows = [{"path": s, "error": e if e is not None else (VIDEO_ERROR if is_video(s) else None)} for s, e in items]
-    common = _common_root([r["path"] for r in rows if r["error"] is None])
+    common = _common_root([str(r["path"]) for r in rows if r["error"] is None])
     blocks = max(1, min(-(-len(rows) // max(1, batch_size)), 5000))
     return Sources(ray.data.from_items(rows, override_num_blocks=blocks), len(rows), common)
 
@@ -320,12 +320,9 @@ def run(
     ds = detect(src.dataset, reports=fmt == "jsonl", common=src.common, **options)
     tally = Tally()
     if fmt == "parquet":
-        ds.write_parquet(
-            os.fspath(output),
-            ray_remote_args={"num_cpus": READ_CPUS},  # type: ignore[arg-type]
-            min_rows_per_file=PARQUET_ROWS,
-        )
-        batches = _read_back(Path(output))  # type: ignore[arg-type]
+        assert output is not None  # checked above
+        ds.write_parquet(os.fspath(output), ray_remote_args={"num_cpus": READ_CPUS}, min_rows_per_file=PARQUET_ROWS)
+        batches = _read_back(Path(output))
         _count(batches, tally, on_done)
     else:
         out = open(output, "w", newline="") if output is not None else (stdout or sys.stdout)
