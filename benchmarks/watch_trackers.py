@@ -3,9 +3,10 @@
     python benchmarks/watch_trackers.py [--people 8] [--json benchmarks/results/watch_trackers.json]
 
 The test video of tests/watch_scene.py (real Kaggle faces crossing a 640x480 scene, labels known) is
-run once through the ``mobile`` detector; the same detections then go to each tracker, in three
+run once through the ``mobile`` detector; the same detections then go to each tracker, in four
 conditions: every frame; every 3rd frame (what dropping frames does when inference falls behind);
-every frame with 25% of the detections missed at random (a face turned away, a weak frame). For each:
+gaps of 1 to 8 frames at random (a detector that falls behind by varying amounts, as on a busy
+machine); every frame with 25% of the detections missed at random (a face turned away, a weak frame). For each:
 track ids made per person (1.0 = each person one id; more = fragments, double counts), people with
 two ids, tracks on no person, and the tracker's own time per frame. ``norfair`` is run when it can be
 imported (it pins numpy<2, so it is tried from a separate folder: PYTHONPATH=/path/to/norfair).
@@ -65,6 +66,24 @@ class ByteTrack:
         return [(tuple(b), int(i)) for b, i in zip(out.xyxy, out.tracker_id) if i >= 0]
 
 
+class ByteTrackDIoU(ByteTrack):
+    name = "trackers ByteTrack, DIoU >= -0.2 (maskwatch's)"
+
+    def __init__(self, fps: float):
+        from trackers import ByteTrackTracker, DIoU
+
+        from maskwatch.watch.tracking import MIN_DIOU
+
+        self.t = ByteTrackTracker(
+            lost_track_buffer=45,
+            frame_rate=fps,
+            track_activation_threshold=0.43,
+            high_conf_det_threshold=0.43,
+            minimum_iou_threshold=MIN_DIOU,
+            iou=DIoU(),
+        )
+
+
 class Sort(ByteTrack):
     name = "trackers SORT"
 
@@ -106,7 +125,13 @@ def evaluate(tracker, dets, truth, fps, stride, miss, seed=0):
     stray: set[int] = set()
     spent = 0.0
     steps = 0
-    for f in range(0, len(dets), stride):
+    if stride > 0:
+        order = list(range(0, len(dets), stride))
+    else:  # gaps of 1 to -stride frames at random: a detector that falls behind by varying amounts
+        order = [0]
+        while order[-1] + 1 < len(dets):
+            order.append(min(len(dets) - 1, order[-1] + int(rng.integers(1, 1 - stride))))
+    for f in order:
         boxes, scores = dets[f]
         if miss and len(boxes):
             keep = rng.random(len(boxes)) >= miss
@@ -149,10 +174,16 @@ def main() -> None:
         d = det.detections(f, score_threshold=low)
         dets.append((d.boxes.astype(np.float32), d.scores.astype(np.float32)))
     print(f"{len(people)} people, {len(frames)} frames of 640x480, {sum(len(b) for b, _ in dets)} detections")
-    cands = [ByteTrack, Sort, OcSort, Norfair]
+    cands = [ByteTrack, ByteTrackDIoU, Sort, OcSort, Norfair]
     results = {}
     for cls in cands:
-        for cond, stride, miss in (("every frame", 1, 0.0), ("every 3rd frame", 3, 0.0), ("25% missed", 1, 0.25)):
+        conds = (
+            ("every frame", 1, 0.0),
+            ("every 3rd frame", 3, 0.0),
+            ("gaps of 1-8 frames", -8, 0.0),
+            ("25% missed", 1, 0.25),
+        )
+        for cond, stride, miss in conds:
             try:
                 r = evaluate(cls(fps), dets, truth, fps, stride, miss)
             except ImportError as exc:

@@ -208,6 +208,13 @@ def test_events_are_whole_lines_even_after_kill_9(scene, tmp_path):
     assert started and all(len(r["box"]) == 4 and isinstance(r["track_id"], int) for r in started)
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a disk that is always full)")
+def test_an_events_file_that_cannot_be_written_stops_the_watch_saying_so(scene, det):
+    video, _ = scene
+    with pytest.raises(MaskwatchError, match="--events /dev/full: cannot write"):
+        Watcher(str(video), detector=det, events="/dev/full").run()
+
+
 # -- streams ------------------------------------------------------------------------------------------
 
 

@@ -87,9 +87,14 @@ class EventLog:
             if self._fd < 0:
                 return
             view = memoryview(line)
-            while view:  # a regular file takes it in one write; loop only if the system splits it
-                n = os.write(self._fd, view)
-                view = view[n:]
+            try:
+                while view:  # a regular file takes it in one write; loop only if the system splits it
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+            except OSError as exc:  # a full disk: stop the watch, saying so, rather than lose events quietly
+                os.close(self._fd)
+                self._fd = -1  # said once
+                raise MaskwatchError(f"--events {self.path}: cannot write ({exc.strerror or exc})") from None
             self.written += 1
 
     def close(self) -> None:

@@ -20,21 +20,26 @@ from ..core.errors import MaskwatchError
 from ..core.face import LABELS
 
 INSTALL_HINT = "the tracker needs the watch extra: pip install 'maskwatch[watch]'"
+MIN_DIOU = -0.2  # ByteTrack's association threshold on DIoU (in [-1, 1]); see _bytetrack
 
 
 def _bytetrack(fps: float, lost_after: float, high: float, activation: float) -> Any:
     try:
-        from trackers import ByteTrackTracker
+        from trackers import ByteTrackTracker, DIoU
     except ImportError as exc:
         raise MaskwatchError(f"{INSTALL_HINT} ({exc})") from None
-    # lost_track_buffer is counted in 30 fps frames; timestamps (seconds) are passed to each update
+    # lost_track_buffer is counted in 30 fps frames; timestamps (seconds) are passed to each update.
+    # DIoU (IoU less the squared distance of the centres over the squared diagonal of the enclosing box)
+    # down to MIN_DIOU still matches a face that moved beyond its own box since the last processed frame
+    # (frames dropped, a slow frame), where plain IoU sees no overlap and starts a second track.
     return ByteTrackTracker(
         lost_track_buffer=max(1, round(lost_after * 30)),
         frame_rate=fps,
         track_activation_threshold=activation,
         minimum_consecutive_frames=2,
-        minimum_iou_threshold=0.1,
+        minimum_iou_threshold=MIN_DIOU,
         high_conf_det_threshold=high,
+        iou=DIoU(),
     )
 
 

@@ -362,24 +362,17 @@ class Watcher:
         if self.tracker is None:  # the source never opened: _open closed the outputs, nothing to end
             return
         self.reader.stop()
-        self._flush_pending()
         last = self._last
-        if self.tracker is not None:
+        try:  # the open tracks end, the stream ends; the outputs close whatever happens
+            self._flush_pending()
             frame = last or Frame(np.zeros((1, 1, 3), np.uint8), 0, 0.0, time.monotonic(), time.time())
             frame = Frame(frame.image, frame.index, frame.video_time, frame.arrival, time.time())
             self._track_events(TrackUpdate(ended=self.tracker.finish()), frame)
-        self._emit(
-            make_event(
-                "stream_ended",
-                self.name,
-                time.time(),
-                last.video_time if last else 0.0,
-                last.index if last else 0,
-                detail="stopped" if self._stop.is_set() else "end of the source",
-                frames=self.frames,
-            )
-        )
-        self._close_outputs()
+            detail = "stopped" if self._stop.is_set() else "end of the source"
+            vt, n = (last.video_time, last.index) if last else (0.0, 0)
+            self._emit(make_event("stream_ended", self.name, time.time(), vt, n, detail=detail, frames=self.frames))
+        finally:
+            self._close_outputs()
 
     def _close_outputs(self) -> None:
         if self._writer is not None:
