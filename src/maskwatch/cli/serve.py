@@ -56,8 +56,9 @@ def serve(
         fail_usage(str(exc))
     # plain text, one line (a model path is data, not markup)
     predict = " or ".join(f"/predict/{m}" for m in paddlehub_modules())
-    typer.echo(f"maskwatch serving {settings.model} on http://{settings.host}:{settings.port} (PaddleHub: POST {predict})",
-               err=True)
+    watching = f"; watching {', '.join(w.partition('=')[0] for w in settings.watch)}" if settings.watch else ""
+    typer.echo(f"maskwatch serving {settings.model} on http://{settings.host}:{settings.port} (PaddleHub: POST {predict})"
+               + watching, err=True)
     if settings.workers == 1:  # this process serves: the app made above, its model already loaded
         uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning")
         return
