@@ -15,7 +15,7 @@ from typing import Any
 from ..core.detector import Detector
 from ..core.errors import MaskwatchError
 from ..watch.reader import is_live, public_source
-from ..watch.tracking import INSTALL_HINT
+from ..watch.tracking import require
 from ..watch.watcher import Watcher
 
 RETRY_S = (2.0, 5.0, 10.0, 30.0)  # waits before watching a failed stream again (the last repeats)
@@ -106,9 +106,9 @@ class StreamHub:
         self.streams: dict[str, Stream] = {}
         if specs:
             try:
-                import trackers  # noqa: F401  (the watchers need it: say so at start, not in each thread)
-            except ImportError as exc:
-                raise MaskwatchError(f"--watch: {INSTALL_HINT} ({exc})") from None
+                require()  # the watchers need it: say so at start, not in each thread
+            except MaskwatchError as exc:
+                raise MaskwatchError(f"--watch: {exc}") from None
         for spec in specs or []:
             name, _, source = spec.partition("=")
             assert detector is not None

@@ -23,11 +23,19 @@ INSTALL_HINT = "the tracker needs the watch extra: pip install 'maskwatch[watch]
 MIN_DIOU = -0.2  # ByteTrack's association threshold on DIoU (in [-1, 1]); see _bytetrack
 
 
-def _bytetrack(fps: float, lost_after: float, high: float, activation: float) -> Any:
+def require() -> None:
+    """Import the tracker library now (a second or two), or say how to install it."""
     try:
-        from trackers import ByteTrackTracker, DIoU
+        import supervision  # noqa: F401
+        import trackers  # noqa: F401
     except ImportError as exc:
         raise MaskwatchError(f"{INSTALL_HINT} ({exc})") from None
+
+
+def _bytetrack(fps: float, lost_after: float, high: float, activation: float) -> Any:
+    require()
+    from trackers import ByteTrackTracker, DIoU
+
     # lost_track_buffer is counted in 30 fps frames; timestamps (seconds) are passed to each update.
     # DIoU (IoU less the squared distance of the centres over the squared diagonal of the enclosing box)
     # down to MIN_DIOU still matches a face that moved beyond its own box since the last processed frame

@@ -26,6 +26,7 @@ from ..core.errors import MaskwatchError
 from ..core.face import LABELS
 from .events import EventLog, Snapshots, make_event
 from .reader import Frame, FrameReader, is_live, public_source
+from . import tracking
 from .tracking import FaceTracker, Track, TrackUpdate
 from .webhook import Webhook
 
@@ -173,7 +174,10 @@ class Watcher:
     def _open(self) -> None:
         if self.reader is not None:
             raise MaskwatchError("a Watcher runs once; make a new one to watch again")
-        # outputs first: a bad --events path fails before a camera is opened
+        # the tracker library and the model's first run before the first frame (else a camera's first
+        # seconds are dropped while they load); outputs next: a bad --events path fails before a camera opens
+        tracking.require()
+        self.detector.detections(np.zeros((480, 640, 3), np.uint8))
         try:
             if isinstance(self._webhook_url, Webhook):
                 self.webhook = self._webhook_url
@@ -237,7 +241,7 @@ class Watcher:
         self._last = frame
         events = self._flush_pending()
         dets = self.detector.detections(frame.image, score_threshold=self.tracker.low_threshold)
-        tracked, up = self.tracker.update(dets, frame.index, frame.video_time)
+        tracked, up = self.tracker.update(dets, frame.index, self._track_time(frame))
         events += self._track_events(up, frame)
         self.frames += 1
         now = time.monotonic()
@@ -249,6 +253,13 @@ class Watcher:
         return FrameResult(
             frame.index, frame.video_time, frame.wall_time, frame.image, tracked, events, latency, self.counts()
         )
+
+    def _track_time(self, frame: Frame) -> float:
+        """The clock the tracker runs on: a file's own timestamps; for a live source the frame count over
+        its frame rate, not the arrival times, which come in bursts when the network or the machine is
+        busy (two frames a millisecond apart that moved 8 px would tell the motion model 8000 px/s)."""
+        assert self.reader is not None
+        return frame.index / self.reader.fps if is_live(self.source) else frame.video_time
 
     def _track_events(self, up: TrackUpdate, frame: Frame) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
