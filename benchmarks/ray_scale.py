@@ -5,7 +5,9 @@
 1. Throughput over the 853 Kaggle pictures: the plain ``maskwatch detect FOLDER -o plain.csv`` (one
    process, its default settings) against a local Ray with ``--workers`` actors (Ray's start-up, ``ray.init``,
    reported apart; the actors' start and model loading count in the Ray time). Target: Ray at least 80 %
-   of the plain throughput.
+   of the plain throughput. Also the CPU time each spent (plain: the process; Ray: the driver and every
+   process of its Ray, start-up excepted), which other work on the machine does not change as it changes
+   wall time: the overhead of Ray itself.
 2. Driver memory (peak resident set of the process that runs ``maskwatch.ray.run``) for 1,000 and
    20,000 pictures (the Kaggle list repeated). The model runs at ``--memory-input-size`` px there so that
    20,000 pictures take minutes: the driver never runs the model, so its memory does not depend on it.
@@ -50,6 +52,34 @@ def worker_rss_mb() -> list[float]:
     return out
 
 
+def descendants_cpu_s(root: int) -> dict[int, float]:
+    """CPU seconds (user + system) of every process under ``root`` (its Ray: GCS, raylet, actors), by pid."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent, cpu = {}, {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(d.name)] = int(f[1])
+        cpu[int(d.name)] = (int(f[11]) + int(f[12])) / tick
+    out = {}
+    for pid in cpu:
+        p = parent.get(pid)
+        while p and p != root:
+            p = parent.get(p)
+        if p == root:
+            out[pid] = cpu[pid]
+    return out
+
+
+def own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def child(args: argparse.Namespace) -> None:
     """One Ray run in this process; prints its figures as JSON."""
     import threading
@@ -62,14 +92,20 @@ def child(args: argparse.Namespace) -> None:
     det = Detector("mobile", input_size=args.input_size) if args.input_size else "mobile"
     worker_peak = [0.0]
     done = threading.Event()
+    me = os.getpid()
+    cpu_before, own_before = descendants_cpu_s(me), own_cpu_s()  # Ray started: its start-up CPU is not counted
+    cpu_last = dict(cpu_before)
 
     def sample() -> None:
-        while not done.wait(1.0):
+        while not done.wait(0.5):
             worker_peak[0] = max([worker_peak[0], *worker_rss_mb()])
+            cpu_last.update(descendants_cpu_s(me))
 
     threading.Thread(target=sample, daemon=True).start()
     res = run(paths, args.out, model=det, workers=args.workers, batch_size=args.batch_size)
     done.set()
+    cpu_last.update(descendants_cpu_s(me))
+    run_cpu = sum(cpu_last.values()) - sum(cpu_before.values()) + own_cpu_s() - own_before
     print(
         json.dumps(
             {
@@ -77,6 +113,8 @@ def child(args: argparse.Namespace) -> None:
                 "startup_s": startup,
                 "run_s": res.run_s,
                 "peak_rss_mb": peak_rss_mb(),
+                "worker_peak_rss_mb": worker_peak[0],
+                "cpu_s": run_cpu,
                 "summary": res.summary,
             }
         )
@@ -152,16 +190,20 @@ def main() -> None:
 
     # 1. throughput: the plain command, then Ray
     t0 = time.perf_counter()
-    subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "maskwatch.cli", "detect", str(folder), "-o", str(tmp / "plain.csv"), "--no-progress"],
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
+    _, _, usage = os.wait4(proc.pid, 0)
     plain_s = time.perf_counter() - t0
+    plain_cpu = usage.ru_utime + usage.ru_stime
     plain_ps = len(pictures) / plain_s
     print(
         f"plain maskwatch detect: {len(pictures)} pictures in {plain_s:.1f} s = {plain_ps:.1f} pictures/s "
-        f"(process start and model load included)"
+        f"(process start and model load included); {plain_cpu:.1f} CPU s = {1000 * plain_cpu / len(pictures):.0f} "
+        f"CPU ms per picture"
     )
     r = ray_run([str(folder)], tmp / "ray.csv", args.workers, args.batch_size)
     ray_ps = len(pictures) / r["run_s"]
@@ -171,9 +213,15 @@ def main() -> None:
         f"{100 * ray_ps / plain_ps:.0f} % of plain (target >= 80 %); driver peak {r['peak_rss_mb']:.0f} MB, "
         f"each worker peak {r['worker_peak_rss_mb']:.0f} MB"
     )
+    print(
+        f"ray CPU: {r['cpu_s']:.1f} CPU s (actors, Ray's processes and the driver) = "
+        f"{1000 * r['cpu_s'] / len(pictures):.0f} CPU ms per picture, {100 * (r['cpu_s'] / plain_cpu - 1):+.0f} % "
+        f"against plain (the cost of Ray itself, whatever else the machine runs)"
+    )
     ok, bad = same_rows(rows(tmp / "ray.csv"), rows(tmp / "plain.csv"))
     print(f"same rows: {'yes' if ok else 'NO'} ({len(rows(tmp / 'plain.csv'))} rows, {bad} differ)")
     out.update(
+        plain_cpu_s=plain_cpu,
         plain_s=plain_s,
         plain_pictures_per_s=plain_ps,
         ray=r,

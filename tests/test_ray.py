@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from conftest import free_port
 from maskwatch import samples
 from maskwatch.cli import app
+from maskwatch.core.errors import MaskwatchError
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'maskwatch[ray]'")
 pytest.importorskip("ray.data", reason="the ray extra is not installed: pip install 'maskwatch[ray]'")
@@ -165,6 +166,11 @@ def test_parquet_and_csv_readable_by_pandas_and_pyarrow(cluster, pictures, local
         equal_nan=True,
     )
     assert res.summary["errors"] == 1 and res.summary["faces"] == int(exp["label"].notna().sum())
+    # Parquet to a URI (object storage's way; here file://), written by the engine as well
+    res = mray.run(str(pictures), f"file://{tmp_path}/uri-rows", fmt="parquet", workers=2, batch_size=8)
+    assert len(pd.read_parquet(tmp_path / "uri-rows")) == len(exp) and res.summary["errors"] == 1
+    with pytest.raises(MaskwatchError, match="new or empty folder"):
+        mray.run(str(pictures), tmp_path / "rows.parquet", workers=2)  # never mixed with an earlier run
     # the CSV of a run reads back the same through pyarrow and pandas
     res = mray.run(str(pictures), tmp_path / "rows.csv", workers=2)
     import pyarrow.csv as pacsv

@@ -41,9 +41,10 @@ def run(sources: Any, output: Any = None, **kwargs: Any) -> "RunResult":
     return _pipeline().run(sources, output, **kwargs)  # type: ignore[no-any-return]
 
 
-def connect(address: str | None = None, **kwargs: Any) -> None:
-    """Join the Ray cluster at ``address`` (or start Ray on this machine); see ``maskwatch.ray.pipeline.connect``."""
-    _pipeline().connect(address, **kwargs)
+def connect(address: str | None = None, **kwargs: Any) -> float:
+    """Join the Ray cluster at ``address`` (or start Ray on this machine); the seconds it took. See
+    ``maskwatch.ray.pipeline.connect``."""
+    return float(_pipeline().connect(address, **kwargs))
 
 
 __all__ = ["INSTALL_HINT", "connect", "detect", "run"]

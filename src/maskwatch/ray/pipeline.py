@@ -302,10 +302,14 @@ def run(
     tile, scales, workers, batch_size, save_dir).
     """
     fmt = output_format(output, fmt)
-    if fmt == "parquet" and output is None:
-        raise MaskwatchError("Parquet needs --output FOLDER")
-    if fmt == "parquet" and Path(output).exists() and (not Path(output).is_dir() or any(Path(output).iterdir())):  # type: ignore[arg-type]
-        raise MaskwatchError(f"--output {output}: Parquet goes to a new or empty folder, and this one is not")
+    if fmt == "parquet":
+        if output is None:
+            raise MaskwatchError("Parquet needs --output FOLDER (or a URI: s3://bucket/rows/)")
+        out_path = Path(output)
+        if not is_uri(os.fspath(output)) and out_path.exists() and (not out_path.is_dir() or any(out_path.iterdir())):
+            raise MaskwatchError(f"--output {output}: Parquet goes to a new or empty folder, and this one is not")
+    elif output is not None and is_uri(os.fspath(output)):
+        raise MaskwatchError(f"--output {output}: CSV and JSON lines go to a local file; a URI takes Parquet")
     startup = connect(address)
     t0 = time.perf_counter()
     ctx = ray.data.DataContext.get_current()
@@ -322,7 +326,7 @@ def run(
     if fmt == "parquet":
         assert output is not None  # checked above
         ds.write_parquet(os.fspath(output), ray_remote_args={"num_cpus": READ_CPUS}, min_rows_per_file=PARQUET_ROWS)
-        batches = _read_back(Path(output))
+        batches = _read_back(os.fspath(output))
         _count(batches, tally, on_done)
     else:
         out = open(output, "w", newline="") if output is not None else (stdout or sys.stdout)
@@ -362,15 +366,15 @@ def _written(batches: Iterable[pa.Table], write: Callable[[pa.Table], Any], out:
         yield t
 
 
-def _read_back(folder: Path) -> Iterable[pa.Table]:
-    """The Parquet files just written, a batch at a time, only the columns the summary needs."""
-    import pyarrow.parquet as pq
+def _read_back(folder: str) -> Iterable[pa.Table]:
+    """The Parquet files just written (a folder or a URI), a batch at a time, only the columns the summary
+    needs, file after file (a picture's rows are in one file)."""
+    import pyarrow.dataset as pads
 
-    for f in sorted(folder.rglob("*.parquet")):
-        yield from (
-            pa.Table.from_batches([b])
-            for b in pq.ParquetFile(f).iter_batches(columns=["image", "frame", "label", "error"])
-        )
+    for b in pads.dataset(folder, format="parquet").to_batches(
+        columns=["image", "frame", "label", "error"], use_threads=False
+    ):
+        yield pa.Table.from_batches([b])
 
 
 def _count(
