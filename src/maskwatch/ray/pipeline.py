@@ -164,6 +164,7 @@ class Sources:
 def sources_dataset(
     sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     batch_size: int = DEFAULT_BATCH,
+    with_common: bool = False,
 ) -> Sources:
     """Local files, folders and globs (expanded as the local command does; names that match nothing become
     error rows) or URIs that Ray Data reads (``s3://bucket/pictures/``), as a dataset of pictures."""
@@ -188,10 +189,18 @@ def sources_dataset(
             raise MaskwatchError(f"cannot read {uris[0]}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
         return Sources(ds)
     items = expand_sources(names)
-    rows = [{"path": s, "error": e if e is not None else (VIDEO_ERROR if is_video(s) else None)} for s, e in items]
-    common = _common_root([str(r["path"]) for r in rows if r["error"] is None])
-    blocks = max(1, min(-(-len(rows) // max(1, batch_size)), 5000))
-    return Sources(ray.data.from_items(rows, override_num_blocks=blocks), len(rows), common)
+    paths = [s for s, _ in items]
+    errors = [e if e is not None else (VIDEO_ERROR if is_video(s) else None) for s, e in items]
+    del items
+    # the folder that annotated pictures mirror (``--save-dir``), as the local command finds it
+    common = _common_root([p for p, e in zip(paths, errors) if e is None]) if with_common else None
+    # one Arrow table (a few bytes per picture beyond its name), cut into blocks of a few batches
+    table = pa.table({"path": pa.array(paths, pa.string()), "error": pa.array(errors, pa.string())})
+    n = len(paths)
+    del paths, errors
+    rows_per_block = max(1, batch_size) * 4
+    blocks = [table.slice(i, rows_per_block) for i in range(0, n, rows_per_block)]
+    return Sources(ray.data.from_arrow(blocks), n, common)
 
 
 def detect(
@@ -235,7 +244,7 @@ def detect(
         if "path" not in cols:
             raise MaskwatchError("the dataset needs a 'path' column: read it with include_paths=True")
     else:
-        src = sources_dataset(dataset_or_paths, batch_size)
+        src = sources_dataset(dataset_or_paths, batch_size, with_common=save_dir is not None)
         ds, common = src.dataset, common or src.common
     compute = (
         ray.data.ActorPoolStrategy(size=workers) if workers else ray.data.ActorPoolStrategy(min_size=1, max_size=None)
@@ -318,7 +327,9 @@ def run(
     if isinstance(sources, ray.data.Dataset):
         src = Sources(sources)
     else:
-        src = sources_dataset(sources, options.get("batch_size", DEFAULT_BATCH))
+        src = sources_dataset(
+            sources, options.get("batch_size", DEFAULT_BATCH), with_common=options.get("save_dir") is not None
+        )
     if on_total:
         on_total(src.total)
     ds = detect(src.dataset, reports=fmt == "jsonl", common=src.common, **options)
