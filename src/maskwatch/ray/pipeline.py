@@ -63,6 +63,7 @@ VIDEO_ERROR = "videos and streams are not run on Ray: run them without --ray"
 DEFAULT_BATCH = 8
 READ_CPUS = 0  # per read or write task: storage-bound, and the detection actors may hold every CPU
 CONNECT_TIMEOUT_S = 10.0
+BLOCK_ROWS = 256  # pictures per input block at most (a task's work: many actor calls of batch_size)
 PARQUET_ROWS = 100_000  # rows per Parquet file at least (the last one excepted)
 
 assert tuple(ROW_SCHEMA.names) == ROW_FIELDS
@@ -194,11 +195,13 @@ def sources_dataset(
     del items
     # the folder that annotated pictures mirror (``--save-dir``), as the local command finds it
     common = _common_root([p for p, e in zip(paths, errors) if e is None]) if with_common else None
-    # one Arrow table (a few bytes per picture beyond its name), cut into blocks of a few batches
+    # one Arrow table (a few bytes per picture beyond its name), cut into blocks: at least 64 of them for
+    # small runs (every worker busy to the end), at most BLOCK_ROWS pictures each for large ones (the
+    # driver keeps some bookkeeping per block and per task: fewer, larger blocks keep it small)
     table = pa.table({"path": pa.array(paths, pa.string()), "error": pa.array(errors, pa.string())})
     n = len(paths)
     del paths, errors
-    rows_per_block = max(1, batch_size) * 4
+    rows_per_block = max(1, batch_size, min(BLOCK_ROWS, -(-n // 64)))
     blocks = [table.slice(i, rows_per_block) for i in range(0, n, rows_per_block)]
     return Sources(ray.data.from_arrow(blocks), n, common)
 
