@@ -109,7 +109,7 @@ def child(args: argparse.Namespace) -> None:
     print(
         json.dumps(
             {
-                "pictures": len(paths),
+                "pictures": res.summary["images"],  # pictures done (the list may name a folder)
                 "startup_s": startup,
                 "run_s": res.run_s,
                 "peak_rss_mb": peak_rss_mb(),

@@ -220,3 +220,33 @@ def test_unreachable_cluster_is_a_clear_error_not_a_hang(pictures):
     assert f"cannot reach the Ray cluster at ray://127.0.0.1:{port}" in r.stderr
     assert "Traceback" not in r.stderr
     assert time.perf_counter() - t0 < 60
+
+
+def test_jsonl_equals_the_local_command_line_for_line(cluster, pictures, tmp_path):
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    r = CliRunner().invoke(
+        app, ["detect", str(pictures), "-f", "jsonl", "--summary", "-o", str(local), "--no-progress"]
+    )
+    assert r.exit_code == 1, r.output
+    res = mray.run(str(pictures), remote, workers=2, batch_size=3, summary=True)
+    assert res.format == "jsonl"
+    assert remote.read_text() == local.read_text()  # every picture's line and the summary line
+
+
+def test_ray_usage_errors_are_one_line_before_any_cluster(pictures, tmp_path):
+    for args, msg in (
+        (["--ray", "-f", "table"], "--ray writes csv, jsonl or parquet"),
+        (["--ray", "--summary-per-image"], "with --ray use --summary"),
+        (["--ray-address", "auto"], "--ray-address and --batch-size go with --ray"),
+    ):
+        r = CliRunner().invoke(app, ["detect", str(pictures), *args])
+        assert r.exit_code == 2 and msg in r.output, (args, r.output)
+
+
+def test_without_ray_installed_the_error_says_what_to_install(pictures):
+    code = "import sys; sys.modules['ray'] = None; from maskwatch.cli import main; main()"
+    r = subprocess.run(
+        [sys.executable, "-c", code, "detect", str(pictures), "--ray"], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 1
+    assert "Ray is not installed: pip install 'maskwatch[ray]'" in r.stderr and "Traceback" not in r.stderr
