@@ -1,9 +1,13 @@
-"""Speed of ``Detector.detect`` on a 640x480 picture, detection and classification included.
+"""Speed of ``Detector.detect`` on a 640x480 picture, detection and classification included, and
+of YuNet-n (the teacher in ../shared/teachers) at the same input sizes, in one run.
 
-    python benchmarks/speed.py [--models mobile server] [--runs 100] [--json benchmarks/results/speed.json]
+    python benchmarks/speed.py [--models mobile server] [--yunet 640 800] [--runs 100] [--json benchmarks/results/speed.json]
 
 Uses a real photo from ../shared/data (or $MASKWATCH_DATA) resized to 640x480 when there is
-one, so that the number of faces is realistic; a made-up picture otherwise.
+one, so that the number of faces is realistic; a made-up picture otherwise. The picture is decoded
+before timing. Each system runs in its own process (two onnxruntime sessions in one process spin
+their thread pools against each other). YuNet-n is timed as a user runs it: resize, pad, run,
+decode its outputs, NMS (``--yunet N``: long side N px).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -53,29 +59,58 @@ def report(out: dict, path: Path | None) -> None:
 
 def bench(model: str, img: np.ndarray, runs: int) -> dict:
     det = Detector(model)
+    r = timed(lambda: det.detect(img), runs)
+    whole, _ = det.passes(img.shape[1], img.shape[0])
+    return {"model": model, **r, "input": whole[0], "file_mb": round(Path(det.path).stat().st_size / 1e6, 3)}
+
+
+def bench_yunet(long_side: int, img: np.ndarray, runs: int) -> dict:
+    from maskwatch.train.teacher import YuNetTeacher, teacher_path
+
+    yunet = YuNetTeacher(score_threshold=0.6, long_side=long_side, threads=min(4, os.cpu_count() or 1))
+    r = timed(lambda: yunet.detect(img), runs)
+    return {"model": f"yunet-n@{long_side}", **r, "input": long_side, "file_mb": round(teacher_path().stat().st_size / 1e6, 3)}
+
+
+def timed(call, runs: int) -> dict:
     for _ in range(10):
-        det.detect(img)
+        call()
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        faces = det.detect(img)
+        found = call()
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
-    return {"model": model, "median_ms": round(statistics.median(times), 2), "p90_ms": round(times[int(0.9 * len(times))], 2),
-            "mean_ms": round(statistics.fmean(times), 2), "faces": len(faces), "runs": runs,
-            "file_mb": round(Path(det.path).stat().st_size / 1e6, 3)}
+    return {"median_ms": round(statistics.median(times), 2), "p90_ms": round(times[int(0.9 * len(times))], 2),
+            "mean_ms": round(statistics.fmean(times), 2), "faces": len(found), "runs": runs}
+
+
+def in_own_process(system: str, runs: int) -> dict:
+    """One system timed in a fresh process (its own onnxruntime thread pool)."""
+    cmd = [sys.executable, __file__, "--one", system, "--runs", str(runs)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--models", nargs="+", default=["mobile", "server"])
+    ap.add_argument("--yunet", type=int, nargs="*", default=[], help="also YuNet-n at these long sides (px)")
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one system in this process
     args = ap.parse_args()
     img, src = test_picture()
-    out = {"machine": machine(), "picture": f"{src} at 640x480", "results": [bench(m, img, args.runs) for m in args.models]}
+    if args.one:
+        kind, _, size = args.one.partition("@")
+        r = bench_yunet(int(size), img, args.runs) if kind == "yunet-n" else bench(args.one, img, args.runs)
+        print(json.dumps(r))
+        return
+    systems = list(args.models) + [f"yunet-n@{n}" for n in args.yunet]
+    out = {"machine": machine(), "picture": f"{src} at 640x480", "results": [in_own_process(s, args.runs) for s in systems]}
     for r in out["results"]:
-        print(f"{r['model']:8s} median {r['median_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f} ms  ({r['faces']} faces, {r['file_mb']} MB)")
+        print(f"{r['model']:14s} input {r.get('input')!s:5s} median {r['median_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f} ms  "
+              f"({r['faces']} faces, {r['file_mb']} MB)")
     print(out["machine"])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -209,17 +209,21 @@ def test_save_without_a_folder_writes_under_runs(tmp_path, monkeypatch):
 
 
 def test_documented_input_sizes_are_the_models(tmp_path):
+    """README, docs/mobile.md and the model card state the input rule `maskwatch models` reads from the files."""
+    from maskwatch.core.registry import resolve_model
+
     r = run("models")
-    sizes = dict(re.findall(r"^(\w+)\s.*?input (\d+)", r.stdout, re.MULTILINE))
-    assert set(sizes) >= {"mobile", "server"}, r.stdout
+    rules = dict(re.findall(r"^(\w+)\s.*?input (.+?)  threshold", r.stdout, re.MULTILINE))
+    assert set(rules) >= {"mobile", "server"}, r.stdout
     readme = (REPO / "README.md").read_text()
-    assert f"({sizes['mobile']} px\nfor `mobile`, {sizes['server']} px for `server`" in readme
-    assert re.search(rf"\| `mobile` \(default\) \| [^|]* \| {sizes['mobile']} px \|", readme)
+    for name in ("mobile", "server"):
+        assert f"`{name}`: {rules[name]}" in readme, rules[name]
+        assert re.search(rf"\| `{name}`[^|]*\| [^|]* \| {re.escape(rules[name])}", readme), rules[name]
+    fixed = resolve_model("mobile").input_size  # what a fixed-size runtime (a phone app) uses
     mobile_doc = (REPO / "docs" / "mobile.md").read_text()
-    assert f"model's input size ({sizes['mobile']} for\n  the shipped `mobile`" in mobile_doc
-    assert "input size (640)" not in mobile_doc and "640 px\nfor `mobile`" not in readme
+    assert f"model's input size ({fixed} for\n  the shipped `mobile`" in mobile_doc
     card = (REPO / "src" / "maskwatch" / "models" / "mobile.md").read_text()
-    assert f"**{sizes['mobile']} px**" in card
+    assert f"**{rules['mobile']}**" in card
 
 
 def test_readme_main_job_writes_under_runs_and_names_the_plot_extra():

@@ -154,14 +154,16 @@ def test_several_crop_classifiers_are_averaged(tmp_path, data):
 
 
 def test_tiles_find_small_faces_in_a_large_picture(data):
-    """A crowd photo pasted small into a 4000 px canvas: tiling finds faces the plain pass cannot."""
+    """A crowd photo pasted small into a 4000 px canvas: tiling finds faces a plain pass at a fixed
+    size cannot, and the model's input rule tiles such a picture by itself."""
     s = kaggle_val(data, 10)
     sample = max(s, key=lambda x: len(x.boxes))
     img = cv2.imread(str(sample.image))
     canvas = np.full((3000, 4000, 3), 90, np.uint8)
     canvas[1000:1000 + img.shape[0], 1500:1500 + img.shape[1]] = img
-    plain = Detector("mobile").detect(canvas)
-    tiled = Detector("mobile", tile=True).detect(canvas)
+    plain = Detector("mobile", input_size=800).detect(canvas)  # the fixed rule: the whole picture at 800 px
+    tiled = Detector("mobile", input_size=800, tile=True).detect(canvas)
+    sized = Detector("mobile").detect(canvas)  # the model's own rule: a picture this large also gets tiles
     gt = sample.boxes + np.array([1500, 1000, 1500, 1000], np.float32)
 
     def hits(faces):
@@ -171,6 +173,7 @@ def test_tiles_find_small_faces_in_a_large_picture(data):
 
     assert hits(tiled) > hits(plain)
     assert hits(tiled) >= len(gt) // 2
+    assert hits(sized) > hits(plain) and hits(sized) >= len(gt) // 2
 
 
 def _toy_classifier(path, labels: list[str], probs: list[float]) -> None:
@@ -212,6 +215,7 @@ def test_background_class_vetoes_faces(tmp_path, data):
     import shutil
 
     pytest.importorskip("onnx", reason="writing model files needs onnx (the dev extra)")
+    from maskwatch.core.calibration import calibrate
     from maskwatch.core.detector import face_crops
     from maskwatch.core.registry import read_metadata
     from maskwatch.export import write_metadata
@@ -228,7 +232,9 @@ def test_background_class_vetoes_faces(tmp_path, data):
     assert len(plain) > 3 and len(vetoed) > 3
     face = 1 - face_crops(img, plain.boxes, 32, 1.3).astype(np.float64).mean(axis=(1, 2, 3)) / 255
     assert face.std() > 0.02  # the pictures differ, so the veto reorders
-    expect = plain.scores * face ** 2.0
+    knots = Detector("mobile").spec.score_calibration  # face scores are calibrated: the veto applies before
+    raw = np.interp(plain.scores, knots[1], knots[0]) if knots else plain.scores
+    expect = calibrate(raw * face ** 2.0, knots) if knots else raw * face ** 2.0
     cls = (np.array([0.2, 0.6, 0.2]) + np.array([0.1, 0.1, 0.8])) / 2
     for b, s, p in zip(vetoed.boxes, vetoed.scores, vetoed.probs):
         i = int(np.argmin(np.abs(plain.boxes - b).sum(1)))
@@ -297,10 +303,10 @@ def test_threshold_zero_is_capped_before_nms(monkeypatch):
     sizes = []
     real_nms = detector_mod.nms
     monkeypatch.setattr(detector_mod, "nms", lambda b, s, t, **k: sizes.append(len(b)) or real_nms(b, s, t, **k))
-    det = Detector("mobile")
+    det = Detector("mobile", input_size=800)  # one fixed pass, whatever the picture's size
     faces = det.detections(busy, score_threshold=0.0)
     assert len(faces) == detector_mod.MAX_FACES == 1000 and len(sizes) == 1 and 3900 < sizes[0] <= 4000
-    small = Detector("mobile", max_faces=50)
+    small = Detector("mobile", max_faces=50, input_size=800)
     sizes.clear()
     few = small.detections(busy, score_threshold=0.0)
     assert len(few) == 50 and len(sizes) == 1 and 190 < sizes[0] <= 200

@@ -130,7 +130,9 @@ def test_save_inference_model_writes_the_onnx_files_and_their_contract(tmp_path)
     names = sorted(p.rsplit("/", 1)[-1] for p in written)
     assert names == ["README.md", "server.onnx", "server_fvcls.onnx"]
     readme = (tmp_path / "out" / "README.md").read_text()
-    assert "114" in readme and "float32" in readme and "8, 16, 32" in readme
+    spec = Detector("server").spec
+    assert f"pad right and bottom with {spec.pad_value}" in readme and "float32" in readme and "8, 16, 32" in readme
+    assert f"picture's own long side x {spec.upscale:g}" in readme and "knots" in readme  # its size rule, its score map
     sess = ort.InferenceSession(str(tmp_path / "out" / "server.onnx"), providers=["CPUExecutionProvider"])
     assert len(sess.get_outputs()) == 3
     img = np.full((96, 128, 3), 90, np.uint8)

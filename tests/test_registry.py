@@ -30,7 +30,8 @@ def test_settings_come_from_the_file_metadata():
         spec = resolve_model(name)
         meta = read_metadata(spec.path)
         assert spec.input_size == meta["input_size"] and spec.score_threshold == meta["score_threshold"]
-        assert spec.flip == bool(meta.get("flip", False)) and spec.strides == (8, 16, 32) and spec.pad_value == 114
+        assert spec.flip == bool(meta.get("flip", False)) and spec.strides == (8, 16, 32)
+        assert spec.pad_value == int(meta.get("pad_value", 114))
         det = Detector(name)
         assert (det.input_size, det.score_threshold, det.flip, det.scales) == \
             (spec.input_size, spec.score_threshold, spec.flip, spec.scales)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .batch.annotate import annotate
 from .core.detector import Detector
-from .core.registry import classifier_files, paddlehub_modules
+from .core.registry import ModelSpec, classifier_files, paddlehub_modules
 from .core.errors import MaskwatchError, ModelError
 from .core.face import Face
 from .core.imageio import load_image
@@ -167,8 +167,8 @@ Written by `maskwatch.hub.Module.save_inference_model`. Run it with ONNX Runtime
 
 ## Input
 `{inp.name}`: float32 {inp.shape}, BGR, values 0-255 (no normalisation). Resize the picture so that its
-long side is {det.input_size} px, place it top-left and pad right and bottom with {spec.pad_value} up to multiples
-of {spec.pad_multiple}.
+long side is {_size_rule(spec)}, place it top-left and pad right and bottom with {spec.pad_value} up to
+multiples of {spec.pad_multiple}.
 
 ## Outputs
 {outs}: per anchor point (strides {", ".join(map(str, spec.strides))}, row-major over each stride's grid, the point at
@@ -176,10 +176,25 @@ the cell centre) the face score, the distances left, top, right, bottom to the b
 and the label probabilities ({", ".join(det.labels)}).
 
 ## After the network
-Keep scores >= {det.score_threshold} (the model's threshold), turn distances into boxes, NMS at IoU
+Keep scores >= {det.score_threshold} (the model's threshold{_calibration_note(spec)}), turn distances into boxes, NMS at IoU
 {det.nms_threshold}, scale the boxes back to the picture. Test-time flip: {det.flip}. Second-stage crop
 classifier file(s): {cls} (settings in the model's `maskwatch` metadata).
 """
+
+
+def _size_rule(spec: ModelSpec) -> str:
+    if spec.upscale is None:
+        return f"{spec.input_size} px"
+    return (f"the picture's own long side x {spec.upscale:g}, kept between {spec.min_input} and {spec.max_input} px "
+            f"({spec.input_size} px for a 640x480 picture)")
+
+
+def _calibration_note(spec: ModelSpec) -> str:
+    if spec.score_calibration is None:
+        return ""
+    raw, cal = spec.score_calibration
+    return (f", in calibrated units: map the network's score through the piecewise-linear knots raw {list(raw)} "
+            f"-> {list(cal)} first")
 
 
 def _save(img: np.ndarray, faces: list[Face], name: str, output_dir: str) -> str:

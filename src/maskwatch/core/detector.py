@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from .calibration import calibrate, raw_threshold
 from .detections import Detections
 from .errors import ModelError
 from .face import LABELS, Face
@@ -124,6 +125,9 @@ class Detector:
         spec = self.spec
         self.labels = spec.labels
         self.input_size = int(input_size or spec.input_size)
+        # sized to the picture (the model's rule) unless a fixed input size is asked for
+        self.upscale = spec.upscale if input_size is None else None
+        self.min_input, self.max_input = spec.min_input, spec.max_input
         self.score_threshold = float(score_threshold if score_threshold is not None else spec.score_threshold)
         self.nms_threshold = float(nms_threshold if nms_threshold is not None else spec.nms_threshold)
         self.flip = bool(spec.flip if flip is None else flip)
@@ -131,9 +135,10 @@ class Detector:
         self.scales = tuple(float(s) for s in (scales or spec.scales))
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
-        bad = [s for s in self.scales if not (np.isfinite(s) and MIN_INPUT <= self.input_size * s <= MAX_INPUT)]
+        top = self.input_size if self.upscale is None else self.max_input
+        bad = [s for s in self.scales if not (np.isfinite(s) and MIN_INPUT <= top * s <= MAX_INPUT)]
         if bad:
-            raise ValueError(f"scales {bad} give inputs outside {MIN_INPUT}-{MAX_INPUT} px at input size {self.input_size}")
+            raise ValueError(f"scales {bad} give inputs outside {MIN_INPUT}-{MAX_INPUT} px at input size {top}")
         # second stage: one crop classifier file, or several whose probabilities are averaged
         self._classifiers = []
         for cls_file in spec.classifiers:
@@ -174,25 +179,46 @@ class Detector:
         """``detections`` for each picture, in order. Pictures of the same size are preprocessed into
         one network input of up to ``max_batch`` pictures, so they share one ``session.run``."""
         thr = self._threshold(score_threshold)
+        raw_min = self._raw_min(thr)
         imgs = [load_image(im) for im in images]
         parts: list[list[Detections]] = [[] for _ in imgs]
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, img in enumerate(imgs):
             groups.setdefault(img.shape, []).append(i)
         for idx in groups.values():
+            h, w = imgs[idx[0]].shape[:2]
+            whole, regions = self.passes(w, h)
             for start in range(0, len(idx), max_batch):
                 chunk = idx[start:start + max_batch]
-                for sc in self.scales:
-                    views = [imgs[i] for i in chunk]
-                    for i, d in zip(chunk, self._run_views(views, int(round(self.input_size * sc)), thr)):
+                for size in whole:
+                    for i, d in zip(chunk, self._run_views([imgs[i] for i in chunk], size, raw_min)):
                         parts[i].append(d)
-        out = []
-        for img, p in zip(imgs, parts):
-            if self.tile:
-                h, w = img.shape[:2]
-                p = p + [self._run_view(img, region, self.input_size, thr) for region in tiles(w, h, self.input_size)]
-            out.append(self._postprocess(img, p, thr))
-        return out
+                for i in chunk:
+                    parts[i] += [self._run_view(imgs[i], region, size, raw_min) for region, size in regions]
+        return [self._finish(img, p, thr) for img, p in zip(imgs, parts)]
+
+    def passes(self, width: int, height: int) -> tuple[list[int], list[tuple[tuple[int, int, int, int], int]]]:
+        """How a picture of this size is run: the network sizes (long side, px) of the whole-picture
+        passes, and the (region, size) of each tile pass.
+
+        A fixed ``input_size``: the picture's long side becomes ``input_size`` x each scale; tiles at
+        full resolution only with ``tile=True``. A model sized to the picture (``upscale`` in its
+        settings): the long side becomes the picture's own x ``upscale``, kept between ``min_input``
+        and ``max_input``; a picture that would need more than 1.25 x ``max_input`` is also cut into
+        tiles, each enlarged by ``upscale`` to ``max_input``, so that its small faces are kept.
+        """
+        long = max(width, height)
+        if self.upscale is None:
+            base, tile_px, tile_size, cut = self.input_size, self.input_size, self.input_size, self.tile
+        else:
+            want = long * self.upscale
+            base = int(round(min(max(want, self.min_input), self.max_input)))
+            tile_size = self.max_input
+            tile_px = max(MIN_INPUT, int(round(self.max_input / self.upscale)))
+            cut = self.tile or want > self.max_input * 1.25
+        whole = [int(round(base * sc)) for sc in self.scales]
+        regions = [(r, tile_size) for r in tiles(width, height, tile_px)] if cut else []
+        return whole, regions
 
     # -- internals: preprocess, run, postprocess --------------------------------------------------
 
@@ -205,11 +231,26 @@ class Detector:
     def _detect_image(self, img: np.ndarray, min_score: float) -> Detections:
         """All detections above ``min_score`` on a BGR uint8 picture, after NMS and classification."""
         h, w = img.shape[:2]
-        parts = [self._run_view(img, (0, 0, w, h), int(round(self.input_size * sc)), min_score) for sc in self.scales]
-        if self.tile:
-            for region in tiles(w, h, self.input_size):
-                parts.append(self._run_view(img, region, self.input_size, min_score))
-        return self._postprocess(img, parts, min_score)
+        whole, regions = self.passes(w, h)
+        raw_min = self._raw_min(min_score)
+        parts = [self._run_view(img, (0, 0, w, h), size, raw_min) for size in whole]
+        parts += [self._run_view(img, region, size, raw_min) for region, size in regions]
+        return self._finish(img, parts, min_score)
+
+    def _raw_min(self, min_score: float) -> float:
+        """The network score that gives face score ``min_score`` (the same without a calibration)."""
+        cal = self.spec.score_calibration
+        return min_score if cal is None else raw_threshold(min_score, cal)
+
+    def _finish(self, img: np.ndarray, parts: list[Detections], min_score: float) -> Detections:
+        """Postprocess, then report calibrated face scores (``maskwatch.core.calibration``)."""
+        out = self._postprocess(img, parts, self._raw_min(min_score))
+        cal = self.spec.score_calibration
+        if cal is None or not len(out):
+            return out
+        scores = calibrate(out.scores, cal)
+        out = Detections(out.boxes, scores, out.probs, out.labels)
+        return out.take(scores >= min_score)
 
     def _postprocess(self, img: np.ndarray, parts: list[Detections], min_score: float) -> Detections:
         """The passes over one picture -> its faces: clip, NMS (or a vote of the passes), second stage."""

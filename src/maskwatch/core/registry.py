@@ -27,7 +27,7 @@ VERIFY_WEIGHT = 0.5  # default veto strength: chosen on validation (models/serve
 DEFAULTS: dict[str, Any] = {"labels": list(LABELS), "strides": list(STRIDES), "input_size": 640,
                             "score_threshold": 0.5, "nms_threshold": 0.45, "pad_value": PAD_VALUE}
 # the metadata keys that set how Detector runs a model file (what a fine-tuned copy must keep)
-RUNTIME_SETTINGS = ("input_size", "score_threshold", "nms_threshold", "flip", "scales",
+RUNTIME_SETTINGS = ("input_size", "upscale", "min_input", "max_input", "score_calibration", "score_threshold", "nms_threshold", "flip", "scales",
                     "classifier", "classifier_weight", "verify_weight", "classifier_flip")
 
 # shipped model name -> its aliases (PaddleHub's module name first)
@@ -114,6 +114,37 @@ class ModelSpec:
         return int(self.meta.get("input_size", DEFAULTS["input_size"]))
 
     @property
+    def upscale(self) -> float | None:
+        """Input sized to the picture: its long side times this (None: a fixed ``input_size``)."""
+        v = self.meta.get("upscale")
+        return None if v is None else float(v)
+
+    @property
+    def min_input(self) -> int:
+        """With ``upscale``: the smallest network input (long side, px); smaller pictures are enlarged to it."""
+        return int(self.meta.get("min_input", 320))
+
+    @property
+    def max_input(self) -> int:
+        """With ``upscale``: the largest network input (long side, px); larger pictures also get tiles."""
+        return int(self.meta.get("max_input", 1280))
+
+    @property
+    def score_calibration(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """Knots (network score, face score) of the map from the network's score to the face score
+        maskwatch reports (see ``maskwatch.core.calibration``); None: reported as the network gives it."""
+        v = self.meta.get("score_calibration")
+        if not v:
+            return None
+        return tuple(float(x) for x in v[0]), tuple(float(x) for x in v[1])
+
+    def input_policy(self) -> str:
+        """The input size rule in words, as ``maskwatch models`` prints it."""
+        if self.upscale is None:
+            return f"{self.input_size} px"
+        return f"picture x{self.upscale:g}, {self.min_input}-{self.max_input} px"
+
+    @property
     def strides(self) -> tuple[int, ...]:
         return tuple(int(s) for s in self.meta.get("strides", DEFAULTS["strides"]))
 
@@ -173,6 +204,8 @@ class ModelSpec:
         """What ``maskwatch models`` and ``GET /v1/models`` show."""
         return {"name": self.name, "paddlehub_module": self.paddlehub_module, "input_size": self.input_size,
                 "strides": list(self.strides), "pad_multiple": self.pad_multiple, "pad_value": self.pad_value,
+                "upscale": self.upscale, "min_input": self.min_input, "max_input": self.max_input,
+                "score_calibration": None if self.score_calibration is None else [list(k) for k in self.score_calibration],
                 "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold, "flip": self.flip,
                 "scales": list(self.scales), "labels": list(self.labels), "classifiers": list(self.classifiers),
                 "file_bytes": self.size_bytes}

@@ -10,7 +10,7 @@ import torch
 from ..export import write_metadata as _set_meta
 from ..core.face import LABELS
 from ..core.registry import DEFAULTS
-from .net import ClassifierExport, CropClassifier, ExportWrapper, FaceMaskNet
+from .net import ClassifierExport, CropClassifier, ExportWrapper
 
 
 def _to_onnx(module: torch.nn.Module, dummy: torch.Tensor, path: Path, inputs: list[str], outputs: list[str], dynamic: dict) -> None:
@@ -22,13 +22,13 @@ def _to_onnx(module: torch.nn.Module, dummy: torch.Tensor, path: Path, inputs: l
                           opset_version=17, do_constant_folding=False, dynamo=False)
 
 
-def export_detector(net: FaceMaskNet, path: Path, meta: dict | None = None) -> Path:
+def export_detector(net: torch.nn.Module, path: Path, meta: dict | None = None) -> Path:
     """Write the detector; parameter names are kept so ``--init`` can load them back for fine-tuning."""
     path = Path(path)
     _to_onnx(ExportWrapper(net.eval()), torch.zeros(1, 3, 320, 320), path, ["image"], ["scores", "boxes", "classes"],
              {"image": {0: "batch", 2: "height", 3: "width"}, "scores": {0: "batch", 1: "anchors"},
               "boxes": {0: "batch", 1: "anchors"}, "classes": {0: "batch", 1: "anchors"}})
-    full = {"kind": "detector", "version": 1, **DEFAULTS, "arch": "FaceMaskNet", "config": net.config}
+    full = {"kind": "detector", "version": 1, **DEFAULTS, "arch": net.config.get("arch", "FaceMaskNet"), "config": net.config}
     full.update(meta or {})
     _set_meta(path, full)
     return path

@@ -47,6 +47,11 @@ class DetectorRecipe:
     rare_repeat: int = 0  # extra draws per epoch of each picture that holds an ``incorrect`` face (the rare class)
     pseudo: str | None = None  # a crop classifier file whose sure answers label the faces without a mask label
     pseudo_from: str | None = None  # or: the classifier recipe (in pipeline.CLASSIFIERS) that makes it
+    arch: str = "FaceMaskNet"  # or "YuNetMask": YuNet-n's network with a mask-class branch (train/yunet.py)
+    teacher_init: bool = False  # YuNetMask: start from the teacher's weights (../shared/teachers)
+    freeze: str = "none"  # YuNetMask: "base" (only the class branch learns) or "backbone" (the neck and heads too)
+    base_lr_scale: float = 1.0  # learning rate of the pretrained layers against the new ones
+    export_meta: dict = field(default_factory=dict)  # runtime settings written into each exported file
 
 
 def default_sources(data: Path) -> tuple[list[Source], list[tuple[str, str]]]:
@@ -102,11 +107,35 @@ def validate(onnx_path: Path, val: list[tuple[str, str]], limit: int | None = No
     return out
 
 
-def _param_groups(model: torch.nn.Module, wd: float):
-    decay, no_decay = [], []
-    for _n, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+def _param_groups(model: torch.nn.Module, wd: float, base_lr_scale: float = 1.0):
+    """AdamW groups: weight decay on weights only; pretrained layers (``base.``) at ``base_lr_scale``."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault((p.ndim > 1, n.startswith("base.")), []).append(p)
+    return [{"params": ps, "weight_decay": wd if decayed else 0.0, "lr_scale": base_lr_scale if base else 1.0}
+            for (decayed, base), ps in groups.items()]
+
+
+def build_network(recipe: DetectorRecipe, log=print) -> torch.nn.Module:
+    """The recipe's network: maskwatch's own ``FaceMaskNet``, or YuNet-n with a mask branch."""
+    if recipe.arch == "FaceMaskNet":
+        return FaceMaskNet(width=recipe.width)
+    if recipe.arch != "YuNetMask":
+        raise ValueError(f"unknown detector arch {recipe.arch!r}")
+    from .teacher import teacher_path
+    from .yunet import YuNetMask
+
+    model = YuNetMask()
+    if recipe.teacher_init:
+        model.load_teacher(teacher_path())
+        log(f"started from YuNet-n's weights ({teacher_path()})")
+    if recipe.freeze == "base":
+        for p in model.base.parameters():
+            p.requires_grad_(False)
+    elif recipe.freeze == "backbone":
+        model.freeze_backbone(5)
+    return model
 
 
 def _training_set(recipe: DetectorRecipe, data: Path, cache: Path, log) -> DetectionDataset:
@@ -121,9 +150,9 @@ def _training_set(recipe: DetectorRecipe, data: Path, cache: Path, log) -> Detec
     return DetectionDataset(samples, size=recipe.size, seed=recipe.seed, paste=recipe.paste)
 
 
-def _new_detector(recipe: DetectorRecipe, resumed: bool, log) -> FaceMaskNet:
+def _new_detector(recipe: DetectorRecipe, resumed: bool, log) -> torch.nn.Module:
     """The network, from ``recipe.init``'s weights unless a resumed run brings its own."""
-    model = FaceMaskNet(width=recipe.width)
+    model = build_network(recipe, log)
     if recipe.init and not resumed:
         n = load_onnx_weights(model, Path(recipe.init))
         log(f"started from {recipe.init} ({n} tensors)")
@@ -143,7 +172,7 @@ def lr_schedule(base_lr: float, total: int) -> Callable[[int], float]:
     return lr_at
 
 
-def _resume(ckpt: Path, model: FaceMaskNet, ema: EMA, opt: torch.optim.Optimizer, log) -> tuple[int, int]:
+def _resume(ckpt: Path, model: torch.nn.Module, ema: EMA, opt: torch.optim.Optimizer, log) -> tuple[int, int]:
     """Weights, EMA and optimiser from the last checkpoint; returns (first epoch, step)."""
     st = torch.load(ckpt, map_location="cpu", weights_only=False)
     model.load_state_dict(st["model"])
@@ -154,7 +183,7 @@ def _resume(ckpt: Path, model: FaceMaskNet, ema: EMA, opt: torch.optim.Optimizer
     return st["epoch"] + 1, st["step"]
 
 
-def _train_epoch(model: FaceMaskNet, ema: EMA, opt: torch.optim.Optimizer, ds: DetectionDataset,
+def _train_epoch(model: torch.nn.Module, ema: EMA, opt: torch.optim.Optimizer, ds: DetectionDataset,
                  recipe: DetectorRecipe, epoch: int, steps: int, step: int,
                  lr_at: Callable[[int], float]) -> tuple[int, dict[str, float]]:
     """One epoch of batches; returns the step reached and the summed losses."""
@@ -170,12 +199,12 @@ def _train_epoch(model: FaceMaskNet, ema: EMA, opt: torch.optim.Optimizer, ds: D
         batch = collate([ds[i] for i in order[b * recipe.batch:(b + 1) * recipe.batch]])
         imgs = batch[0].contiguous(memory_format=torch.channels_last)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = lr_at(step) * g.get("lr_scale", 1.0)
         obj, dist, cls = model(imgs)
         loss, parts = detection_loss(obj, dist, cls, batch[1], batch[2], batch[3], imgs.shape[-2:])
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 10.0)
         opt.step()
         ema.update(model)
         step += 1
@@ -200,7 +229,7 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
     resumed = resume and ckpt.is_file()
     model = _new_detector(recipe, resumed, log)
     ema = EMA(model)
-    opt = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.lr)
+    opt = torch.optim.AdamW(_param_groups(model, recipe.weight_decay, recipe.base_lr_scale), lr=recipe.lr)
     steps_per_epoch = max(1, len(ds) // recipe.batch)
     lr_at = lr_schedule(recipe.lr, steps_per_epoch * recipe.epochs)
     start_epoch, step = _resume(ckpt, model, ema, opt, log) if resumed else (0, 0)
@@ -211,7 +240,8 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
         step, agg = _train_epoch(model, ema, opt, ds, recipe, epoch, steps_per_epoch, step, lr_at)
         torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
                     "opt": opt.state_dict(), "epoch": epoch, "step": step}, ckpt)
-        onnx_path = export_detector(ema.model, out_dir / f"{recipe.name}.onnx", {"input_size": recipe.input_size})
+        onnx_path = export_detector(ema.model, out_dir / f"{recipe.name}.onnx",
+                                    {"input_size": recipe.input_size, **recipe.export_meta})
         last = epoch + 1 == recipe.epochs
         due = recipe.val and ((epoch + 1) % max(1, recipe.val_every) == 0 or last)
         val = validate(onnx_path, recipe.val) if due else {}

@@ -1,14 +1,14 @@
-"""One command per shipped model: train, choose the default threshold, and install.
+"""One command per shipped model: train, calibrate the face score, choose the default threshold, install.
 
 ``maskwatch train mobile``      the detector (with its mask-class head), ``models/mobile.onnx``: the
                                 detector recipes ``mobile`` -> ``server-det`` -> ``server-det2`` ->
                                 ``server-det3`` -> ``server-det4`` -> ``server-det5`` in turn (the last two
                                 learn from the crop classifier's pseudo-labels, so that is trained
-                                first), run at 800 px
+                                first), its input sized to the picture
 ``maskwatch train classifier``  the server's second-stage crop classifier (``SERVER_CLASSIFIERS``)
-``maskwatch train server``      the server model: the detector one stage earlier (``server-det4``) run
-                                at a larger input with test-time flip, its faces re-labelled by the
-                                crop classifiers (trains what is missing)
+``maskwatch train server``      the server model: YuNet-n's network and weights with a mask-class
+                                branch (``yunet-cls``) at twice the picture's size with test-time
+                                flip, its faces labelled by the crop classifier (trains what is missing)
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from __future__ import annotations
 import copy
 import shutil
 from pathlib import Path
+
+import numpy as np
 
 from .. import models as registry
 from ..evaluation.datasets import load_dataset
@@ -47,28 +49,38 @@ CLASSIFIERS = {
 # the ones the server model averages (a second seed of server_cls averaged with it gave Kaggle val
 # mAP 0.742 against 0.745 alone, so one is shipped; the comparison is in models/server.md)
 SERVER_CLASSIFIERS = ["server_fvcls"]
-# the detector recipe each model runs: the same network after a training stage (the stage names
-# are those of the release that first shipped them; models/mobile.md tells the history). The
-# server keeps stage 5: stage 6 lowered its Kaggle mAP (models/server.md)
+# the detector recipe each model runs. mobile: maskwatch's own FaceMaskNet after its sixth stage;
+# server: YuNet-n's network and weights (../shared/teachers) with a mask-class branch (recipe
+# "yunet-cls"), its faces labelled by the crop classifier (the branch alone labels too weakly yet)
 MOBILE_DETECTOR = "server-det5"
-SERVER_DETECTOR = "server-det4"
-# the runtime settings each model file carries (input size and flip chosen on validation, see the model cards)
-MOBILE_SETTINGS = {"input_size": DETECTORS["mobile"].input_size, "flip": False}
-SERVER_SETTINGS = {"input_size": 960, "flip": True, "classifier_weight": 0.5, "verify_weight": VERIFY_WEIGHT, "classifier_flip": True}
+SERVER_DETECTOR = "yunet-cls"
+# the runtime settings each model file carries: the input sized to the picture (its own long side x
+# upscale, between min_input and max_input, tiles above), chosen on validation (see the model cards
+# and benchmarks/input_sizes.py); input_size: what a 640x480 picture gets, what a fixed-size runtime
+# (a phone app) uses; YuNet-n pads with 0
+MOBILE_SETTINGS = {"upscale": 1.25, "min_input": 800, "max_input": 1280, "input_size": 800, "flip": False}
+SERVER_SETTINGS = {"upscale": 1.5, "min_input": 960, "max_input": 1920, "input_size": 960, "flip": True, "pad_value": 0,
+                   "classifier_weight": 0.9, "verify_weight": VERIFY_WEIGHT, "classifier_flip": True}
 
 
-def tune_threshold(path: Path, data: Path) -> dict:
-    """Set the model's default score threshold to the best class-agnostic F1 on the validation sets."""
-    _, val = default_sources(data)
-    det = Detector(path)
-    results = []
-    for root, split in val:
-        r, _ = run_eval(det, load_dataset(Path(root), Path(split)))
-        results.extend(r)
-    thr, f1 = best_f1_threshold(results)
-    thr = round(min(max(thr, 0.2), 0.8), 3)
+def calibrate_scores(path: Path, data: Path) -> dict:
+    """Set the model's default threshold (best class-agnostic F1 on the validation sets) and scale its
+    face score so that 0.6 keeps all but 1 point of the default's recall on each set
+    (``maskwatch.core.calibration``); both stored in the file."""
+    from ..core.calibration import calibrate, fit_calibration, keep_threshold
+    from ..evaluation.metrics import pr_curve
+
     meta = read_meta(path)
-    meta["score_threshold"] = thr
+    meta.pop("score_calibration", None)
+    _set_meta(path, meta)
+    _, val = default_sources(data)
+    det = Detector(path, score_threshold=0.02)
+    per_set = [run_eval(det, load_dataset(Path(r), Path(s)))[0] for r, s in val]
+    default_raw, f1 = best_f1_threshold([r for rs in per_set for r in rs])
+    keep = min(keep_threshold(sc, rec, default_raw) for rec, _, sc, _ in (pr_curve(rs, 0.5, None) for rs in per_set))
+    knots = fit_calibration(default_raw, keep)
+    meta["score_calibration"] = [knots[0], knots[1]]
+    meta["score_threshold"] = round(float(calibrate(np.array([default_raw]), knots)[0]), 4)
     meta["threshold_f1"] = round(f1, 4)
     meta["threshold_chosen_on"] = [f"{Path(r).name}/{Path(s).name}" for r, s in val]
     _set_meta(path, meta)
@@ -93,7 +105,7 @@ def _assemble(path: Path, det: Path, det_recipe: str, settings: dict, classifier
         meta["classifier"] = [c.name for c in classifiers]
     meta["detector_from"] = det_recipe
     _set_meta(path, meta)
-    tune_threshold(path, data)
+    calibrate_scores(path, data)  # the default threshold, and the face score's scale
     if install:
         _install([path] + [path.parent / c.name for c in classifiers])
     return path

@@ -30,3 +30,10 @@ DETECTORS = {
     "server-det5": DetectorRecipe(name="server-det5", width=1.0, size=384, epochs=12, batch=32, lr=3e-4, seed=5, input_size=960,
                                   init_from="server-det4", paste=0.25, val_every=6, rare_repeat=2, pseudo_from="server_fvcls"),
 }
+
+# YuNet-n's network and weights (../shared/teachers, Apache-2.0) with a mask-class branch: one epoch
+# teaches only the new class branch, so YuNet's face finding stays exactly as trained on all of WIDER
+# FACE train (the server's detector). ``freeze="backbone"`` with ``base_lr_scale`` lets the neck and
+# heads adapt too (the next step for a one-graph mobile model, see models/server.md).
+DETECTORS["yunet-cls"] = DetectorRecipe(name="yunet-cls", arch="YuNetMask", teacher_init=True, freeze="base", size=320,
+                                        epochs=1, batch=16, lr=3e-3, seed=10, input_size=640, val_every=1, rare_repeat=2)

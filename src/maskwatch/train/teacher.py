@@ -8,6 +8,7 @@ taught that unlabelled faces are background. The model cards record this.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -16,17 +17,32 @@ import onnxruntime as ort
 
 from ..core.geometry import nms
 
-DEFAULT_TEACHER = Path(__file__).resolve().parents[4] / "shared" / "teachers" / "yunet_n_dynamic.onnx"
+TEACHER_FILE = "yunet_n_dynamic.onnx"
+
+
+def teacher_path() -> Path:
+    """YuNet-n's file: ``$MASKWATCH_TEACHER``, else ``teachers/`` beside the data folder (``../shared``)."""
+    from ..evaluation.datasets import data_root
+
+    env = os.environ.get("MASKWATCH_TEACHER")
+    if env:
+        return Path(env)
+    root = data_root()
+    if root is not None and (root.parent / "teachers" / TEACHER_FILE).is_file():
+        return root.parent / "teachers" / TEACHER_FILE
+    return Path(__file__).resolve().parents[4] / "shared" / "teachers" / TEACHER_FILE
 
 
 class YuNetTeacher:
-    def __init__(self, path: Path | str | None = None, score_threshold: float = 0.6, max_side: int = 960):
-        path = Path(path) if path else DEFAULT_TEACHER
+    def __init__(self, path: Path | str | None = None, score_threshold: float = 0.6, max_side: int = 960,
+                 long_side: int | None = None, threads: int = 2):
+        path = Path(path) if path else teacher_path()
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 2
+        opts.intra_op_num_threads = threads
         self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.score_threshold = score_threshold
         self.max_side = max_side
+        self.long_side = long_side  # run every picture at this long side (benchmarks), instead of the rule below
 
     def detect(self, bgr: np.ndarray) -> np.ndarray:
         """Faces as an (N, 5) array of x1, y1, x2, y2, score in pixels of ``bgr``."""
@@ -35,6 +51,8 @@ class YuNetTeacher:
         # Small pictures are enlarged so the teacher sees small faces (it is weak below ~10 px).
         if max(h0, w0) < 640:
             scale = 640 / max(h0, w0)
+        if self.long_side:
+            scale = self.long_side / max(h0, w0)
         img = cv2.resize(bgr, (round(w0 * scale), round(h0 * scale))) if scale != 1.0 else bgr
         h, w = img.shape[:2]
         ph, pw = -(-h // 32) * 32, -(-w // 32) * 32

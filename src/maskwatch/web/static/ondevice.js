@@ -26,7 +26,8 @@ async function session() {
       const m = (info.models || []).find(x => x.name === 'mobile');
       if (!m) throw new Error('cannot read the mobile model\'s settings from /v1/models (HTTP ' + res.status + ')');
       settings = {inputSize: m.input_size, threshold: m.score_threshold, nms: m.nms_threshold, labels: m.labels,
-                  strides: m.strides, padMultiple: m.pad_multiple, padValue: m.pad_value};
+                  strides: m.strides, padMultiple: m.pad_multiple, padValue: m.pad_value,
+                  calibration: m.score_calibration};
       const s = await ort.InferenceSession.create('/models/mobile.onnx', {executionProviders: ['wasm'], graphOptimizationLevel: 'all'});
       return {ort, s};
     })();
@@ -63,7 +64,20 @@ function iou(a, b) {
   return u > 0 ? inter / u : 0;
 }
 
-function decode(scores, dists, probs, pw, ph, scale, {threshold, nms: nmsIou, labels, strides}, w0, h0) {
+// piecewise-linear map through knots xs -> ys (xs rising), held at the ends
+function interp(v, xs, ys) {
+  if (v <= xs[0]) return ys[0];
+  for (let i = 1; i < xs.length; i++) {
+    if (v <= xs[i]) return ys[i - 1] + (ys[i] - ys[i - 1]) * (v - xs[i - 1]) / Math.max(xs[i] - xs[i - 1], 1e-12);
+  }
+  return ys[ys.length - 1];
+}
+
+function decode(scores, dists, probs, pw, ph, scale, {threshold: thr, nms: nmsIou, labels, strides, calibration}, w0, h0) {
+  // the model's face scores are calibrated (maskwatch.core.calibration): threshold the network's raw
+  // score at the raw value of the threshold, report the calibrated score
+  const [raw, cal] = calibration || [[0, 1], [0, 1]];
+  const threshold = interp(thr, cal, raw);
   const cand = [];
   let a = 0;
   for (const s of strides) {
@@ -76,7 +90,7 @@ function decode(scores, dists, probs, pw, ph, scale, {threshold, nms: nmsIou, la
         const box = [(cx - dists[4 * a]) / scale, (cy - dists[4 * a + 1]) / scale, (cx + dists[4 * a + 2]) / scale, (cy + dists[4 * a + 3]) / scale];
         box[0] = Math.min(Math.max(box[0], 0), w0); box[2] = Math.min(Math.max(box[2], 0), w0);
         box[1] = Math.min(Math.max(box[1], 0), h0); box[3] = Math.min(Math.max(box[3], 0), h0);
-        cand.push({box, score: sc, p: [probs[3 * a], probs[3 * a + 1], probs[3 * a + 2]]});
+        cand.push({box, score: interp(sc, raw, cal), p: [probs[3 * a], probs[3 * a + 1], probs[3 * a + 2]]});
       }
     }
   }
