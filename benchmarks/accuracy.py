@@ -24,7 +24,11 @@ SETS = [("kaggle-facemask", "val.txt"), ("wider-face-val-part", "val.txt")]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--models", nargs="+", default=["mobile", "server"])
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")))
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     out = {}
@@ -36,9 +40,11 @@ def main() -> None:
             results, errors = run_eval(det, samples)
             m = evaluate_results(results, 0.5, det.score_threshold).to_dict()
             out[model][f"{name}/{split}"] = m
-            print(f"{model:7s} {name:22s} mAP {m.get('map') or 0:.4f}  face AP {m['face_ap']:.4f}  "
-                  f"recall {m['recall'] or 0:.4f}  label acc {m['label_accuracy'] or 0:.4f}  "
-                  f"recall<16 {m['recall_by_height']['<16']['recall'] or 0:.3f}")
+            print(
+                f"{model:7s} {name:22s} mAP {m.get('map') or 0:.4f}  face AP {m['face_ap']:.4f}  "
+                f"recall {m['recall'] or 0:.4f}  label acc {m['label_accuracy'] or 0:.4f}  "
+                f"recall<16 {m['recall_by_height']['<16']['recall'] or 0:.3f}"
+            )
     if args.json:  # models not measured this time keep their earlier entries
         args.json.parent.mkdir(parents=True, exist_ok=True)
         old = json.loads(args.json.read_text()) if args.json.is_file() else {}

@@ -21,8 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import LiveServer  # noqa: E402
 from speed import machine, report, test_picture  # noqa: E402
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def main() -> None:
@@ -50,14 +57,22 @@ def main() -> None:
                     let faces = 0;
                     for (let i = 0; i < n; i++) faces = (await window.maskwatchOnDevice.detect(bmp)).length;
                     return {ms: (performance.now() - t) / n, faces};
-                }""", [base64.b64encode(enc.tobytes()).decode(), args.frames])
+                }""",
+                [base64.b64encode(enc.tobytes()).decode(), args.frames],
+            )
             version = b.version
             b.close()
     finally:
         srv.stop()
-    out = {"machine": machine(), "browser": f"Chromium {version} headless, onnxruntime-web wasm, 1 thread",
-           "picture": f"{src} at 640x480", "frames": args.frames, "ms_per_frame": round(res["ms"], 1),
-           "frames_per_s": round(1000 / res["ms"], 1), "faces": res["faces"]}
+    out = {
+        "machine": machine(),
+        "browser": f"Chromium {version} headless, onnxruntime-web wasm, 1 thread",
+        "picture": f"{src} at 640x480",
+        "frames": args.frames,
+        "ms_per_frame": round(res["ms"], 1),
+        "frames_per_s": round(1000 / res["ms"], 1),
+        "faces": res["faces"],
+    }
     report(out, args.json)
 
 

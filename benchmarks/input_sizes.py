@@ -63,34 +63,54 @@ def main() -> None:
     ap.add_argument("--min-input", type=int, default=640)
     ap.add_argument("--max-input", type=int, default=1280)
     ap.add_argument("--flip", action="store_true", help="also try test-time flip")
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")))
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     cv2.setNumThreads(1)
-    sets = {n: load_dataset(args.data / n, args.data / n / "val.txt") for n in ("kaggle-facemask", "wider-face-val-part")}
+    sets = {
+        n: load_dataset(args.data / n, args.data / n / "val.txt") for n in ("kaggle-facemask", "wider-face-val-part")
+    }
     tmp = tempfile.TemporaryDirectory()
     model = str(yunet_as_maskwatch_file(Path(tmp.name))) if args.model == "yunet" else args.model
     settings = [{"input_size": s} for s in args.sizes] + [{"upscale": u} for u in args.upscales]
     rows = []
     for setting in settings or [{}]:
-        for flip in ([False, True] if args.flip else [None]):
+        for flip in [False, True] if args.flip else [None]:
             det = Detector(model, input_size=setting.get("input_size"), flip=flip)
             if "upscale" in setting:
                 det.upscale, det.min_input, det.max_input = setting["upscale"], args.min_input, args.max_input
-            row: dict = {"model": args.model, **setting, "flip": det.flip,
-                         "rule": f"{det.input_size} px" if det.upscale is None else
-                         f"x{det.upscale:g} in {det.min_input}-{det.max_input}"}
+            row: dict = {
+                "model": args.model,
+                **setting,
+                "flip": det.flip,
+                "rule": f"{det.input_size} px"
+                if det.upscale is None
+                else f"x{det.upscale:g} in {det.min_input}-{det.max_input}",
+            }
             for name, samples in sets.items():
                 m, ms = evaluate(det, samples)
-                row[name] = {"map": m.get("map"), "face_ap": m["face_ap"], "label_accuracy": m["label_accuracy"],
-                             "recall_by_size": {k: None if v["recall"] is None else round(v["recall"], 4)
-                                                for k, v in m["recall_by_height"].items()},
-                             "ms_per_picture": round(ms, 1)}
+                row[name] = {
+                    "map": m.get("map"),
+                    "face_ap": m["face_ap"],
+                    "label_accuracy": m["label_accuracy"],
+                    "recall_by_size": {
+                        k: None if v["recall"] is None else round(v["recall"], 4)
+                        for k, v in m["recall_by_height"].items()
+                    },
+                    "ms_per_picture": round(ms, 1),
+                }
             rows.append(row)
             k, w = row["kaggle-facemask"], row["wider-face-val-part"]
-            print(f"{args.model} {row['rule']:18s} flip {det.flip!s:5s} kaggle mAP {k['map']:.4f} label acc "
-                  f"{k['label_accuracy'] or 0:.4f} | wider face AP {w['face_ap']:.4f} recall {w['recall_by_size']} "
-                  f"{w['ms_per_picture']:.0f} ms/picture", flush=True)
+            print(
+                f"{args.model} {row['rule']:18s} flip {det.flip!s:5s} kaggle mAP {k['map']:.4f} label acc "
+                f"{k['label_accuracy'] or 0:.4f} | wider face AP {w['face_ap']:.4f} recall {w['recall_by_size']} "
+                f"{w['ms_per_picture']:.0f} ms/picture",
+                flush=True,
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

@@ -35,8 +35,22 @@ def start_server(model: str, workers: int) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port), "--model", model,
-                             "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "maskwatch.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--model",
+            model,
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -50,8 +64,14 @@ def start_server(model: str, workers: int) -> tuple[subprocess.Popen, str]:
 
 def multipart(jpeg: bytes) -> tuple[bytes, str]:
     boundary = "maskwatchbench"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"images\"; filename=\"frame.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + jpeg + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="images"; filename="frame.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + jpeg
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -99,7 +119,9 @@ def main() -> None:
 
     try:
         for _ in range(5):  # warm-up
-            urllib.request.urlopen(urllib.request.Request(url + "/v1/detect", data=body, headers={"Content-Type": ctype}), timeout=30).read()
+            urllib.request.urlopen(
+                urllib.request.Request(url + "/v1/detect", data=body, headers={"Content-Type": ctype}), timeout=30
+            ).read()
         t0 = time.perf_counter()
         threads = [threading.Thread(target=client) for _ in range(args.clients)]
         for t in threads:
@@ -112,11 +134,19 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=10)
     lat.sort()
-    out = {"machine": machine(), "picture": f"{src} at 640x480, JPEG q90 ({len(enc)} bytes)", "model": args.model,
-           "clients": args.clients, "server_workers": args.server_workers, "requests": len(lat) + len(errors),
-           "errors": len(errors), "seconds": round(wall, 2), "images_per_s": round(len(lat) / wall, 1) if wall else 0,
-           "p50_ms": round(1000 * statistics.median(lat), 1) if lat else None,
-           "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1) if lat else None}
+    out = {
+        "machine": machine(),
+        "picture": f"{src} at 640x480, JPEG q90 ({len(enc)} bytes)",
+        "model": args.model,
+        "clients": args.clients,
+        "server_workers": args.server_workers,
+        "requests": len(lat) + len(errors),
+        "errors": len(errors),
+        "seconds": round(wall, 2),
+        "images_per_s": round(len(lat) / wall, 1) if wall else 0,
+        "p50_ms": round(1000 * statistics.median(lat), 1) if lat else None,
+        "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1) if lat else None,
+    }
     report(out, args.json)
 
 

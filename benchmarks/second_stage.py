@@ -32,15 +32,29 @@ SETS = ("kaggle-facemask", "wider-face-val-part")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("detector", type=Path, help="a maskwatch detector .onnx without classifier (e.g. runs/server-det/server-det.onnx)")
+    ap.add_argument(
+        "detector",
+        type=Path,
+        help="a maskwatch detector .onnx without classifier (e.g. runs/server-det/server-det.onnx)",
+    )
     ap.add_argument("classifiers", type=Path, nargs="+", help="crop classifier .onnx files, each tried alone")
-    ap.add_argument("--weights", type=float, nargs="+", default=[0.5], help="classifier weights against the detector head")
+    ap.add_argument(
+        "--weights", type=float, nargs="+", default=[0.5], help="classifier weights against the detector head"
+    )
     ap.add_argument("--verify", type=float, nargs="+", default=[0.5], help="veto strengths (P(face) exponent)")
-    ap.add_argument("--crop-flip", action="store_true", help="also try each classifier on crops and their mirror images, averaged")
+    ap.add_argument(
+        "--crop-flip", action="store_true", help="also try each classifier on crops and their mirror images, averaged"
+    )
     ap.add_argument("--input-size", type=int, default=960)
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")))
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
+    )
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--threshold", type=float, default=0.5, help="operating threshold for recall, precision and label accuracy")
+    ap.add_argument(
+        "--threshold", type=float, default=0.5, help="operating threshold for recall, precision and label accuracy"
+    )
     args = ap.parse_args()
 
     det = Detector(args.detector, input_size=args.input_size, flip=True, score_threshold=AP_MIN_SCORE)
@@ -79,14 +93,26 @@ def main() -> None:
                             r = ImageResult(m.boxes[k], m.scores[k], m.probs[k], r.gt_boxes, r.gt_labels, r.gt_ignore)
                         merged.append(r)
                     m = evaluate_results(merged, 0.5, args.threshold).to_dict()
-                    row[name] = {"map": m.get("map"), "ap": m["ap"], "face_ap": m["face_ap"], "label_accuracy": m["label_accuracy"]}
+                    row[name] = {
+                        "map": m.get("map"),
+                        "ap": m["ap"],
+                        "face_ap": m["face_ap"],
+                        "label_accuracy": m["label_accuracy"],
+                    }
                 rows.append(row)
                 k, wi = row["kaggle-facemask"], row["wider-face-val-part"]
-                print(f"{cname:27s} weight {w:.2f} verify {a:.2f}: Kaggle mAP {k['map']:.4f} "
-                      f"({' / '.join(f'{v:.3f}' for v in k['ap'].values())}) face AP {k['face_ap']:.4f} "
-                      f"label acc {k['label_accuracy']:.3f} | WIDER face AP {wi['face_ap']:.4f}", flush=True)
+                print(
+                    f"{cname:27s} weight {w:.2f} verify {a:.2f}: Kaggle mAP {k['map']:.4f} "
+                    f"({' / '.join(f'{v:.3f}' for v in k['ap'].values())}) face AP {k['face_ap']:.4f} "
+                    f"label acc {k['label_accuracy']:.3f} | WIDER face AP {wi['face_ap']:.4f}",
+                    flush=True,
+                )
     if args.json:
-        args.json.write_text(json.dumps({"detector": str(args.detector), "input_size": args.input_size, "flip": True, "rows": rows}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {"detector": str(args.detector), "input_size": args.input_size, "flip": True, "rows": rows}, indent=1
+            )
+        )
 
 
 if __name__ == "__main__":

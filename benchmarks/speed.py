@@ -69,7 +69,12 @@ def bench_yunet(long_side: int, img: np.ndarray, runs: int) -> dict:
 
     yunet = YuNetTeacher(score_threshold=0.6, long_side=long_side, threads=min(4, os.cpu_count() or 1))
     r = timed(lambda: yunet.detect(img), runs)
-    return {"model": f"yunet-n@{long_side}", **r, "input": long_side, "file_mb": round(teacher_path().stat().st_size / 1e6, 3)}
+    return {
+        "model": f"yunet-n@{long_side}",
+        **r,
+        "input": long_side,
+        "file_mb": round(teacher_path().stat().st_size / 1e6, 3),
+    }
 
 
 def timed(call, runs: int) -> dict:
@@ -81,8 +86,13 @@ def timed(call, runs: int) -> dict:
         found = call()
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
-    return {"median_ms": round(statistics.median(times), 2), "p90_ms": round(times[int(0.9 * len(times))], 2),
-            "mean_ms": round(statistics.fmean(times), 2), "faces": len(found), "runs": runs}
+    return {
+        "median_ms": round(statistics.median(times), 2),
+        "p90_ms": round(times[int(0.9 * len(times))], 2),
+        "mean_ms": round(statistics.fmean(times), 2),
+        "faces": len(found),
+        "runs": runs,
+    }
 
 
 def in_own_process(system: str, runs: int) -> dict:
@@ -107,10 +117,16 @@ def main() -> None:
         print(json.dumps(r))
         return
     systems = list(args.models) + [f"yunet-n@{n}" for n in args.yunet]
-    out = {"machine": machine(), "picture": f"{src} at 640x480", "results": [in_own_process(s, args.runs) for s in systems]}
+    out = {
+        "machine": machine(),
+        "picture": f"{src} at 640x480",
+        "results": [in_own_process(s, args.runs) for s in systems],
+    }
     for r in out["results"]:
-        print(f"{r['model']:14s} input {r.get('input')!s:5s} median {r['median_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f} ms  "
-              f"({r['faces']} faces, {r['file_mb']} MB)")
+        print(
+            f"{r['model']:14s} input {r.get('input')!s:5s} median {r['median_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f} ms  "
+            f"({r['faces']} faces, {r['file_mb']} MB)"
+        )
     print(out["machine"])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -130,6 +130,7 @@ def test_interrupted_csv_and_jsonl_keep_whole_rows(tmp_path, monkeypatch, fmt):
 
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that declares ``width`` x ``height`` (no pixel data needed to read the header)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -163,7 +164,7 @@ def test_labels_in_a_crowd_never_overlap_and_small_faces_get_a_legend():
     assert tags, "the larger faces keep their tags"
     for i, a in enumerate(tags):
         assert 0 <= a[0] < a[2] <= 640 and 0 <= a[1] < a[3] <= 480
-        for b in tags[i + 1:]:
+        for b in tags[i + 1 :]:
             assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
     small = [f for f, spot in zip(faces, layout) if f.width < 30]
     assert small and all(spot is None for f, spot in zip(faces, layout) if f.width < 30)
@@ -178,7 +179,7 @@ def test_one_large_face_keeps_its_readable_tag():
 
     img = np.zeros((480, 640, 3), np.uint8)
     face = Face((200, 150, 360, 330), "mask", 0.97, 0.99)
-    (rect, scale), = annotate.label_layout([face], img.shape)
+    ((rect, scale),) = annotate.label_layout([face], img.shape)
     assert rect[3] <= 150 and scale >= annotate.MIN_TEXT_SCALE  # above the box
     out = annotate.annotate(img, [face])
     assert not (out[:40, :40] != 0).any()  # no legend when every face is tagged

@@ -13,10 +13,19 @@ from conftest import kaggle_val
 
 CHROMIUM = os.environ.get("MASKWATCH_CHROMIUM", "/usr/bin/chromium")
 ORT_ASSETS = Path(__file__).resolve().parents[1] / "src" / "maskwatch" / "web" / "static" / "ort" / "ort.wasm.min.mjs"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install playwright)")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
+)
 if not Path(CHROMIUM).exists():
     pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
@@ -48,8 +57,11 @@ def test_upload_draws_boxes_and_fills_table(browser, live_server, data, tmp_path
 def test_on_device_mode_finds_the_same_faces_as_the_server(browser, live_server, data):
     photo = kaggle_val(data, 2)[1].image
     raw = photo.read_bytes()
-    req = urllib.request.Request(live_server.url + "/v1/detect", data=json.dumps({"images": [base64.b64encode(raw).decode()]}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        live_server.url + "/v1/detect",
+        data=json.dumps({"images": [base64.b64encode(raw).decode()]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         server_faces = json.loads(r.read())["results"][0]["faces"]
     page = browser.new_page()
@@ -59,7 +71,9 @@ def test_on_device_mode_finds_the_same_faces_as_the_server(browser, live_server,
             const blob = await (await fetch('data:image/jpeg;base64,' + b64)).blob();
             const bmp = await createImageBitmap(blob);
             return await window.maskwatchOnDevice.detect(bmp);
-        }""", base64.b64encode(raw).decode())
+        }""",
+        base64.b64encode(raw).decode(),
+    )
     page.close()
     # confident faces must agree; faces near the threshold may fall either side of it
     with urllib.request.urlopen(live_server.url + "/v1/models", timeout=10) as r:
@@ -87,8 +101,9 @@ def test_cameras_section_shows_each_stream_with_counts_preview_and_chart(browser
             page = browser.new_page()
             page.goto(srv.url + "/")
             page.wait_for_selector("#streams .stream canvas", timeout=20000)
-            page.wait_for_function("/people [1-9]/.test(document.querySelector('#streams .figs').textContent)",
-                                   timeout=40000)
+            page.wait_for_function(
+                "/people [1-9]/.test(document.querySelector('#streams .figs').textContent)", timeout=40000
+            )
             page.wait_for_timeout(2500)  # the next poll draws the minute's bar
             text = page.inner_text("#streams")
             bars = page.evaluate("""() => {

@@ -111,7 +111,9 @@ def test_saved_pictures_are_annotated(data, tmp_path):
 def test_entry_point_runs(folder):
     exe = shutil.which("maskwatch") or None
     cmd = [exe] if exe else [sys.executable, "-m", "maskwatch.cli"]
-    p = subprocess.run(cmd + ["detect", str(folder / "a.jpg"), "--format", "csv"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        cmd + ["detect", str(folder / "a.jpg"), "--format", "csv"], capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[0].startswith("label,x1,y1,x2,y2,confidence,image")
 
@@ -236,7 +238,8 @@ def test_eval_unknown_class_name_stops_with_the_file_named(tmp_path):
     cv2.imwrite(str(tmp_path / "images" / "p.jpg"), np.full((100, 100, 3), 127, np.uint8))
     (tmp_path / "annotations" / "p.xml").write_text(
         "<annotation><filename>p.jpg</filename><object><name>person</name>"
-        "<bndbox><xmin>10</xmin><ymin>10</ymin><xmax>50</xmax><ymax>50</ymax></bndbox></object></annotation>")
+        "<bndbox><xmin>10</xmin><ymin>10</ymin><xmax>50</xmax><ymax>50</ymax></bndbox></object></annotation>"
+    )
     r = run("eval", tmp_path)
     assert r.exit_code == 2 and "p.xml" in r.output and "person" in r.output
 

@@ -41,11 +41,14 @@ def _picture(path: Path, seed: int = 0) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command, missing, hint", [
-    (["train"], "torch", "pip install -e '.[train]'"),
-    (["export"], "onnx", "pip install 'maskwatch[export]'"),
-    (["serve"], "uvicorn", "pip install 'maskwatch[serve]'"),
-])
+@pytest.mark.parametrize(
+    "command, missing, hint",
+    [
+        (["train"], "torch", "pip install -e '.[train]'"),
+        (["export"], "onnx", "pip install 'maskwatch[export]'"),
+        (["serve"], "uvicorn", "pip install 'maskwatch[serve]'"),
+    ],
+)
 def test_install_hints_print_the_real_command(monkeypatch, command, missing, hint):
     monkeypatch.setitem(sys.modules, missing, None)  # as if the extra were not installed
     r = run(*command)
@@ -113,7 +116,7 @@ def test_summary_gives_the_overall_figures_first_and_each_picture_only_when_aske
     lines = r.stderr.splitlines()
     first = next(i for i, ln in enumerate(lines) if "all (3 inputs)" in ln)
     for n in names:  # each picture after the overall line, its whole name on one line
-        assert any(ln.endswith(str(d / n)) for ln in lines[first + 1:]), n
+        assert any(ln.endswith(str(d / n)) for ln in lines[first + 1 :]), n
 
 
 def test_table_rows_stay_whole_when_output_is_not_a_terminal(tmp_path):

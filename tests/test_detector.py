@@ -99,8 +99,10 @@ def test_reused_input_buffer_leaves_no_trace_between_pictures_or_threads():
     """The network input buffer is reused (per thread): what a picture gives must not depend on
     the pictures run before it, their sizes, or other threads."""
     rng = np.random.default_rng(0)
-    pics = [cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (0, 0), 3)
-            for h, w in [(640, 480), (120, 900), (480, 640), (300, 200), (700, 700)]]
+    pics = [
+        cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (0, 0), 3)
+        for h, w in [(640, 480), (120, 900), (480, 640), (300, 200), (700, 700)]
+    ]
 
     def raw(det, img):
         r = det.detections(img, 0.05)
@@ -160,7 +162,7 @@ def test_tiles_find_small_faces_in_a_large_picture(data):
     sample = max(s, key=lambda x: len(x.boxes))
     img = cv2.imread(str(sample.image))
     canvas = np.full((3000, 4000, 3), 90, np.uint8)
-    canvas[1000:1000 + img.shape[0], 1500:1500 + img.shape[1]] = img
+    canvas[1000 : 1000 + img.shape[0], 1500 : 1500 + img.shape[1]] = img
     plain = Detector("mobile", input_size=800).detect(canvas)  # the fixed rule: the whole picture at 800 px
     tiled = Detector("mobile", input_size=800, tile=True).detect(canvas)
     sized = Detector("mobile").detect(canvas)  # the model's own rule: a picture this large also gets tiles
@@ -184,24 +186,33 @@ def _toy_classifier(path, labels: list[str], probs: list[float]) -> None:
     from maskwatch.export import write_metadata
 
     k = len(probs)
-    nodes = [helper.make_node("ReduceMean", ["crops"], ["m"], axes=[1, 2, 3], keepdims=0),
-             helper.make_node("Unsqueeze", ["m", "ax"], ["m2"]),
-             helper.make_node("Mul", ["m2", "inv255"], ["bg"]),             # (n, 1) in [0, 1]
-             helper.make_node("Sub", ["one", "bg"], ["face"]),
-             helper.make_node("Mul", ["face", "const"], ["cls"])]           # (n, k)
+    nodes = [
+        helper.make_node("ReduceMean", ["crops"], ["m"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Unsqueeze", ["m", "ax"], ["m2"]),
+        helper.make_node("Mul", ["m2", "inv255"], ["bg"]),  # (n, 1) in [0, 1]
+        helper.make_node("Sub", ["one", "bg"], ["face"]),
+        helper.make_node("Mul", ["face", "const"], ["cls"]),
+    ]  # (n, k)
     if "background" in labels:
         nodes.append(helper.make_node("Concat", ["cls", "bg"], ["probs"], axis=1))
         n_out = k + 1
     else:
         nodes += [helper.make_node("Mul", ["m2", "zero"], ["z"]), helper.make_node("Add", ["z", "const"], ["probs"])]
         n_out = k
-    inits = [helper.make_tensor("ax", TensorProto.INT64, [1], [1]),
-             helper.make_tensor("inv255", TensorProto.FLOAT, [1, 1], [1 / 255]),
-             helper.make_tensor("one", TensorProto.FLOAT, [1, 1], [1.0]),
-             helper.make_tensor("zero", TensorProto.FLOAT, [1, 1], [0.0]),
-             helper.make_tensor("const", TensorProto.FLOAT, [1, k], probs)]
-    graph = helper.make_graph(nodes, "toy", [helper.make_tensor_value_info("crops", TensorProto.FLOAT, ["n", 3, 32, 32])],
-                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", n_out])], inits)
+    inits = [
+        helper.make_tensor("ax", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("inv255", TensorProto.FLOAT, [1, 1], [1 / 255]),
+        helper.make_tensor("one", TensorProto.FLOAT, [1, 1], [1.0]),
+        helper.make_tensor("zero", TensorProto.FLOAT, [1, 1], [0.0]),
+        helper.make_tensor("const", TensorProto.FLOAT, [1, k], probs),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "toy",
+        [helper.make_tensor_value_info("crops", TensorProto.FLOAT, ["n", 3, 32, 32])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", n_out])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     path.write_bytes(model.SerializeToString())
@@ -225,7 +236,10 @@ def test_background_class_vetoes_faces(tmp_path, data):
     _toy_classifier(tmp_path / "plain.onnx", list(LABELS), [0.1, 0.1, 0.8])
     meta = read_metadata(MODEL_DIR / "mobile.onnx")
     shutil.copy2(MODEL_DIR / "mobile.onnx", tmp_path / "m.onnx")
-    write_metadata(tmp_path / "m.onnx", {**meta, "classifier": ["veto.onnx", "plain.onnx"], "classifier_weight": 0.5, "verify_weight": 2.0})
+    write_metadata(
+        tmp_path / "m.onnx",
+        {**meta, "classifier": ["veto.onnx", "plain.onnx"], "classifier_weight": 0.5, "verify_weight": 2.0},
+    )
     img = cv2.imread(str(kaggle_val(data, 1)[0].image))
     plain = Detector("mobile").detections(img, 0.02)
     vetoed = Detector(tmp_path / "m.onnx").detections(img, 0.02)
@@ -234,7 +248,7 @@ def test_background_class_vetoes_faces(tmp_path, data):
     assert face.std() > 0.02  # the pictures differ, so the veto reorders
     knots = Detector("mobile").spec.score_calibration  # face scores are calibrated: the veto applies before
     raw = np.interp(plain.scores, knots[1], knots[0]) if knots else plain.scores
-    expect = calibrate(raw * face ** 2.0, knots) if knots else raw * face ** 2.0
+    expect = calibrate(raw * face**2.0, knots) if knots else raw * face**2.0
     cls = (np.array([0.2, 0.6, 0.2]) + np.array([0.1, 0.1, 0.8])) / 2
     for b, s, p in zip(vetoed.boxes, vetoed.scores, vetoed.probs):
         i = int(np.argmin(np.abs(plain.boxes - b).sum(1)))
@@ -244,7 +258,9 @@ def test_background_class_vetoes_faces(tmp_path, data):
     assert len(vetoed) == int((expect >= 0.02).sum())
     faces = Detector(tmp_path / "m.onnx", score_threshold=0.0).detect(img)
     assert faces and all(f.label in LABELS and 0.0 <= f.score <= 1.0 for f in faces)
-    write_metadata(tmp_path / "veto.onnx", {"kind": "classifier", "labels": ["a", "b", "c", "background"], "input_size": 32})
+    write_metadata(
+        tmp_path / "veto.onnx", {"kind": "classifier", "labels": ["a", "b", "c", "background"], "input_size": 32}
+    )
     with pytest.raises(ModelError, match="labels"):
         Detector(tmp_path / "m.onnx")
 
@@ -264,7 +280,9 @@ def test_crop_classifier_flip_averages_mirrored_crops():
     crops = face_crops(img, boxes, plain.size, plain.expand)
 
     def run(c):
-        return plain.session.run(None, {plain.input: np.ascontiguousarray(c.transpose(0, 3, 1, 2)).astype(np.float32)})[0]
+        return plain.session.run(None, {plain.input: np.ascontiguousarray(c.transpose(0, 3, 1, 2)).astype(np.float32)})[
+            0
+        ]
 
     expect = (run(crops) + run(crops[:, :, ::-1])) / 2
     bg = plain.background

@@ -52,8 +52,14 @@ def test_tiny_made_up_case_matches_hand_computed_ap():
 
 
 def test_ignored_faces_neither_count_nor_penalise():
-    r = ImageResult(P([0, 0, 10, 10], [40, 40, 50, 50]), [0.9, 0.8], [MASK, MASK],
-                    P([0, 0, 10, 10], [40, 40, 50, 50]), [0, 0], gt_ignore=[False, True])
+    r = ImageResult(
+        P([0, 0, 10, 10], [40, 40, 50, 50]),
+        [0.9, 0.8],
+        [MASK, MASK],
+        P([0, 0, 10, 10], [40, 40, 50, 50]),
+        [0, 0],
+        gt_ignore=[False, True],
+    )
     m = evaluate_results([r])
     assert m.face_ap == pytest.approx(1.0)
     assert m.gt_faces["face"] == 1
@@ -75,6 +81,7 @@ def test_best_f1_threshold():
 
 # -- readers -----------------------------------------------------------------------------------
 
+
 def _write_img(path, w=64, h=48):
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), np.zeros((h, w, 3), np.uint8))
@@ -88,7 +95,8 @@ def test_read_voc_with_split(tmp_path):
             f"<annotation><filename>{name}.jpg</filename>"
             "<object><name>with_mask</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>11</xmax><ymax>12</ymax></bndbox></object>"
             "<object><name>mask_weared_incorrect</name><difficult>1</difficult><bndbox><xmin>20</xmin><ymin>2</ymin><xmax>30</xmax><ymax>12</ymax></bndbox></object>"
-            "</annotation>")
+            "</annotation>"
+        )
     (tmp_path / "val.txt").write_text("b\n")
     s = load_dataset(tmp_path, "val.txt")
     assert len(s) == 1 and s[0].image.name == "b.jpg"
@@ -107,11 +115,14 @@ def test_read_yolo(tmp_path):
     assert s[0].boxes[0].tolist() == pytest.approx([40, 15, 60, 35])
 
 
-@pytest.mark.parametrize("yaml_text", [
-    "path: .\nnames:\n  - no_mask\n  - mask\n  - incorrect\n",  # block style (was read as no names: wrong labels)
-    "names: ['no_mask', 'mask', 'incorrect']\n",
-    "names:\n  0: no_mask\n  1: mask\n  2: incorrect\n",
-])
+@pytest.mark.parametrize(
+    "yaml_text",
+    [
+        "path: .\nnames:\n  - no_mask\n  - mask\n  - incorrect\n",  # block style (was read as no names: wrong labels)
+        "names: ['no_mask', 'mask', 'incorrect']\n",
+        "names:\n  0: no_mask\n  1: mask\n  2: incorrect\n",
+    ],
+)
 def test_read_yolo_data_yaml_names(tmp_path, yaml_text):
     _write_img(tmp_path / "images" / "x.jpg", 100, 50)
     (tmp_path / "labels").mkdir()
@@ -134,7 +145,8 @@ def test_read_yolo_bad_data_yaml_is_named(tmp_path):
 def test_read_wider(tmp_path):
     _write_img(tmp_path / "images" / "0--Parade" / "p.jpg")
     (tmp_path / "wider_face_bbx_gt.txt").write_text(
-        "0--Parade/p.jpg\n2\n10 10 20 30 0 0 0 0 0 0\n40 5 3 3 0 0 0 1 0 0\n")
+        "0--Parade/p.jpg\n2\n10 10 20 30 0 0 0 0 0 0\n40 5 3 3 0 0 0 1 0 0\n"
+    )
     s = load_dataset(tmp_path)
     assert s[0].boxes.tolist() == [[10, 10, 30, 40], [40, 5, 43, 8]]
     assert s[0].labels.tolist() == [UNKNOWN, UNKNOWN]
@@ -143,9 +155,11 @@ def test_read_wider(tmp_path):
 
 def test_read_coco(tmp_path):
     _write_img(tmp_path / "images" / "c.jpg")
-    doc = {"images": [{"id": 7, "file_name": "c.jpg", "width": 64, "height": 48}],
-           "categories": [{"id": 1, "name": "no_mask"}, {"id": 2, "name": "mask"}],
-           "annotations": [{"id": 1, "image_id": 7, "category_id": 2, "bbox": [5, 6, 10, 12]}]}
+    doc = {
+        "images": [{"id": 7, "file_name": "c.jpg", "width": 64, "height": 48}],
+        "categories": [{"id": 1, "name": "no_mask"}, {"id": 2, "name": "mask"}],
+        "annotations": [{"id": 1, "image_id": 7, "category_id": 2, "bbox": [5, 6, 10, 12]}],
+    }
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "instances.json").write_text(json.dumps(doc))
     s = load_dataset(tmp_path)
@@ -156,8 +170,13 @@ def test_read_coco(tmp_path):
 def test_eval_result_is_typed_and_its_dict_keeps_the_json_keys():
     from maskwatch.evaluation.metrics import EvalResult
 
-    r = ImageResult(np.array([[0, 0, 10, 10]], float), np.array([0.9]), np.array([[0.8, 0.1, 0.1]]),
-                    np.array([[0, 0, 10, 10]], float), np.array([0]))
+    r = ImageResult(
+        np.array([[0, 0, 10, 10]], float),
+        np.array([0.9]),
+        np.array([[0.8, 0.1, 0.1]]),
+        np.array([[0, 0, 10, 10]], float),
+        np.array([0]),
+    )
     m = evaluate_results([r])
     assert isinstance(m, EvalResult) and m.images == 1 and m.ap == {"mask": pytest.approx(1.0)}
     assert set(m.curves) == {"mask", "face"} and len(m.curves["face"]) == 2

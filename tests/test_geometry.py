@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from maskwatch.core.geometry import anchor_points, clip_boxes, distances_to_boxes, expand_boxes, iou_matrix, nms, weighted_box_merge
+from maskwatch.core.geometry import (
+    anchor_points,
+    clip_boxes,
+    distances_to_boxes,
+    expand_boxes,
+    iou_matrix,
+    nms,
+    weighted_box_merge,
+)
 
 
 def test_anchor_points_cover_each_level_row_major():

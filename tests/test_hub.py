@@ -98,12 +98,15 @@ def test_one_session_for_any_number_of_thresholds(data, monkeypatch):
     monkeypatch.setattr(detector_module, "_session", lambda *a, **k: made.append(a[0]) or real(*a, **k))
     m = hub.Module(name="pyramidbox_lite_mobile_mask")
     path = [str(kaggle_val(data, 1)[0].image)]
-    counts = [sum(len(r["data"]) for r in m.face_detection(paths=path, confs_threshold=t)) for t in (0.1, 0.3, 0.6, 0.9, 0.95)]
+    counts = [
+        sum(len(r["data"]) for r in m.face_detection(paths=path, confs_threshold=t)) for t in (0.1, 0.3, 0.6, 0.9, 0.95)
+    ]
     assert len(made) == 1  # one onnxruntime session, whatever the thresholds
     assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
     det = m.get_face_detector_module()
-    assert m.face_detection(paths=path, confs_threshold=0.3)[0]["data"] == \
-        hub.to_paddle(det.detect(path[0], score_threshold=0.3), *cv2.imread(path[0]).shape[1::-1])
+    assert m.face_detection(paths=path, confs_threshold=0.3)[0]["data"] == hub.to_paddle(
+        det.detect(path[0], score_threshold=0.3), *cv2.imread(path[0]).shape[1::-1]
+    )
 
 
 def test_set_and_get_face_detector_module(data):
@@ -118,7 +121,10 @@ def test_set_and_get_face_detector_module(data):
     assert m.get_face_detector_module().path.name == "mobile.onnx"
     m.set_face_detector_module("server")
     path = str(kaggle_val(data, 1)[0].image)
-    assert m.face_detection(paths=[path])[0]["data"] == hub.Module(name="pyramidbox_lite_server_mask").face_detection(paths=[path])[0]["data"]
+    assert (
+        m.face_detection(paths=[path])[0]["data"]
+        == hub.Module(name="pyramidbox_lite_server_mask").face_detection(paths=[path])[0]["data"]
+    )
 
 
 def test_save_inference_model_writes_the_onnx_files_and_their_contract(tmp_path):
@@ -145,14 +151,22 @@ def test_cli_hub_run_prints_paddlehub_results(data):
     import sys
 
     path = str(kaggle_val(data, 1)[0].image)
-    out = subprocess.run([sys.executable, "-m", "maskwatch.cli", "hub", "run", "pyramidbox_lite_mobile_mask",
-                          "--input_path", path], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "maskwatch.cli", "hub", "run", "pyramidbox_lite_mobile_mask", "--input_path", path],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     _check_schema(res, 1)
     assert res == hub.Module(name="pyramidbox_lite_mobile_mask").face_detection(paths=[path])
-    bad = subprocess.run([sys.executable, "-m", "maskwatch.cli", "hub", "run", "yolov3", "--input_path", path],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "maskwatch.cli", "hub", "run", "yolov3", "--input_path", path],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "unknown module" in bad.stderr
 
 
@@ -166,8 +180,9 @@ def test_cli_hub_serving_start_answers_paddlehub_requests():
     try:
         ok, enc = cv2.imencode(".jpg", np.full((120, 160, 3), 200, np.uint8))
         body = json.dumps({"images": [base64.b64encode(enc.tobytes()).decode()]}).encode()
-        req = urllib.request.Request(srv.url + "/predict/pyramidbox_lite_server_mask", body,
-                                     {"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            srv.url + "/predict/pyramidbox_lite_server_mask", body, {"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             doc = json.loads(r.read())
         assert doc["status"] == "000" and doc["results"][0]["data"] == []

@@ -33,8 +33,12 @@ def test_settings_come_from_the_file_metadata():
         assert spec.flip == bool(meta.get("flip", False)) and spec.strides == (8, 16, 32)
         assert spec.pad_value == int(meta.get("pad_value", 114))
         det = Detector(name)
-        assert (det.input_size, det.score_threshold, det.flip, det.scales) == \
-            (spec.input_size, spec.score_threshold, spec.flip, spec.scales)
+        assert (det.input_size, det.score_threshold, det.flip, det.scales) == (
+            spec.input_size,
+            spec.score_threshold,
+            spec.flip,
+            spec.scales,
+        )
 
 
 def test_server_size_counts_its_classifier():

@@ -40,7 +40,9 @@ def test_paddlehub_predict_no_face_is_empty_data(client):
 def test_paddlehub_predict_real_faces(client, data):
     imgs = [cv2.imread(str(s.image)) for s in kaggle_val(data, 2)]
     for module in ("pyramidbox_lite_mobile_mask", "pyramidbox_lite_server_mask"):
-        r = client.post(f"/predict/{module}", json={"images": [_b64(i) for i in imgs], "confs_threshold": 0.3, "shrink": 0.5})
+        r = client.post(
+            f"/predict/{module}", json={"images": [_b64(i) for i in imgs], "confs_threshold": 0.3, "shrink": 0.5}
+        )
         body = r.json()
         assert body["status"] == "000"
         faces = [f for res in body["results"] for f in res["data"]]
@@ -62,7 +64,9 @@ def test_paddlehub_errors_keep_status_shape(client):
 def test_v1_detect_multipart_json_and_annotate(client, data):
     s = kaggle_val(data, 1)[0]
     raw = s.image.read_bytes()
-    r = client.post("/v1/detect", files=[("images", ("a.jpg", raw, "image/jpeg")), ("images", ("b.jpg", raw, "image/jpeg"))])
+    r = client.post(
+        "/v1/detect", files=[("images", ("a.jpg", raw, "image/jpeg")), ("images", ("b.jpg", raw, "image/jpeg"))]
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert [x["image"] for x in body["results"]] == ["a.jpg", "b.jpg"]
@@ -75,15 +79,18 @@ def test_v1_detect_multipart_json_and_annotate(client, data):
     assert cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR).shape == cv2.imread(str(s.image)).shape
 
 
-@pytest.mark.parametrize("kwargs, status, fragment", [
-    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "JSON"),
-    ({"json": {"images": []}}, 400, "non-empty"),
-    ({"json": {"pictures": ["x"]}}, 400, "images"),
-    ({"json": {"images": ["!!!"]}}, 400, "base64"),
-    ({"json": {"images": [base64.b64encode(b"plain text, no picture").decode()]}}, 400, "images[0]"),
-    ({"files": {"images": ("x.txt", b"hello", "text/plain")}}, 400, "x.txt"),
-    ({"content": b"", "headers": {"content-type": "application/json"}}, 400, "empty"),
-])
+@pytest.mark.parametrize(
+    "kwargs, status, fragment",
+    [
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "JSON"),
+        ({"json": {"images": []}}, 400, "non-empty"),
+        ({"json": {"pictures": ["x"]}}, 400, "images"),
+        ({"json": {"images": ["!!!"]}}, 400, "base64"),
+        ({"json": {"images": [base64.b64encode(b"plain text, no picture").decode()]}}, 400, "images[0]"),
+        ({"files": {"images": ("x.txt", b"hello", "text/plain")}}, 400, "x.txt"),
+        ({"content": b"", "headers": {"content-type": "application/json"}}, 400, "empty"),
+    ],
+)
 def test_v1_bad_requests_answer_400_with_reason(client, kwargs, status, fragment):
     r = client.post("/v1/detect", **kwargs)
     assert r.status_code == status
@@ -140,8 +147,11 @@ def test_websocket_live(client):
 
 
 def test_real_uvicorn_process(live_server):
-    req = urllib.request.Request(f"{live_server.url}/predict/pyramidbox_lite_mobile_mask",
-                                 data=json.dumps({"images": [_b64(BLANK)]}).encode(), headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{live_server.url}/predict/pyramidbox_lite_mobile_mask",
+        data=json.dumps({"images": [_b64(BLANK)]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         body = json.loads(r.read())
     assert body == {"status": "000", "msg": "", "results": [{"path": body["results"][0]["path"], "data": []}]}
@@ -173,8 +183,10 @@ def test_annotate_too_wide_for_jpeg_is_a_400(client):
 
 def test_base64_layout_is_read_leniently_and_flags_as_strings(client):
     ok, enc = cv2.imencode(".jpg", BLANK)
-    for text in (base64.encodebytes(enc.tobytes()).decode(),  # line breaks every 76 characters
-                 base64.urlsafe_b64encode(enc.tobytes()).decode().rstrip("=")):  # URL-safe, unpadded
+    for text in (
+        base64.encodebytes(enc.tobytes()).decode(),  # line breaks every 76 characters
+        base64.urlsafe_b64encode(enc.tobytes()).decode().rstrip("="),
+    ):  # URL-safe, unpadded
         r = client.post("/predict/pyramidbox_lite_mobile_mask", json={"images": [text], "visualization": "false"})
         assert r.status_code == 200 and r.json()["status"] == "000", r.text
         assert "base64" not in r.json()["results"][0]  # "false" is false
@@ -241,7 +253,9 @@ def test_unexpected_failures_and_unloadable_models_still_answer_json(tmp_path, m
     def broken(name, **settings):
         raise ModelError(f"{name}: cannot load")
 
-    monkeypatch.setattr("maskwatch.serve.dependencies.Detector", broken)  # the server model, loaded on first use, is broken
+    monkeypatch.setattr(
+        "maskwatch.serve.dependencies.Detector", broken
+    )  # the server model, loaded on first use, is broken
     r = c.post("/v1/detect?model=server", json={"images": [_b64(BLANK)]})
     assert r.status_code == 503 and "model unavailable" in r.json()["error"]
 

@@ -47,10 +47,15 @@ def test_install_hint_keeps_the_extra_and_is_one_line(monkeypatch):
     assert len(r.output.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args, flag", [(["--max-megapixels", "0"], "--max-megapixels"),
-                                        (["--max-body-mb", "-1"], "--max-body-mb"),
-                                        (["--max-megapixels", "nan"], "--max-megapixels"),
-                                        (["--api-key", ""], "--api-key")])
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["--max-megapixels", "0"], "--max-megapixels"),
+        (["--max-body-mb", "-1"], "--max-body-mb"),
+        (["--max-megapixels", "nan"], "--max-megapixels"),
+        (["--api-key", ""], "--api-key"),
+    ],
+)
 def test_nonsense_options_are_refused_at_start(args, flag):
     r = CliRunner().invoke(cli_app, ["serve", *args])
     assert r.exit_code == 2 and flag in r.output and "Traceback" not in r.output
@@ -64,7 +69,9 @@ def test_create_app_refuses_nonsense_limits(kwargs):
         create_app(**kwargs)
 
 
-@pytest.mark.parametrize("path", ["/v1/models", "/metrics", "/docs", "/openapi.json", "/", "/live", "/models/mobile.onnx"])
+@pytest.mark.parametrize(
+    "path", ["/v1/models", "/metrics", "/docs", "/openapi.json", "/", "/live", "/models/mobile.onnx"]
+)
 def test_api_key_protects_every_route_but_health(keyed, path):
     assert keyed.get(path).status_code == 401
     assert "API key" in keyed.get(path).json()["error"]
@@ -126,7 +133,9 @@ def test_decoding_runs_off_the_event_loop(monkeypatch):
     monkeypatch.setattr(serve_inputs, "decode_bytes", slow_decode)
     with TestClient(create_app()) as c:
         result = {}
-        t = threading.Thread(target=lambda: result.setdefault("r", c.post("/v1/detect", json={"images": [_b64(BLANK)]})))
+        t = threading.Thread(
+            target=lambda: result.setdefault("r", c.post("/v1/detect", json={"images": [_b64(BLANK)]}))
+        )
         t.start()
         assert started.wait(20)
         assert c.get("/healthz").status_code == 200
@@ -184,7 +193,9 @@ def test_metrics_report_all_workers():
     try:
         body = json.dumps({"images": [_b64(BLANK)]}).encode()
         for _ in range(12):  # new connections: spread over both workers
-            req = urllib.request.Request(f"{srv.url}/v1/detect", data=body, headers={"Content-Type": "application/json"})
+            req = urllib.request.Request(
+                f"{srv.url}/v1/detect", data=body, headers={"Content-Type": "application/json"}
+            )
             with urllib.request.urlopen(req, timeout=30) as r:
                 assert r.status == 200
         for _ in range(4):  # whichever worker answers, it reports the 12 pictures of both

@@ -30,8 +30,10 @@ def make_voc(root, n=8, seed=0):
             cv2.ellipse(img, (x + w // 2, y + w // 2), (w // 2, w // 2), 0, 0, 360, color, -1)
             objs.append((x, y, x + w, y + w, "with_mask" if lab == 0 else "without_mask"))
         cv2.imwrite(str(root / "images" / f"{i}.jpg"), img)
-        body = "".join(f"<object><name>{n_}</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax><ymax>{d}</ymax></bndbox></object>"
-                       for a, b, c, d, n_ in objs)
+        body = "".join(
+            f"<object><name>{n_}</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax><ymax>{d}</ymax></bndbox></object>"
+            for a, b, c, d, n_ in objs
+        )
         (root / "annotations" / f"{i}.xml").write_text(f"<annotation><filename>{i}.jpg</filename>{body}</annotation>")
     return root
 
@@ -67,7 +69,11 @@ def test_paste_occluders_relabels_bare_and_unlabelled_faces_only():
     # over many draws, every outcome appears
     seen = set()
     for seed in range(40):
-        seen.add(int(paste_occluders(before.copy(), boxes[:1], np.array([1]), np.array([False]), 1.0, random.Random(seed))[0]))
+        seen.add(
+            int(
+                paste_occluders(before.copy(), boxes[:1], np.array([1]), np.array([False]), 1.0, random.Random(seed))[0]
+            )
+        )
     assert seen == {0, 1, 2}
 
 
@@ -88,8 +94,19 @@ def test_dataset_crops_keep_boxes_on_faces(tmp_path):
 
 def test_short_training_lowers_loss_and_exports(tmp_path):
     voc = make_voc(tmp_path / "voc")
-    recipe = DetectorRecipe(name="tiny", width=0.5, size=128, epochs=6, batch=4, lr=5e-3, threads=1, input_size=256,
-                            sources=[Source(voc, weight=1.0)], val=[(str(voc), None)], val_every=100)
+    recipe = DetectorRecipe(
+        name="tiny",
+        width=0.5,
+        size=128,
+        epochs=6,
+        batch=4,
+        lr=5e-3,
+        threads=1,
+        input_size=256,
+        sources=[Source(voc, weight=1.0)],
+        val=[(str(voc), None)],
+        val_every=100,
+    )
     path = train_detector(recipe, tmp_path / "run", tmp_path, log=lambda *a: None)
     rows = [json.loads(ln) for ln in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert len(rows) == 6
@@ -130,7 +147,9 @@ def test_train_cli_fine_tunes(tmp_path):
     from maskwatch.cli import app
 
     voc = make_voc(tmp_path / "mine", n=6)
-    r = CliRunner().invoke(app, ["train", "--init", "mobile", "--data", str(voc), "--out", str(tmp_path / "o"), "--epochs", "1"])
+    r = CliRunner().invoke(
+        app, ["train", "--init", "mobile", "--data", str(voc), "--out", str(tmp_path / "o"), "--epochs", "1"]
+    )
     assert r.exit_code == 0, r.output
     assert (tmp_path / "o" / "finetuned.onnx").is_file()
     assert "before" in r.stdout and "after" in r.stdout
@@ -155,11 +174,16 @@ def test_negatives_lie_away_from_every_known_face():
     from maskwatch.train.negatives import is_negative, random_boxes
 
     known = np.array([[100, 100, 200, 200]], np.float32)
-    boxes = np.array([[100, 100, 200, 200],   # the face itself
-                      [150, 120, 230, 200],   # overlaps it
-                      [190, 120, 260, 190],   # an ear beside it: low IoU, centre outside -> negative
-                      [120, 130, 160, 170],   # inside the face (a mouth): centre inside -> not negative
-                      [400, 400, 450, 450]], np.float32)
+    boxes = np.array(
+        [
+            [100, 100, 200, 200],  # the face itself
+            [150, 120, 230, 200],  # overlaps it
+            [190, 120, 260, 190],  # an ear beside it: low IoU, centre outside -> negative
+            [120, 130, 160, 170],  # inside the face (a mouth): centre inside -> not negative
+            [400, 400, 450, 450],
+        ],
+        np.float32,
+    )
     assert is_negative(boxes, known).tolist() == [False, False, True, False, True]
     assert is_negative(boxes, np.zeros((0, 4), np.float32)).all()
     rnd = random_boxes(640, 480, known, 20, np.random.default_rng(0))
@@ -205,7 +229,9 @@ def test_classifier_with_background_exports_a_veto(tmp_path):
     assert meta["labels"] == ["mask", "no_mask", "incorrect", "background"]
     import onnxruntime as ort
 
-    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"crops": np.zeros((2, 3, 64, 64), np.float32)})[0]
+    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"crops": np.zeros((2, 3, 64, 64), np.float32)}
+    )[0]
     assert out.shape == (2, 4) and np.allclose(out.sum(1), 1, atol=1e-5)
 
 
@@ -276,7 +302,9 @@ def test_build_samples_draws_scene_pictures_with_a_face_worn_wrong_again(tmp_pat
 
     voc = make_voc(tmp_path / "voc", n=3)
     xml = voc / "annotations" / "0.xml"
-    xml.write_text(xml.read_text().replace("without_mask", "mask_weared_incorrect").replace("with_mask", "mask_weared_incorrect"))
+    xml.write_text(
+        xml.read_text().replace("without_mask", "mask_weared_incorrect").replace("with_mask", "mask_weared_incorrect")
+    )
     plain = build_samples([Source(voc)], tmp_path / "cache")
     more = build_samples([Source(voc)], tmp_path / "cache", rare_repeat=2)
     assert len(plain) == 3 and len(more) == 5
@@ -290,7 +318,9 @@ def test_classifier_training_steps_run_on_made_up_crops(tmp_path, monkeypatch):
     from maskwatch.train import classifier, negatives
 
     def items(n, label, tag):
-        return [(f"{tag}{i}", np.array([0, 0, 10, 10], np.float32), i % 3 if label is None else label) for i in range(n)]
+        return [
+            (f"{tag}{i}", np.array([0, 0, 10, 10], np.float32), i % 3 if label is None else label) for i in range(n)
+        ]
 
     def extract(its):
         crops = np.random.default_rng(len(its)).integers(0, 255, (len(its), 128, 128, 3), dtype=np.uint8)
@@ -298,18 +328,32 @@ def test_classifier_training_steps_run_on_made_up_crops(tmp_path, monkeypatch):
 
     monkeypatch.setattr(classifier, "collect_items", lambda data, cache: (items(40, None, "t"), items(12, None, "v")))
     monkeypatch.setattr(classifier, "extract", extract)
-    monkeypatch.setattr(classifier, "collect_faces", lambda data, n, seed, val=False, by_size=False:
-                        items(6 if val else 10, classifier.FACE_ONLY, "f"))
+    monkeypatch.setattr(
+        classifier,
+        "collect_faces",
+        lambda data, n, seed, val=False, by_size=False: items(6 if val else 10, classifier.FACE_ONLY, "f"),
+    )
     monkeypatch.setattr(negatives, "negative_sources", lambda data: ("tr", "va"))
     monkeypatch.setattr(negatives, "cache_tag", lambda det, seed: "x")
     monkeypatch.setattr(negatives, "mine", lambda det, src, *a: items(8 if src == "tr" else 5, 3, "n"))
-    recipe = classifier.ClassifierRecipe(name="tiny_cls", epochs=2, batch=16, input_size=32, width=0.5,
-                                         background=0.25, faces=0.25, threads=1)
+    recipe = classifier.ClassifierRecipe(
+        name="tiny_cls", epochs=2, batch=16, input_size=32, width=0.5, background=0.25, faces=0.25, threads=1
+    )
     rows = []
-    path = classifier.train_classifier(recipe, tmp_path / "run", tmp_path, log=rows.append, detector=tmp_path / "d.onnx")
+    path = classifier.train_classifier(
+        recipe, tmp_path / "run", tmp_path, log=rows.append, detector=tmp_path / "d.onnx"
+    )
     logged = [json.loads(r) for r in rows if r.startswith("{")]
     assert [r["epoch"] for r in logged] == [1, 2]
-    assert {"loss", "val_accuracy", "per_class", "hand_over_mouth_no_mask", "faces_called_background",
-            "wider_faces_called_background", "mistakes_called_background", "seconds"} <= set(logged[-1])
+    assert {
+        "loss",
+        "val_accuracy",
+        "per_class",
+        "hand_over_mouth_no_mask",
+        "faces_called_background",
+        "wider_faces_called_background",
+        "mistakes_called_background",
+        "seconds",
+    } <= set(logged[-1])
     probs, face = CropModel.load(path, 1)(np.zeros((64, 64, 3), np.uint8), np.array([[8, 8, 40, 40]], np.float32))
     assert probs.shape == (1, 3) and face is not None and face.shape == (1,)  # the background class is a veto

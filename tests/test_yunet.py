@@ -77,7 +77,9 @@ def test_yunet_mask_keeps_yunets_faces():
         ref = m.base(torch.from_numpy(blob))
         obj, dist, cls = m(torch.from_numpy(blob))
     score = torch.sigmoid(obj)[0].numpy()
-    want = np.concatenate([torch.sqrt(ref[f"cls_{s}"][0, :, 0] * ref[f"obj_{s}"][0, :, 0]).numpy() for s in (8, 16, 32)])
+    want = np.concatenate(
+        [torch.sqrt(ref[f"cls_{s}"][0, :, 0] * ref[f"obj_{s}"][0, :, 0]).numpy() for s in (8, 16, 32)]
+    )
     np.testing.assert_allclose(score, want, atol=1e-5)
     assert cls.shape[-1] == 3
     # boxes: YuNet's decode (prior at the cell corner) equals maskwatch's (distances from the cell centre)
@@ -189,7 +191,9 @@ def test_calibration_scales_the_score_and_keeps_the_ranking():
     # below the knee a pure scale: score x class probability ranks faces as before
     low = scores[calibrate(scores, knots) < 0.95]
     probs = rng.uniform(size=len(low))
-    assert (np.argsort(-(low * probs), kind="stable") == np.argsort(-(calibrate(low, knots) * probs), kind="stable")).all()
+    assert (
+        np.argsort(-(low * probs), kind="stable") == np.argsort(-(calibrate(low, knots) * probs), kind="stable")
+    ).all()
     with pytest.raises(ValueError):
         fit_calibration(0.7, 0.5)
 
@@ -230,8 +234,9 @@ def test_paddlehub_threshold_keeps_the_faces(module, count, data):
     m = hub.Module(name=module)
     det = Detector(hub.MODULES[module])
     paddle = m.face_detection(paths=[str(s.image) for s in samples], confs_threshold=0.6)
-    paddle_boxes = [np.array([[f["left"], f["top"], f["right"], f["bottom"]] for f in r["data"]]).reshape(-1, 4)
-                    for r in paddle]
+    paddle_boxes = [
+        np.array([[f["left"], f["top"], f["right"], f["bottom"]] for f in r["data"]]).reshape(-1, 4) for r in paddle
+    ]
     default_boxes = [det.detections(str(s.image)).boxes for s in samples]
     truth = [s.boxes[~s.ignore] for s in samples]
     r_default, r_paddle = _found(default_boxes, truth), _found(paddle_boxes, truth)

@@ -8,4 +8,15 @@ from .core.imageio import load_image
 from .watch.watcher import Watcher
 
 __version__ = "0.1.0"
-__all__ = ["Detector", "Detections", "Face", "LABELS", "MaskwatchError", "ImageError", "ModelError", "load_image", "Watcher", "__version__"]
+__all__ = [
+    "Detector",
+    "Detections",
+    "Face",
+    "LABELS",
+    "MaskwatchError",
+    "ImageError",
+    "ModelError",
+    "load_image",
+    "Watcher",
+    "__version__",
+]

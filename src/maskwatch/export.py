@@ -66,8 +66,14 @@ def calibration_files(folder: Path, count: int = 64) -> list[Path]:
     gives its own pictures.
     """
     root = Path(folder)
-    kaggle = next((d for d in (root / "kaggle-facemask", root, root.parent) if (d / "train.txt").is_file()
-                   and (d / "images").is_dir()), None)
+    kaggle = next(
+        (
+            d
+            for d in (root / "kaggle-facemask", root, root.parent)
+            if (d / "train.txt").is_file() and (d / "images").is_dir()
+        ),
+        None,
+    )
     if kaggle is None:
         return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
     by_stem = {p.stem: p for p in (kaggle / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
@@ -112,9 +118,17 @@ def quantise_int8(src: Path, dst: Path, calib: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=[], extra_options={"ActivationSymmetric": False})
+        quantize_static(
+            str(pre),
+            str(dst),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=[],
+            extra_options={"ActivationSymmetric": False},
+        )
     meta["quantization"] = "int8 static QDQ per-channel"
     write_metadata(dst, meta)
     return dst
@@ -124,8 +138,16 @@ def to_ort_format(src: Path, dst: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_onnx = Path(tmp) / (dst.stem + ".onnx")
         shutil.copy2(src, tmp_onnx)
-        cmd = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(tmp_onnx), "--output_dir", tmp,
-               "--optimization_style", "Fixed"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "onnxruntime.tools.convert_onnx_models_to_ort",
+            str(tmp_onnx),
+            "--output_dir",
+            tmp,
+            "--optimization_style",
+            "Fixed",
+        ]
         p = subprocess.run(cmd, capture_output=True, text=True)
         produced = sorted(Path(tmp).glob("*.ort"))
         if p.returncode != 0 or not produced:
@@ -134,7 +156,9 @@ def to_ort_format(src: Path, dst: Path) -> Path:
     return dst
 
 
-def export_model(model: str, fmt: str = "onnx", int8: bool = False, output: Path | None = None, calib: Path | None = None) -> Path:
+def export_model(
+    model: str, fmt: str = "onnx", int8: bool = False, output: Path | None = None, calib: Path | None = None
+) -> Path:
     if fmt not in FORMATS:
         raise MaskwatchError(f"unknown format {fmt!r}: use onnx or ort")
     src = _resolve(model)
@@ -147,8 +171,10 @@ def export_model(model: str, fmt: str = "onnx", int8: bool = False, output: Path
         cur = optimise(src, Path(tmp) / "opt.onnx")
         if int8:
             if calib is None:
-                raise MaskwatchError("--int8 needs pictures to calibrate on: --calib DIR, or --data (or $MASKWATCH_DATA) "
-                                     "naming a folder that holds kaggle-facemask/")
+                raise MaskwatchError(
+                    "--int8 needs pictures to calibrate on: --calib DIR, or --data (or $MASKWATCH_DATA) "
+                    "naming a folder that holds kaggle-facemask/"
+                )
             cur = quantise_int8(cur, Path(tmp) / "int8.onnx", Path(calib))
         if fmt == "ort":
             to_ort_format(cur, output)

@@ -43,9 +43,14 @@ def paddle_face(d: Mapping[str, Any], width: int, height: int) -> dict[str, Any]
     """PaddleHub's form of one serialised face (``Face.to_dict``): two labels, whole pixels inside the picture."""
     label, conf = paddle_label(d)
     x1, y1, x2, y2 = d["box"]
-    return {"label": label, "confidence": conf,
-            "left": int(max(0, round(x1))), "top": int(max(0, round(y1))),
-            "right": int(min(width, round(x2))), "bottom": int(min(height, round(y2)))}
+    return {
+        "label": label,
+        "confidence": conf,
+        "left": int(max(0, round(x1))),
+        "top": int(max(0, round(y1))),
+        "right": int(min(width, round(x2))),
+        "bottom": int(min(height, round(y2))),
+    }
 
 
 def to_paddle(faces: list[Face], width: int, height: int) -> list[dict[str, Any]]:
@@ -78,9 +83,20 @@ class Module:
             self._detectors[bool(multi_scale)] = det
         return det
 
-    def face_detection(self, images=None, paths=None, batch_size=1, use_gpu=False, visualization=False,
-                       output_dir="detection_result", use_multi_scale=False, shrink=0.5, confs_threshold=0.6,
-                       *, data=None) -> list[dict[str, Any]]:
+    def face_detection(
+        self,
+        images=None,
+        paths=None,
+        batch_size=1,
+        use_gpu=False,
+        visualization=False,
+        output_dir="detection_result",
+        use_multi_scale=False,
+        shrink=0.5,
+        confs_threshold=0.6,
+        *,
+        data=None,
+    ) -> list[dict[str, Any]]:
         """Find faces and tell MASK / NO MASK, one dict per picture: {'path': ..., 'data': [...]}.
 
         ``images``: BGR arrays; ``paths``: files. ``shrink`` is accepted for compatibility:
@@ -128,8 +144,14 @@ class Module:
             module = Detector(module)
         self._detectors = {False: module}
 
-    def save_inference_model(self, dirname: str | os.PathLike, model_filename: str | None = None,
-                             params_filename: str | None = None, combined: bool = True, **kwargs: Any) -> list[str]:
+    def save_inference_model(
+        self,
+        dirname: str | os.PathLike,
+        model_filename: str | None = None,
+        params_filename: str | None = None,
+        combined: bool = True,
+        **kwargs: Any,
+    ) -> list[str]:
         """Write the files a phone or browser app needs into ``dirname``: the ONNX model, its crop
         classifier files, and README.md with the input and output contract. Returns the paths written.
         (PaddleHub writes Paddle inference files here; ``model_filename``, ``params_filename`` and
@@ -150,7 +172,11 @@ class Module:
     def serving_method(self, images, **kwargs) -> list[dict[str, Any]]:
         """PaddleHub Serving's entry: base64-encoded pictures."""
         decoded = [load_image(base64.b64decode(s)) for s in images]
-        allowed = {k: kwargs[k] for k in ("shrink", "confs_threshold", "visualization", "use_multi_scale", "output_dir") if k in kwargs}
+        allowed = {
+            k: kwargs[k]
+            for k in ("shrink", "confs_threshold", "visualization", "use_multi_scale", "output_dir")
+            if k in kwargs
+        }
         return self.face_detection(images=decoded, **allowed)
 
 
@@ -185,16 +211,20 @@ classifier file(s): {cls} (settings in the model's `maskwatch` metadata).
 def _size_rule(spec: ModelSpec) -> str:
     if spec.upscale is None:
         return f"{spec.input_size} px"
-    return (f"the picture's own long side x {spec.upscale:g}, kept between {spec.min_input} and {spec.max_input} px "
-            f"({spec.input_size} px for a 640x480 picture)")
+    return (
+        f"the picture's own long side x {spec.upscale:g}, kept between {spec.min_input} and {spec.max_input} px "
+        f"({spec.input_size} px for a 640x480 picture)"
+    )
 
 
 def _calibration_note(spec: ModelSpec) -> str:
     if spec.score_calibration is None:
         return ""
     raw, cal = spec.score_calibration
-    return (f", in calibrated units: map the network's score through the piecewise-linear knots raw {list(raw)} "
-            f"-> {list(cal)} first")
+    return (
+        f", in calibrated units: map the network's score through the piecewise-linear knots raw {list(raw)} "
+        f"-> {list(cal)} first"
+    )
 
 
 def _save(img: np.ndarray, faces: list[Face], name: str, output_dir: str) -> str:

@@ -89,8 +89,9 @@ def annotate(image: np.ndarray, faces: Iterable[Face], thickness: int | None = N
         (x1, y1, x2, y2), scale = spot
         _, base = cv2.getTextSize(f.label, FONT, scale, 1)
         cv2.rectangle(out, (x1, y1), (x2, y2), COLORS_BGR.get(f.label, (200, 200, 200)), -1)
-        cv2.putText(out, f"{f.label} {f.confidence:.2f}", (x1 + 1, y2 - base - 1), FONT, scale, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            out, f"{f.label} {f.confidence:.2f}", (x1 + 1, y2 - base - 1), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA
+        )
     untagged = sorted({f.label for f, spot in zip(faces, layout) if spot is None}, key=LABELS.index)
     if untagged:
         _legend(out, untagged)
@@ -105,5 +106,8 @@ def summarize(faces: Iterable[Face]) -> dict[str, Any]:
 def summarize_counts(counts: Mapping[str, int]) -> dict:
     """``summarize`` from faces counted per label."""
     total = sum(counts.values())
-    return {**{k: counts.get(k, 0) for k in LABELS}, "faces": total,
-            "mask_rate": round(counts.get("mask", 0) / total, 4) if total else None}
+    return {
+        **{k: counts.get(k, 0) for k in LABELS},
+        "faces": total,
+        "mask_rate": round(counts.get("mask", 0) / total, 4) if total else None,
+    }

@@ -79,8 +79,12 @@ class ReportWriter:
             elif not rep.faces:
                 t.add_row(Text("(no face)", style="dim"), "", "", "", "", "", Text(src))
             for row in rep.rows() if rep.faces else []:
-                t.add_row(Text(row["label"], style=style[row["label"]]), *(f"{row[k]:.0f}" for k in ("x1", "y1", "x2", "y2")),
-                          f"{row['confidence']:.3f}", Text(src))
+                t.add_row(
+                    Text(row["label"], style=style[row["label"]]),
+                    *(f"{row[k]:.0f}" for k in ("x1", "y1", "x2", "y2")),
+                    f"{row['confidence']:.3f}",
+                    Text(src),
+                )
         console.print(t)
         if self.summary:
             self.out.write(summary_text(self.reports, self.per_image))
@@ -109,12 +113,15 @@ def summary_text(reports: list[Report], per_image: bool = False, overall: dict |
     head = ("mask", "no_mask", "incorrect", "faces", "mask rate")
 
     def line(s: dict, name: str) -> str:
-        return "  ".join(f"{v:>{len(h)}}" for h, v in zip(head, [*(s[k] for k in LABELS), s["faces"],
-                                                                  _pct(s["mask_rate"])])) + f"  {name}"
+        return (
+            "  ".join(
+                f"{v:>{len(h)}}" for h, v in zip(head, [*(s[k] for k in LABELS), s["faces"], _pct(s["mask_rate"])])
+            )
+            + f"  {name}"
+        )
 
     o = overall_summary(reports) if overall is None else overall
-    lines = ["summary", "  ".join(head) + "  image",
-             line(o, f"all ({o['images']} inputs)")]
+    lines = ["summary", "  ".join(head) + "  image", line(o, f"all ({o['images']} inputs)")]
     if per_image:
         for rep in reports:
             name = rep.source + (f" #{rep.frame}" if rep.frame is not None else "")
@@ -125,8 +132,10 @@ def summary_text(reports: list[Report], per_image: bool = False, overall: dict |
     frames = [r for r in reports if r.frame is not None]
     if frames:  # faces in videos are summed over frames: say so, and where people are counted
         videos = len({r.source for r in frames})
-        lines.append(f"videos: {videos}, {len(frames)} frames, {sum(len(r.faces) for r in frames)} faces summed over "
-                     "frames (a person seen in many frames counts many times; `maskwatch watch VIDEO` counts people)")
+        lines.append(
+            f"videos: {videos}, {len(frames)} frames, {sum(len(r.faces) for r in frames)} faces summed over "
+            "frames (a person seen in many frames counts many times; `maskwatch watch VIDEO` counts people)"
+        )
     if o["errors"]:
         lines.append(f"{o['errors']} of {o['images']} inputs failed")
     return "\n".join(lines) + "\n"

@@ -50,8 +50,14 @@ class Report:
         return [{**face_row(f.to_dict()), **base, "error": self.error} for f in self.faces]
 
     def to_dict(self) -> dict:
-        d = {"image": self.source, "width": self.width, "height": self.height, "faces": [f.to_dict() for f in self.faces],
-             "summary": summarize(self.faces), "error": self.error}
+        d = {
+            "image": self.source,
+            "width": self.width,
+            "height": self.height,
+            "faces": [f.to_dict() for f in self.faces],
+            "summary": summarize(self.faces),
+            "error": self.error,
+        }
         if self.frame is not None:
             d["frame"] = self.frame
         if self.saved:
@@ -62,8 +68,15 @@ class Report:
 def face_row(d: dict) -> dict:
     """One serialised face (``Face.to_dict``) as the columns of a CSV row or table line."""
     x1, y1, x2, y2 = d["box"]
-    return {"label": d["label"], "x1": x1, "y1": y1, "x2": x2, "y2": y2, "confidence": d["confidence"],
-            "score": d["score"]}
+    return {
+        "label": d["label"],
+        "x1": x1,
+        "y1": y1,
+        "x2": x2,
+        "y2": y2,
+        "confidence": d["confidence"],
+        "score": d["score"],
+    }
 
 
 def _save_path(save_dir: Path, source: str, common: Path | None) -> Path:
@@ -88,8 +101,13 @@ def _common_root(paths: list[str]) -> Path | None:
         return None
 
 
-def detect_image(detector: Detector, source: str, save_dir: Path | None = None, common: Path | None = None,
-                 data: ImageInput | None = None) -> Report:
+def detect_image(
+    detector: Detector,
+    source: str,
+    save_dir: Path | None = None,
+    common: Path | None = None,
+    data: ImageInput | None = None,
+) -> Report:
     """The report for one picture: ``source`` names it (and is read, unless ``data`` holds the picture already:
     encoded bytes or a BGR array, as a Ray read step gives)."""
     try:
@@ -114,8 +132,9 @@ def detect_image(detector: Detector, source: str, save_dir: Path | None = None, 
     return rep
 
 
-def detect_video(detector: Detector, source: str, save_dir: Path | None = None, stride: int = 1,
-                 max_frames: int | None = None) -> Iterator[Report]:
+def detect_video(
+    detector: Detector, source: str, save_dir: Path | None = None, stride: int = 1, max_frames: int | None = None
+) -> Iterator[Report]:
     """Reports for every ``stride``-th frame of a video file, camera index or stream URL."""
     cap = open_capture(source)
     if not cap.isOpened():
@@ -139,8 +158,12 @@ def detect_video(detector: Detector, source: str, save_dir: Path | None = None, 
                         Path(save_dir).mkdir(parents=True, exist_ok=True)
                         name = Path(source).stem if not source.isdigit() else f"camera{source}"
                         out_path = Path(save_dir) / f"{name}.mp4"
-                        writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter.fourcc(*"mp4v"), fps / stride,
-                                                 (frame.shape[1], frame.shape[0]))
+                        writer = cv2.VideoWriter(
+                            str(out_path),
+                            cv2.VideoWriter.fourcc(*"mp4v"),
+                            fps / stride,
+                            (frame.shape[1], frame.shape[0]),
+                        )
                     writer.write(annotate(frame, faces))
                     rep.saved = str(out_path)
                 yield rep
@@ -158,8 +181,14 @@ def detect_video(detector: Detector, source: str, save_dir: Path | None = None, 
             writer.release()
 
 
-def run(detector: Detector, sources: Iterable[tuple[str, str | None]], workers: int = 1, save_dir: Path | None = None,
-        vid_stride: int = 1, on_done: Callable[[Report], None] | None = None) -> Iterator[Report]:
+def run(
+    detector: Detector,
+    sources: Iterable[tuple[str, str | None]],
+    workers: int = 1,
+    save_dir: Path | None = None,
+    vid_stride: int = 1,
+    on_done: Callable[[Report], None] | None = None,
+) -> Iterator[Report]:
     """Reports for every source in order; pictures run on ``workers`` threads (one shared detector).
 
     A video, camera or stream gives its reports frame by frame as they come (a camera never ends:
@@ -186,7 +215,7 @@ def run(detector: Detector, sources: Iterable[tuple[str, str | None]], workers: 
                     if on_done and rep is not None:
                         on_done(rep)
                 continue
-            for reps in (pool.map(one, group) if pool else map(one, group)):
+            for reps in pool.map(one, group) if pool else map(one, group):
                 yield from reps
                 if on_done:
                     on_done(reps[-1])

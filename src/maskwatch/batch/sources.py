@@ -90,8 +90,9 @@ def is_video(path: str) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES or is_stream(path)
 
 
-def open_capture(source: str | int, open_timeout: float = OPEN_TIMEOUT_S,
-                 read_timeout: float = READ_TIMEOUT_S) -> cv2.VideoCapture:
+def open_capture(
+    source: str | int, open_timeout: float = OPEN_TIMEOUT_S, read_timeout: float = READ_TIMEOUT_S
+) -> cv2.VideoCapture:
     """An OpenCV capture for a video file, a camera index or a stream URL (with open and read timeouts:
     a stream that stalls makes ``read`` fail after ``read_timeout`` seconds)."""
     try:
@@ -101,7 +102,11 @@ def open_capture(source: str | int, open_timeout: float = OPEN_TIMEOUT_S,
     if isinstance(source, int) or str(source).isdigit():
         return cv2.VideoCapture(int(source))
     if is_stream(str(source)):
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout * 1000)]
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(open_timeout * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(read_timeout * 1000),
+        ]
         return cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, params)
     return cv2.VideoCapture(str(source))

@@ -12,8 +12,13 @@ from . import eval as eval_cmds
 from ._common import clean_errors
 
 # rich_markup_mode=None: help texts are plain (a "[train]" in them stays as written)
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  help="Find every face in pictures and videos and tell whether it wears a mask.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Find every face in pictures and videos and tell whether it wears a mask.",
+)
 
 # clean_errors: any MaskwatchError ends the command with one line and exit code 1
 app.command("detect")(clean_errors(detect.detect))

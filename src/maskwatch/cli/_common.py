@@ -43,8 +43,13 @@ def clean_errors(fn: F) -> F:
     return run  # type: ignore[return-value]
 
 
-def make_detector(model: str, threshold: Optional[float], tile: bool = False, scales: Optional[str] = None,
-                  input_size: Optional[int] = None):
+def make_detector(
+    model: str,
+    threshold: Optional[float],
+    tile: bool = False,
+    scales: Optional[str] = None,
+    input_size: Optional[int] = None,
+):
     from ..core.detector import Detector
 
     sc = None

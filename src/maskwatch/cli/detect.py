@@ -15,23 +15,53 @@ DEFAULT_SAVE_DIR = Path("runs/detect/predict")  # as Ultralytics: runs/ is where
 
 
 def detect(
-    sources: List[str] = typer.Argument(..., help="Pictures, folders (recursive), globs, videos, camera indexes or stream URLs."),
+    sources: List[str] = typer.Argument(
+        ..., help="Pictures, folders (recursive), globs, videos, camera indexes or stream URLs."
+    ),
     model: str = typer.Option("mobile", "--model", "-m", help="mobile, server, or a maskwatch .onnx file."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Face score threshold (default: the model's)."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="table, csv, json or jsonl (default: table on a terminal, csv otherwise)."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", "-t", help="Face score threshold (default: the model's)."
+    ),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", "-f", help="table, csv, json or jsonl (default: table on a terminal, csv otherwise)."
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results to this file instead of stdout."),
-    save_dir: Optional[Path] = typer.Option(None, "--save-dir", help="Write annotated pictures (and videos) here; a folder that is not empty gets a new one beside it (DIR2, DIR3...)."),
-    save: bool = typer.Option(False, "--save", help="Write annotated pictures under runs/detect/predict (predict2... on later runs)."),
+    save_dir: Optional[Path] = typer.Option(
+        None,
+        "--save-dir",
+        help="Write annotated pictures (and videos) here; a folder that is not empty gets a new one beside it (DIR2, DIR3...).",
+    ),
+    save: bool = typer.Option(
+        False, "--save", help="Write annotated pictures under runs/detect/predict (predict2... on later runs)."
+    ),
     summary: bool = typer.Option(False, "--summary", help="Faces per label and mask rate over all inputs."),
     per_image: bool = typer.Option(False, "--summary-per-image", help="The summary, and a line for each picture."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Pictures processed at once (default 1; with --ray: actors in the pool, default as many as the cluster's CPUs)."),
+    workers: Optional[int] = typer.Option(
+        None,
+        "--workers",
+        "-w",
+        min=1,
+        help="Pictures processed at once (default 1; with --ray: actors in the pool, default as many as the cluster's CPUs).",
+    ),
     tile: bool = typer.Option(False, "--tile", help="Also scan large pictures in full-resolution tiles (small faces)."),
     scales: Optional[str] = typer.Option(None, "--scales", help="Input-size multipliers, e.g. 1,2 (small faces)."),
     vid_stride: int = typer.Option(1, "--vid-stride", min=1, help="Use every N-th video frame."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when more than one input)."),
-    use_ray: bool = typer.Option(False, "--ray", help="Run on Ray Data (pip install 'maskwatch[ray]'): a local Ray, or the cluster of --ray-address; SOURCES may also be URIs (s3://...). Writes csv, jsonl or parquet (a folder)."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --ray: auto (the running cluster) or ray://host:10001 (default: start Ray on this machine)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="With --ray: pictures per actor call (default 8)."),
+    progress: Optional[bool] = typer.Option(
+        None, "--progress/--no-progress", help="Progress bar on stderr (default: when more than one input)."
+    ),
+    use_ray: bool = typer.Option(
+        False,
+        "--ray",
+        help="Run on Ray Data (pip install 'maskwatch[ray]'): a local Ray, or the cluster of --ray-address; SOURCES may also be URIs (s3://...). Writes csv, jsonl or parquet (a folder).",
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None,
+        "--ray-address",
+        help="With --ray: auto (the running cluster) or ray://host:10001 (default: start Ray on this machine).",
+    ),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", min=1, help="With --ray: pictures per actor call (default 8)."
+    ),
 ):
     """Detect faces and mask labels; rows of label, x1, y1, x2, y2, confidence, image."""
     from ..batch import runner as batch
@@ -41,8 +71,22 @@ def detect(
     if use_ray or ray_address or batch_size:
         if not use_ray:
             fail_usage("--ray-address and --batch-size go with --ray")
-        _detect_ray(sources, model, threshold, fmt, output, save_dir or (DEFAULT_SAVE_DIR if save else None), summary,
-                    per_image, workers, tile, scales, progress, ray_address, batch_size)
+        _detect_ray(
+            sources,
+            model,
+            threshold,
+            fmt,
+            output,
+            save_dir or (DEFAULT_SAVE_DIR if save else None),
+            summary,
+            per_image,
+            workers,
+            tile,
+            scales,
+            progress,
+            ray_address,
+            batch_size,
+        )
     fmt = fmt or ("table" if (output is None and sys.stdout.isatty()) else "csv")
     if fmt not in FORMATS:
         fail_usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -64,11 +108,24 @@ def detect(
     try:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        with Progress(TextColumn("detect"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
-                      disable=not show, transient=False) as bar:
+        with Progress(
+            TextColumn("detect"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not show,
+            transient=False,
+        ) as bar:
             task = bar.add_task("detect", total=len(items))
-            for rep in batch.run(det, items, workers=workers or 1, save_dir=save_dir, vid_stride=vid_stride,
-                                 on_done=lambda r: bar.advance(task)):
+            for rep in batch.run(
+                det,
+                items,
+                workers=workers or 1,
+                save_dir=save_dir,
+                vid_stride=vid_stride,
+                on_done=lambda r: bar.advance(task),
+            ):
                 if rep.error:
                     failed += 1
                     error(f"{rep.source}: {rep.error}")
@@ -82,8 +139,12 @@ def detect(
     if summary and fmt == "csv":  # CSV stays machine-readable; the summary goes to stderr
         sys.stderr.write(summary_text(writer.reports, per_image))
     if interrupted:
-        err.print(Text(f"stopped (Ctrl-C) after {len(writer.reports)} pictures or frames"
-                       + (f"; results so far are in {output}" if output else "")))
+        err.print(
+            Text(
+                f"stopped (Ctrl-C) after {len(writer.reports)} pictures or frames"
+                + (f"; results so far are in {output}" if output else "")
+            )
+        )
         raise typer.Exit(130)
     raise typer.Exit(1 if failed else 0)
 
@@ -106,9 +167,22 @@ def _prepare_save_dir(save_dir: Optional[Path]) -> Optional[Path]:
     return save_dir
 
 
-def _detect_ray(sources: List[str], model: str, threshold: Optional[float], fmt: Optional[str], output: Optional[Path],
-                save_dir: Optional[Path], summary: bool, per_image: bool, workers: Optional[int], tile: bool,
-                scales: Optional[str], progress: Optional[bool], address: Optional[str], batch_size: Optional[int]):
+def _detect_ray(
+    sources: List[str],
+    model: str,
+    threshold: Optional[float],
+    fmt: Optional[str],
+    output: Optional[Path],
+    save_dir: Optional[Path],
+    summary: bool,
+    per_image: bool,
+    workers: Optional[int],
+    tile: bool,
+    scales: Optional[str],
+    progress: Optional[bool],
+    address: Optional[str],
+    batch_size: Optional[int],
+):
     """``detect --ray``: the same rows, error rows and summary, computed on Ray Data (maskwatch.ray)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -126,8 +200,15 @@ def _detect_ray(sources: List[str], model: str, threshold: Optional[float], fmt:
     save_dir = _prepare_save_dir(save_dir)
     mray.connect(address)  # a cluster that is not there fails here, before any progress bar
     failed = 0
-    with Progress(TextColumn("detect (ray)"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
-                  disable=progress is False, transient=False) as bar:
+    with Progress(
+        TextColumn("detect (ray)"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=progress is False,
+        transient=False,
+    ) as bar:
         task = bar.add_task("detect", total=None)
 
         def total(n):
@@ -142,8 +223,19 @@ def _detect_ray(sources: List[str], model: str, threshold: Optional[float], fmt:
                 failed += 1
                 error(f"{image}: {error_msg}")
 
-        res = mray.run(sources, output, fmt=fmt, model=det, workers=workers, batch_size=batch_size or 8,
-                       save_dir=save_dir, address=address, summary=summary, on_total=total, on_done=done)
+        res = mray.run(
+            sources,
+            output,
+            fmt=fmt,
+            model=det,
+            workers=workers,
+            batch_size=batch_size or 8,
+            save_dir=save_dir,
+            address=address,
+            summary=summary,
+            on_total=total,
+            on_done=done,
+        )
     if summary and res.format != "jsonl":
         sys.stderr.write(summary_text([], overall=res.summary))
     if res.format == "parquet":

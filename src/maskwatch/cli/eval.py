@@ -17,7 +17,9 @@ def eval_cmd(
     data: Path = typer.Argument(..., help="A labelled set: Pascal VOC, YOLO, WIDER FACE or COCO."),
     split: Optional[str] = typer.Option(None, "--split", help="File listing the pictures to use (e.g. val.txt)."),
     model: str = typer.Option("mobile", "--model", "-m"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Operating threshold for recall and label accuracy."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", "-t", help="Operating threshold for recall and label accuracy."
+    ),
     iou: float = typer.Option(0.5, "--iou", help="IoU that counts as a match."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write precision-recall curves to this PNG."),

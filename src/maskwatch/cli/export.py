@@ -16,8 +16,14 @@ def export(
     model: str = typer.Option("mobile", "--model", "-m", help="The model to export (single-file models)."),
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx, or ort for ONNX Runtime Mobile."),
     int8: bool = typer.Option(False, "--int8", help="Static int8 quantisation (smaller, faster on phones)."),
-    calib: Optional[Path] = typer.Option(None, "--calib", help="Pictures to calibrate --int8 on (default: Kaggle's train.txt pictures in the data folder)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Data folder holding kaggle-facemask/ (default: $MASKWATCH_DATA, else ../shared/data)."),
+    calib: Optional[Path] = typer.Option(
+        None,
+        "--calib",
+        help="Pictures to calibrate --int8 on (default: Kaggle's train.txt pictures in the data folder).",
+    ),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Data folder holding kaggle-facemask/ (default: $MASKWATCH_DATA, else ../shared/data)."
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write (default: ./NAME.FORMAT)."),
 ):
     """Export a model for phones and browsers (ONNX Runtime Mobile / Web)."""

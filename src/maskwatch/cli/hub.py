@@ -14,8 +14,15 @@ import typer
 
 from ._common import clean_errors, fail_usage
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="PaddleHub-style commands (hub run, hub serving start).")
-serving = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="PaddleHub Serving: start the HTTP service.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="PaddleHub-style commands (hub run, hub serving start).",
+)
+serving = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="PaddleHub Serving: start the HTTP service."
+)
 app.add_typer(serving, name="serving")
 
 
@@ -39,18 +46,23 @@ def run(
     from ..hub import Module
 
     _module_model(module)
-    res = Module(name=module).face_detection(paths=[str(input_path)], confs_threshold=confs_threshold,
-                                             use_multi_scale=use_multi_scale)
+    res = Module(name=module).face_detection(
+        paths=[str(input_path)], confs_threshold=confs_threshold, use_multi_scale=use_multi_scale
+    )
     print(json.dumps(res))
 
 
 @serving.command("start")
 @clean_errors
 def start(
-    module: str = typer.Option(..., "--modules", "-m", help="pyramidbox_lite_mobile_mask or pyramidbox_lite_server_mask."),
+    module: str = typer.Option(
+        ..., "--modules", "-m", help="pyramidbox_lite_mobile_mask or pyramidbox_lite_server_mask."
+    ),
     port: int = typer.Option(8866, "--port", "-p", help="Port (PaddleHub Serving's default 8866)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="MASKWATCH_API_KEY", help="Require this X-API-Key header."),
+    api_key: Optional[str] = typer.Option(
+        None, "--api-key", envvar="MASKWATCH_API_KEY", help="Require this X-API-Key header."
+    ),
 ) -> None:
     """Start the HTTP service with this module's model: POST /predict/<module> as PaddleHub Serving."""
     from . import app as main_app

@@ -10,5 +10,7 @@ def models() -> None:
     for name in available():
         spec = resolve_model(name)
         cls = ", ".join(spec.classifiers) or "-"
-        print(f"{name:8s} {spec.size_bytes / 1e6:5.2f} MB  input {spec.input_policy()}  threshold {spec.score_threshold}"
-              f"  flip {spec.flip}  classifier {cls}  paddlehub {spec.paddlehub_module}")
+        print(
+            f"{name:8s} {spec.size_bytes / 1e6:5.2f} MB  input {spec.input_policy()}  threshold {spec.score_threshold}"
+            f"  flip {spec.flip}  classifier {cls}  paddlehub {spec.paddlehub_module}"
+        )

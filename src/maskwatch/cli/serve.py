@@ -16,16 +16,34 @@ FLAGS = {"cors_origins": "--cors", "model": "--model"}  # settings whose flag is
 
 
 def serve(
-    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (0.0.0.0 for every interface) [default: 127.0.0.1]."),
+    host: Optional[str] = typer.Option(
+        None, "--host", help="Address to listen on (0.0.0.0 for every interface) [default: 127.0.0.1]."
+    ),
     port: Optional[int] = typer.Option(None, "--port", "-p", help="Port [default: 8866, PaddleHub Serving's]."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Default model for /v1/detect and the pages [default: mobile]."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Server processes, each loads its own model [default: 1]."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", help="Require this X-API-Key header on every route but /healthz."),
-    max_body_mb: Optional[float] = typer.Option(None, "--max-body-mb", help="Largest request body, MB (413 past it) [default: 20]."),
-    max_megapixels: Optional[float] = typer.Option(None, "--max-megapixels", help="Largest picture accepted [default: 40]."),
-    max_faces: Optional[int] = typer.Option(None, "--max-faces", help="Most faces one picture gives, the highest scored [default: 1000]."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Default model for /v1/detect and the pages [default: mobile]."
+    ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="Server processes, each loads its own model [default: 1]."
+    ),
+    api_key: Optional[str] = typer.Option(
+        None, "--api-key", help="Require this X-API-Key header on every route but /healthz."
+    ),
+    max_body_mb: Optional[float] = typer.Option(
+        None, "--max-body-mb", help="Largest request body, MB (413 past it) [default: 20]."
+    ),
+    max_megapixels: Optional[float] = typer.Option(
+        None, "--max-megapixels", help="Largest picture accepted [default: 40]."
+    ),
+    max_faces: Optional[int] = typer.Option(
+        None, "--max-faces", help="Most faces one picture gives, the highest scored [default: 1000]."
+    ),
     cors: Optional[List[str]] = typer.Option(None, "--cors", help="Allow these browser origins (off unless given)."),
-    watch: Optional[List[str]] = typer.Option(None, "--watch", help="Watch a camera or stream inside the service, NAME=SOURCE (repeat for more): GET /v1/streams, /v1/streams/NAME/preview, counts on the web page."),
+    watch: Optional[List[str]] = typer.Option(
+        None,
+        "--watch",
+        help="Watch a camera or stream inside the service, NAME=SOURCE (repeat for more): GET /v1/streams, /v1/streams/NAME/preview, counts on the web page.",
+    ),
 ):
     """HTTP service: PaddleHub Serving endpoints, REST API /v1/detect, metrics, web pages.
 
@@ -39,9 +57,18 @@ def serve(
     except ImportError as exc:
         fail_usage(f"serving needs its extra: pip install 'maskwatch[serve]' ({exc})")
     try:
-        settings = load_settings(host=host, port=port, model=model, workers=workers, api_key=api_key,
-                                 max_body_mb=max_body_mb, max_megapixels=max_megapixels, max_faces=max_faces,
-                                 cors_origins=cors or None, watch=watch or None)
+        settings = load_settings(
+            host=host,
+            port=port,
+            model=model,
+            workers=workers,
+            api_key=api_key,
+            max_body_mb=max_body_mb,
+            max_megapixels=max_megapixels,
+            max_faces=max_faces,
+            cors_origins=cors or None,
+            watch=watch or None,
+        )
         if settings.watch and settings.workers > 1:
             raise SettingsError("watch", "streams are watched in one process: use --workers 1 with --watch")
         if settings.threads is None and settings.infer_threads is None:
@@ -57,8 +84,11 @@ def serve(
     # plain text, one line (a model path is data, not markup)
     predict = " or ".join(f"/predict/{m}" for m in paddlehub_modules())
     watching = f"; watching {', '.join(w.partition('=')[0] for w in settings.watch)}" if settings.watch else ""
-    typer.echo(f"maskwatch serving {settings.model} on http://{settings.host}:{settings.port} (PaddleHub: POST {predict})"
-               + watching, err=True)
+    typer.echo(
+        f"maskwatch serving {settings.model} on http://{settings.host}:{settings.port} (PaddleHub: POST {predict})"
+        + watching,
+        err=True,
+    )
     if settings.workers == 1:  # this process serves: the app made above, its model already loaded
         uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning")
         return
@@ -66,5 +96,11 @@ def serve(
     # /metrics reports all workers: prometheus_client's multiprocess mode, in a folder removed at exit
     with tempfile.TemporaryDirectory(prefix="maskwatch-metrics-") as metrics_dir:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
-        uvicorn.run("maskwatch.serve:app_from_env", host=settings.host, port=settings.port, workers=settings.workers,
-                    factory=True, log_level="warning")
+        uvicorn.run(
+            "maskwatch.serve:app_from_env",
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            factory=True,
+            log_level="warning",
+        )

@@ -14,11 +14,18 @@ from ._common import err, fail_usage
 
 
 def train(
-    recipe: str = typer.Argument("mobile", help="Which shipped model to rebuild: mobile, server, or one part: server-det ... server-det5 (the detector's later training stages; mobile runs the last, server server-det4), classifier (the shipped crop classifier) or a classifier recipe by name (server_cls, server_vcls, server_fvcls, server_fvcls2, server_fvcls3)."),
-    data: Path = typer.Option(Path("../shared/data"), "--data", help="Training data: ../shared/data, or your own labelled set with --init."),
+    recipe: str = typer.Argument(
+        "mobile",
+        help="Which shipped model to rebuild: mobile, server, or one part: server-det ... server-det5 (the detector's later training stages; mobile runs the last, server server-det4), classifier (the shipped crop classifier) or a classifier recipe by name (server_cls, server_vcls, server_fvcls, server_fvcls2, server_fvcls3).",
+    ),
+    data: Path = typer.Option(
+        Path("../shared/data"), "--data", help="Training data: ../shared/data, or your own labelled set with --init."
+    ),
     out: Path = typer.Option(Path("runs"), "--out", help="Checkpoints, logs and exported files go under here."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
-    init: Optional[str] = typer.Option(None, "--init", help="Fine-tune: start from this model (mobile, server or a .onnx) on --data."),
+    init: Optional[str] = typer.Option(
+        None, "--init", help="Fine-tune: start from this model (mobile, server or a .onnx) on --data."
+    ),
     lr: float = typer.Option(1e-3, "--lr", help="Learning rate for fine-tuning."),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue from the last checkpoint if there is one."),
     install: bool = typer.Option(False, "--install", help="Copy the result into the package's models folder."),
@@ -31,8 +38,14 @@ def train(
         fail_usage(f"training needs PyTorch: pip install -e '.[train]' ({exc})")
     try:
         if init:
-            path, report = finetune(init, data, out / "finetune" if out == Path("runs") else out, epochs=epochs or 10, lr=lr,
-                                    log=lambda m: err.print(Text(m)))
+            path, report = finetune(
+                init,
+                data,
+                out / "finetune" if out == Path("runs") else out,
+                epochs=epochs or 10,
+                lr=lr,
+                log=lambda m: err.print(Text(m)),
+            )
             _print_before_after(report)
         else:
             path = run_recipe(recipe, data, out, epochs=epochs, resume=resume, install=install)
@@ -44,7 +57,9 @@ def train(
 def _print_before_after(report: dict) -> None:
     from rich.table import Table
 
-    t = Table(title=f"fine-tuning {report['init']} on {report['train_pictures']} pictures, validated on {report['val_pictures']}")
+    t = Table(
+        title=f"fine-tuning {report['init']} on {report['train_pictures']} pictures, validated on {report['val_pictures']}"
+    )
     for c in ("figure", "before", "after"):
         t.add_column(c, justify="left" if c == "figure" else "right")
     for k in ("map", "face_ap", "recall", "precision", "label_accuracy"):

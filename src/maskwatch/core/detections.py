@@ -37,8 +37,10 @@ class Detections:
     def __post_init__(self) -> None:
         n = len(self.scores)
         if self.boxes.shape != (n, 4) or self.probs.shape[0] != n:
-            raise ValueError(f"Detections: boxes {self.boxes.shape}, scores {self.scores.shape} and probs "
-                             f"{self.probs.shape} disagree on the number of rows")
+            raise ValueError(
+                f"Detections: boxes {self.boxes.shape}, scores {self.scores.shape} and probs "
+                f"{self.probs.shape} disagree on the number of rows"
+            )
         if self.tracker_id is not None and len(self.tracker_id) != n:
             raise ValueError(f"Detections: tracker_id has {len(self.tracker_id)} rows, not {n}")
         for k, v in self.data.items():
@@ -49,8 +51,9 @@ class Detections:
 
     @staticmethod
     def empty(labels: Sequence[str] = LABELS) -> Detections:
-        return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                          np.zeros((0, len(labels)), np.float32), tuple(labels))
+        return Detections(
+            np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, len(labels)), np.float32), tuple(labels)
+        )
 
     @staticmethod
     def merge(parts: Sequence[Detections]) -> Detections:
@@ -70,8 +73,10 @@ class Detections:
         if any(set(p.data) != keys for p in full):
             raise ValueError("Detections.merge: the parts have different data keys")
         return Detections(
-            np.concatenate([p.boxes for p in full]), np.concatenate([p.scores for p in full]),
-            np.concatenate([p.probs for p in full]), labels,
+            np.concatenate([p.boxes for p in full]),
+            np.concatenate([p.scores for p in full]),
+            np.concatenate([p.probs for p in full]),
+            labels,
             None if any(t is None for t in tids) else np.concatenate(tids),  # type: ignore[arg-type]
             {k: np.concatenate([p.data[k] for p in full]) for k in keys},
         )
@@ -85,7 +90,8 @@ class Detections:
         return Detections(
             np.array([f.box for f in faces], np.float32).reshape(-1, 4),
             np.array([f.score for f in faces], np.float32),
-            np.array([f.probs for f in faces], np.float32).reshape(len(faces), -1), tuple(labels),
+            np.array([f.probs for f in faces], np.float32).reshape(len(faces), -1),
+            tuple(labels),
             None if any(t is None for t in tids) else np.array(tids, np.int64),
             {k: np.array([f.data[k] for f in faces]) for k in keys if all(k in f.data for f in faces)},
         )
@@ -122,7 +128,10 @@ class Detections:
         if isinstance(sel, np.ndarray) and sel.dtype == bool and sel.shape != (len(self),):
             raise IndexError(f"boolean mask of shape {sel.shape} for {len(self)} rows")
         return Detections(
-            self.boxes[sel], self.scores[sel], self.probs[sel], self.labels,
+            self.boxes[sel],
+            self.scores[sel],
+            self.probs[sel],
+            self.labels,
             None if self.tracker_id is None else self.tracker_id[sel],
             {k: v[sel] for k, v in self.data.items()},
         )
@@ -147,7 +156,9 @@ class Detections:
         k = int(np.argmax(p))
         return Face(
             box=(float(self.boxes[i, 0]), float(self.boxes[i, 1]), float(self.boxes[i, 2]), float(self.boxes[i, 3])),
-            label=self.labels[k], confidence=float(p[k]), score=float(self.scores[i]),
+            label=self.labels[k],
+            confidence=float(p[k]),
+            score=float(self.scores[i]),
             probs=tuple(float(v) for v in p),
             track_id=None if self.tracker_id is None else int(self.tracker_id[i]),
             data={k2: v[i] for k2, v in self.data.items()},

@@ -62,8 +62,15 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-scores, kind="stable")[:k]
 
 
-def decode(scores: np.ndarray, dists: np.ndarray, probs: np.ndarray, input_hw: tuple[int, int], min_score: float,
-           strides: tuple[int, ...], max_candidates: int = MAX_CANDIDATES) -> Detections:
+def decode(
+    scores: np.ndarray,
+    dists: np.ndarray,
+    probs: np.ndarray,
+    input_hw: tuple[int, int],
+    min_score: float,
+    strides: tuple[int, ...],
+    max_candidates: int = MAX_CANDIDATES,
+) -> Detections:
     """Network outputs for one picture -> boxes in network-input pixels above ``min_score``, the
     ``max_candidates`` highest scored at most."""
     pts = anchor_points(int(input_hw[0]), int(input_hw[1]), strides)
@@ -104,9 +111,15 @@ class Detector:
         max_faces: int = MAX_FACES,
     ):
         self._args: dict[str, Any] = {
-            "model": model, "score_threshold": score_threshold, "nms_threshold": nms_threshold,
-            "input_size": input_size, "tile": tile, "scales": None if scales is None else tuple(scales),
-            "flip": flip, "threads": threads, "providers": None if providers is None else list(providers),
+            "model": model,
+            "score_threshold": score_threshold,
+            "nms_threshold": nms_threshold,
+            "input_size": input_size,
+            "tile": tile,
+            "scales": None if scales is None else tuple(scales),
+            "flip": flip,
+            "threads": threads,
+            "providers": None if providers is None else list(providers),
             "max_faces": max_faces,
         }
         if isinstance(max_faces, bool) or not isinstance(max_faces, (int, np.integer)) or max_faces < 1:
@@ -174,8 +187,9 @@ class Detector:
         """``detect`` for each picture, in order (pictures of one size share network runs)."""
         return [d.to_faces() for d in self.detections_batch(images, score_threshold)]
 
-    def detections_batch(self, images: Iterable[ImageInput], score_threshold: float | None = None,
-                         max_batch: int = 8) -> list[Detections]:
+    def detections_batch(
+        self, images: Iterable[ImageInput], score_threshold: float | None = None, max_batch: int = 8
+    ) -> list[Detections]:
         """``detections`` for each picture, in order. Pictures of the same size are preprocessed into
         one network input of up to ``max_batch`` pictures, so they share one ``session.run``."""
         thr = self._threshold(score_threshold)
@@ -189,7 +203,7 @@ class Detector:
             h, w = imgs[idx[0]].shape[:2]
             whole, regions = self.passes(w, h)
             for start in range(0, len(idx), max_batch):
-                chunk = idx[start:start + max_batch]
+                chunk = idx[start : start + max_batch]
                 for size in whole:
                     for i, d in zip(chunk, self._run_views([imgs[i] for i in chunk], size, raw_min)):
                         parts[i].append(d)
@@ -281,29 +295,37 @@ class Detector:
         flat = getattr(self._buffers, "flat", None)
         if flat is None or flat.size < n * 3 * h * w:
             flat = self._buffers.flat = np.empty(n * 3 * h * w, np.float32)
-        return flat[:n * 3 * h * w].reshape(n, 3, h, w)
+        return flat[: n * 3 * h * w].reshape(n, 3, h, w)
 
     def _run_view(self, img: np.ndarray, region: tuple[int, int, int, int], size: int, min_score: float) -> Detections:
         """One pass over a region of the picture, resized so its long side is ``size``."""
         x0, y0, x1, y1 = region
         return self._run_views([img[y0:y1, x0:x1]], size, min_score, (x0, y0))[0]
 
-    def _run_views(self, views: Sequence[np.ndarray], size: int, min_score: float,
-                   offset: tuple[int, int] = (0, 0)) -> list[Detections]:
+    def _run_views(
+        self, views: Sequence[np.ndarray], size: int, min_score: float, offset: tuple[int, int] = (0, 0)
+    ) -> list[Detections]:
         """One pass over pictures of the same size, in one ``session.run``: preprocess, run, postprocess."""
         prep = _Prep.of(views[0].shape[:2], size, self.spec.pad_multiple)
         per = 2 if self.flip else 1
         blob = self._blob(per * len(views), prep.ph, prep.pw)
         for i, view in enumerate(views):
-            prep.fill(blob[i * per:(i + 1) * per], view, self.spec.pad_value)
+            prep.fill(blob[i * per : (i + 1) * per], view, self.spec.pad_value)
         scores, dists, probs = self._sess.run(None, {self._input: blob})
         out = []
         for i in range(len(views)):
             found = []
             for j in range(per):
                 k = i * per + j
-                r = decode(scores[k], dists[k], probs[k], (prep.ph, prep.pw), min_score, self.spec.strides,
-                           CANDIDATES_PER_FACE * self.max_faces)
+                r = decode(
+                    scores[k],
+                    dists[k],
+                    probs[k],
+                    (prep.ph, prep.pw),
+                    min_score,
+                    self.spec.strides,
+                    CANDIDATES_PER_FACE * self.max_faces,
+                )
                 if len(r):
                     found.append(prep.to_picture(r, flipped=j == 1, offset=offset))
             out.append(Detections.merge(found))
@@ -333,11 +355,11 @@ class _Prep:
         vh, vw = view.shape[:2]
         interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(view, (self.nw, self.nh), interpolation=interp) if (self.nw, self.nh) != (vw, vh) else view
-        rows[:, :, self.nh:, :] = pad_value
-        rows[:, :, :self.nh, self.nw:] = pad_value
-        rows[0].transpose(1, 2, 0)[:self.nh, :self.nw] = resized
+        rows[:, :, self.nh :, :] = pad_value
+        rows[:, :, : self.nh, self.nw :] = pad_value
+        rows[0].transpose(1, 2, 0)[: self.nh, : self.nw] = resized
         if len(rows) > 1:
-            rows[1].transpose(1, 2, 0)[:self.nh, :self.nw] = resized[:, ::-1]
+            rows[1].transpose(1, 2, 0)[: self.nh, : self.nw] = resized[:, ::-1]
 
     def to_picture(self, r: Detections, flipped: bool, offset: tuple[int, int]) -> Detections:
         """Boxes in network-input pixels -> pixels of the picture."""
@@ -356,14 +378,17 @@ class CropModel:
     """A second-stage crop classifier file: mask-class probabilities for face boxes and, when it has
     a ``background`` class, the probability that each box is a face at all."""
 
-    def __init__(self, session: ort.InferenceSession, size: int, expand: float, background: int | None, flip: bool = False):
+    def __init__(
+        self, session: ort.InferenceSession, size: int, expand: float, background: int | None, flip: bool = False
+    ):
         self.session, self.input = session, session.get_inputs()[0].name
         self.size, self.expand, self.background = size, expand, background
         self.flip = flip  # also classify each crop mirrored and average (test-time flip)
 
     @staticmethod
-    def load(path: Path, threads: int | None = None, providers: Sequence[Any] | None = None,
-             flip: bool = False) -> "CropModel":
+    def load(
+        path: Path, threads: int | None = None, providers: Sequence[Any] | None = None, flip: bool = False
+    ) -> "CropModel":
         sess = _session(path, threads, providers)
         meta = _meta_of(sess)
         labels = list(meta.get("labels", LABELS))
@@ -380,7 +405,7 @@ class CropModel:
         if not len(boxes):
             return np.zeros((0, len(LABELS))), (None if self.background is None else np.zeros(0))
         crops = face_crops(img, boxes, self.size, self.expand)
-        p = np.concatenate([self._run(crops[i:i + CROP_BATCH]) for i in range(0, len(crops), CROP_BATCH)])
+        p = np.concatenate([self._run(crops[i : i + CROP_BATCH]) for i in range(0, len(crops), CROP_BATCH)])
         if self.background is None:
             return p, None
         face = 1.0 - p[:, self.background]
@@ -398,7 +423,12 @@ class CropModel:
         return (p[:n] + p[n:]) / 2 if self.flip else p
 
 
-def second_stage(raw: Detections, outs: Sequence[tuple[np.ndarray, np.ndarray | None]], classifier_weight: float, verify_weight: float) -> Detections:
+def second_stage(
+    raw: Detections,
+    outs: Sequence[tuple[np.ndarray, np.ndarray | None]],
+    classifier_weight: float,
+    verify_weight: float,
+) -> Detections:
     """Merge crop classifier outputs into detections, highest score first.
 
     Class probabilities: ``classifier_weight`` x the classifiers' average + the rest x the detector's

@@ -10,9 +10,16 @@ import numpy as np
 LABELS: tuple[str, ...] = ("mask", "no_mask", "incorrect")
 
 
-def face_dict(box: Sequence[float], label: str, confidence: float, score: float, probs: Sequence[float],
-              labels: Sequence[str] = LABELS, track_id: int | None = None,
-              data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def face_dict(
+    box: Sequence[float],
+    label: str,
+    confidence: float,
+    score: float,
+    probs: Sequence[float],
+    labels: Sequence[str] = LABELS,
+    track_id: int | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The serialised form of one face (rounded): box, label, confidence, score, probs by label;
     ``track_id`` and ``data`` only when set."""
     d: dict[str, Any] = {
@@ -62,4 +69,6 @@ class Face:
         return self.box[3] - self.box[1]
 
     def to_dict(self) -> dict[str, Any]:
-        return face_dict(self.box, self.label, self.confidence, self.score, self.probs, LABELS, self.track_id, self.data)
+        return face_dict(
+            self.box, self.label, self.confidence, self.score, self.probs, LABELS, self.track_id, self.data
+        )

@@ -92,7 +92,7 @@ def weighted_box_merge(
         return (boxes[keep], *(e[keep] for e in extra)) if extra else boxes[keep]
     parts: list[list[np.ndarray]] = [[] for _ in range(1 + len(extra))]
     for i in range(0, len(keep), 256):  # rows in blocks: thousands of candidates need no gigabyte matrix
-        w = (iou_matrix(boxes[keep[i:i + 256]], boxes) > iou_threshold) * scores[None, :]
+        w = (iou_matrix(boxes[keep[i : i + 256]], boxes) > iou_threshold) * scores[None, :]
         w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-9)
         for out, rows in zip(parts, (boxes, *extra)):
             out.append(w @ rows)

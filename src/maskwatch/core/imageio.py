@@ -94,7 +94,9 @@ def _check_header(data: bytes, name: str, max_pixels: int) -> int:
     except Exception as exc:
         raise ImageError(name, f"cannot read picture header ({exc})") from None
     if w * h > max_pixels:
-        raise ImageError(name, f"refused: {w}x{h} is {w * h / 1e6:.3g} megapixels, over the limit of {max_pixels / 1e6:g} megapixels")
+        raise ImageError(
+            name, f"refused: {w}x{h} is {w * h / 1e6:.3g} megapixels, over the limit of {max_pixels / 1e6:g} megapixels"
+        )
     return orientation
 
 
@@ -113,7 +115,9 @@ def decode_bytes(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
     if arr is None:
         raise ImageError(name, "not a picture, or a corrupt one")
     if arr.shape[0] * arr.shape[1] > max_pixels:
-        raise ImageError(name, f"refused: {arr.shape[1]}x{arr.shape[0]} is over the limit of {max_pixels / 1e6:g} megapixels")
+        raise ImageError(
+            name, f"refused: {arr.shape[1]}x{arr.shape[0]} is over the limit of {max_pixels / 1e6:g} megapixels"
+        )
     if arr.ndim == 3 and arr.shape[2] == 4:
         if arr.dtype == np.uint16:  # 16-bit RGBA PNG: to 8 bits first, so that it too lies on white
             arr = (arr.astype(np.uint16) >> 8).astype(np.uint8)

@@ -24,11 +24,30 @@ PAD_VALUE = 114  # the value the network input is padded with (what the models w
 VERIFY_WEIGHT = 0.5  # default veto strength: chosen on validation (models/server.md)
 # the settings a model file's metadata may leave out, and their values (train/export.py writes them
 # into every new file; the web page reads them, through GET /v1/models, from ModelSpec.summary)
-DEFAULTS: dict[str, Any] = {"labels": list(LABELS), "strides": list(STRIDES), "input_size": 640,
-                            "score_threshold": 0.5, "nms_threshold": 0.45, "pad_value": PAD_VALUE}
+DEFAULTS: dict[str, Any] = {
+    "labels": list(LABELS),
+    "strides": list(STRIDES),
+    "input_size": 640,
+    "score_threshold": 0.5,
+    "nms_threshold": 0.45,
+    "pad_value": PAD_VALUE,
+}
 # the metadata keys that set how Detector runs a model file (what a fine-tuned copy must keep)
-RUNTIME_SETTINGS = ("input_size", "upscale", "min_input", "max_input", "score_calibration", "score_threshold", "nms_threshold", "flip", "scales",
-                    "classifier", "classifier_weight", "verify_weight", "classifier_flip")
+RUNTIME_SETTINGS = (
+    "input_size",
+    "upscale",
+    "min_input",
+    "max_input",
+    "score_calibration",
+    "score_threshold",
+    "nms_threshold",
+    "flip",
+    "scales",
+    "classifier",
+    "classifier_weight",
+    "verify_weight",
+    "classifier_flip",
+)
 
 # shipped model name -> its aliases (PaddleHub's module name first)
 SHIPPED: dict[str, tuple[str, ...]] = {
@@ -202,13 +221,25 @@ class ModelSpec:
 
     def summary(self) -> dict[str, Any]:
         """What ``maskwatch models`` and ``GET /v1/models`` show."""
-        return {"name": self.name, "paddlehub_module": self.paddlehub_module, "input_size": self.input_size,
-                "strides": list(self.strides), "pad_multiple": self.pad_multiple, "pad_value": self.pad_value,
-                "upscale": self.upscale, "min_input": self.min_input, "max_input": self.max_input,
-                "score_calibration": None if self.score_calibration is None else [list(k) for k in self.score_calibration],
-                "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold, "flip": self.flip,
-                "scales": list(self.scales), "labels": list(self.labels), "classifiers": list(self.classifiers),
-                "file_bytes": self.size_bytes}
+        return {
+            "name": self.name,
+            "paddlehub_module": self.paddlehub_module,
+            "input_size": self.input_size,
+            "strides": list(self.strides),
+            "pad_multiple": self.pad_multiple,
+            "pad_value": self.pad_value,
+            "upscale": self.upscale,
+            "min_input": self.min_input,
+            "max_input": self.max_input,
+            "score_calibration": None if self.score_calibration is None else [list(k) for k in self.score_calibration],
+            "score_threshold": self.score_threshold,
+            "nms_threshold": self.nms_threshold,
+            "flip": self.flip,
+            "scales": list(self.scales),
+            "labels": list(self.labels),
+            "classifiers": list(self.classifiers),
+            "file_bytes": self.size_bytes,
+        }
 
 
 @lru_cache(maxsize=64)

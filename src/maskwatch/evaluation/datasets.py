@@ -25,9 +25,23 @@ UNKNOWN = -1
 
 # Names that labelled sets use for our three classes.
 LABEL_ALIASES = {
-    "mask": 0, "with_mask": 0, "masked": 0, "face_mask": 0, "good": 0,
-    "no_mask": 1, "without_mask": 1, "nomask": 1, "no-mask": 1, "unmasked": 1, "bad": 1, "no mask": 1,
-    "incorrect": 2, "mask_weared_incorrect": 2, "mask_worn_incorrectly": 2, "incorrect_mask": 2, "none": 2,
+    "mask": 0,
+    "with_mask": 0,
+    "masked": 0,
+    "face_mask": 0,
+    "good": 0,
+    "no_mask": 1,
+    "without_mask": 1,
+    "nomask": 1,
+    "no-mask": 1,
+    "unmasked": 1,
+    "bad": 1,
+    "no mask": 1,
+    "incorrect": 2,
+    "mask_weared_incorrect": 2,
+    "mask_worn_incorrectly": 2,
+    "incorrect_mask": 2,
+    "none": 2,
     "face": UNKNOWN,
 }
 
@@ -165,7 +179,7 @@ def read_yolo(root: Path, split: Path | None = None, problems: list[str] | None 
             continue
         boxes, labels = [], []
         try:
-            for ln in (lab.read_text().splitlines() if lab.is_file() else []):
+            for ln in lab.read_text().splitlines() if lab.is_file() else []:
                 parts = ln.split()
                 if len(parts) < 5:
                     continue
@@ -239,7 +253,7 @@ def _parse_wider(root: Path, lines: list[str], names: set[str] | None, min_size:
     while i < len(lines):
         name = lines[i].strip()
         n = int(lines[i + 1])
-        rows = lines[i + 2: i + 2 + max(n, 1)]
+        rows = lines[i + 2 : i + 2 + max(n, 1)]
         i += 2 + max(n, 1)
         if names is not None and name not in names:
             continue
@@ -274,11 +288,20 @@ def _parse_coco(json_path: Path, data: dict, image_root: Path | None) -> list[Sa
     per_img: dict[int, list] = {im["id"]: [] for im in data.get("images", [])}
     for a in data.get("annotations", []):
         x, y, w, h = a["bbox"]
-        per_img.setdefault(a["image_id"], []).append(([x, y, x + w, y + h], cats.get(a["category_id"], UNKNOWN), bool(a.get("iscrowd", 0))))
+        per_img.setdefault(a["image_id"], []).append(
+            ([x, y, x + w, y + h], cats.get(a["category_id"], UNKNOWN), bool(a.get("iscrowd", 0)))
+        )
     samples = []
     for im in data.get("images", []):
         anns = per_img.get(im["id"], [])
-        samples.append(Sample(root / im["file_name"], np.array([a[0] for a in anns]), np.array([a[1] for a in anns]), np.array([a[2] for a in anns])))
+        samples.append(
+            Sample(
+                root / im["file_name"],
+                np.array([a[0] for a in anns]),
+                np.array([a[1] for a in anns]),
+                np.array([a[2] for a in anns]),
+            )
+        )
     return samples
 
 
@@ -294,10 +317,14 @@ def detect_format(root: Path) -> str:
         return "yolo"
     if (root / "annotations").is_dir() and any((root / "annotations").glob("*.json")):
         return "coco"
-    raise MaskwatchError(f"{root}: cannot tell the label format (expected annotations/*.xml, labels/*.txt, wider_face_bbx_gt.txt or a COCO .json)")
+    raise MaskwatchError(
+        f"{root}: cannot tell the label format (expected annotations/*.xml, labels/*.txt, wider_face_bbx_gt.txt or a COCO .json)"
+    )
 
 
-def load_dataset(root: Path, split: Path | str | None = None, fmt: str = "auto", problems: list[str] | None = None) -> list[Sample]:
+def load_dataset(
+    root: Path, split: Path | str | None = None, fmt: str = "auto", problems: list[str] | None = None
+) -> list[Sample]:
     """Read a labelled set in any supported format; ``split`` names a file listing images to keep.
 
     Files that cannot be read are left out; ``problems`` (when given) collects a line naming each.

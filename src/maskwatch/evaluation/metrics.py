@@ -56,8 +56,9 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
 TRUE, FALSE, IGNORED = 1, 0, -1  # what a detection is, for every figure
 
 
-def match_image(boxes: np.ndarray, scores: np.ndarray, gt_boxes: np.ndarray, gt_ignore: np.ndarray,
-                iou_thr: float) -> tuple[np.ndarray, np.ndarray]:
+def match_image(
+    boxes: np.ndarray, scores: np.ndarray, gt_boxes: np.ndarray, gt_ignore: np.ndarray, iou_thr: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The one matching rule behind every figure (AP curves and the operating point, in ``maskwatch
     eval`` and in training validation alike).
 
@@ -146,13 +147,26 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The figures as JSON-ready values (what ``maskwatch eval --json`` prints)."""
-        d: dict[str, Any] = {"images": self.images, "iou": self.iou, "score_threshold": self.score_threshold,
-                             "ap": dict(self.ap), "gt_faces": dict(self.gt_faces)}
+        d: dict[str, Any] = {
+            "images": self.images,
+            "iou": self.iou,
+            "score_threshold": self.score_threshold,
+            "ap": dict(self.ap),
+            "gt_faces": dict(self.gt_faces),
+        }
         if self.has_labels:
             d["map"] = self.map
-        d.update({"face_ap": self.face_ap, "recall_by_height": self.recall_by_height, "recall": self.recall,
-                  "precision": self.precision, "label_accuracy": self.label_accuracy,
-                  "labelled_matches": self.labelled_matches, "confusion": self.confusion})
+        d.update(
+            {
+                "face_ap": self.face_ap,
+                "recall_by_height": self.recall_by_height,
+                "recall": self.recall,
+                "precision": self.precision,
+                "label_accuracy": self.label_accuracy,
+                "labelled_matches": self.labelled_matches,
+                "confusion": self.confusion,
+            }
+        )
         return d
 
 
@@ -174,9 +188,18 @@ def evaluate_results(results: list[ImageResult], iou_thr: float = 0.5, score_thr
     rec, prec, _, n = pr_curve(results, iou_thr, None)
     gt_faces["face"] = n
     curves["face"] = (rec, prec)
-    return EvalResult(images=len(results), iou=iou_thr, score_threshold=score_threshold, ap=ap, gt_faces=gt_faces,
-                      map=mean_ap, face_ap=average_precision(rec, prec), has_labels=has_labels, curves=curves,
-                      **_operating_point(results, iou_thr, score_threshold))
+    return EvalResult(
+        images=len(results),
+        iou=iou_thr,
+        score_threshold=score_threshold,
+        ap=ap,
+        gt_faces=gt_faces,
+        map=mean_ap,
+        face_ap=average_precision(rec, prec),
+        has_labels=has_labels,
+        curves=curves,
+        **_operating_point(results, iou_thr, score_threshold),
+    )
 
 
 def _operating_point(results: list[ImageResult], iou_thr: float, thr: float) -> dict:
@@ -205,10 +228,14 @@ def _operating_point(results: list[ImageResult], iou_thr: float, thr: float) -> 
             labelled += 1
             correct += pred == r.gt_labels[k]
             confusion[r.gt_labels[k], pred] += 1
-    names = [f"<{hi:g}" if lo == 0 else (f">={lo:g}" if hi == float("inf") else f"{lo:g}-{hi:g}") for lo, hi in HEIGHT_BINS]
+    names = [
+        f"<{hi:g}" if lo == 0 else (f">={lo:g}" if hi == float("inf") else f"{lo:g}-{hi:g}") for lo, hi in HEIGHT_BINS
+    ]
     n_valid = total.sum()
     return {
-        "recall_by_height": {n: {"recall": (float(f / t) if t else None), "faces": int(t)} for n, f, t in zip(names, found, total)},
+        "recall_by_height": {
+            n: {"recall": (float(f / t) if t else None), "faces": int(t)} for n, f, t in zip(names, found, total)
+        },
         "recall": float(found.sum() / n_valid) if n_valid else None,
         "precision": float(tp / (tp + fp)) if tp + fp else None,
         "label_accuracy": float(correct / labelled) if labelled else None,

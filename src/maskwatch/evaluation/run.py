@@ -16,7 +16,9 @@ from ..core.imageio import load_image
 AP_MIN_SCORE = 0.02  # detections kept for the PR curves; the operating threshold applies elsewhere
 
 
-def run_eval(det: Detector, samples: list[Sample], progress: bool = False, console=None) -> tuple[list[ImageResult], list[str]]:
+def run_eval(
+    det: Detector, samples: list[Sample], progress: bool = False, console=None
+) -> tuple[list[ImageResult], list[str]]:
     """Detections (down to ``AP_MIN_SCORE``) paired with the truth, and the pictures that failed."""
     from rich.progress import Progress
 
@@ -39,7 +41,9 @@ def run_eval(det: Detector, samples: list[Sample], progress: bool = False, conso
 def format_report(m: dict, console) -> None:
     from rich.table import Table
 
-    t = Table(title=f"{m['data']}{' (' + m['split'] + ')' if m.get('split') else ''}: {m['images']} pictures, model {m['model']}, IoU {m['iou']}")
+    t = Table(
+        title=f"{m['data']}{' (' + m['split'] + ')' if m.get('split') else ''}: {m['images']} pictures, model {m['model']}, IoU {m['iou']}"
+    )
     t.add_column("figure")
     t.add_column("value", justify="right")
     t.add_column("faces", justify="right")
@@ -51,7 +55,11 @@ def format_report(m: dict, console) -> None:
     t.add_row("[bold]face AP[/] (class-agnostic)", f"[bold]{m['face_ap']:.4f}[/]", str(m["gt_faces"]["face"]))
     thr = m["score_threshold"]
     for name, v in m["recall_by_height"].items():
-        t.add_row(f"recall, height {name} px (score >= {thr:.2f})", "-" if v["recall"] is None else f"{v['recall']:.4f}", str(v["faces"]))
+        t.add_row(
+            f"recall, height {name} px (score >= {thr:.2f})",
+            "-" if v["recall"] is None else f"{v['recall']:.4f}",
+            str(v["faces"]),
+        )
     if m.get("recall") is not None:
         t.add_row(f"recall, all (score >= {thr:.2f})", f"{m['recall']:.4f}", "")
     if m.get("precision") is not None:
@@ -60,8 +68,10 @@ def format_report(m: dict, console) -> None:
         t.add_row("label accuracy on matched faces", f"{m['label_accuracy']:.4f}", str(m["labelled_matches"]))
     console.print(t)
     if m.get("errors"):
-        console.print(Text(f"{len(m['errors'])} pictures could not be read", style="red")
-                      + Text(": " + "; ".join(m["errors"][:5])))
+        console.print(
+            Text(f"{len(m['errors'])} pictures could not be read", style="red")
+            + Text(": " + "; ".join(m["errors"][:5]))
+        )
 
 
 def plot_module():

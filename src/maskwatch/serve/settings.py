@@ -61,7 +61,9 @@ class ServeSettings(BaseSettings):
         for spec in v:
             name, sep, source = spec.partition("=")
             if not sep or not source or not name or not all(c.isalnum() or c in "-_" for c in name):
-                raise ValueError(f"{spec!r}: give NAME=SOURCE, NAME of letters, digits, - and _ (e.g. door=rtsp://cam/1)")
+                raise ValueError(
+                    f"{spec!r}: give NAME=SOURCE, NAME of letters, digits, - and _ (e.g. door=rtsp://cam/1)"
+                )
             if name in names:
                 raise ValueError(f"{name}: two streams with this name")
             names.add(name)

@@ -54,7 +54,7 @@ def _predict(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Logits in chunks of 256 (an empty input gives an empty result)."""
     if not len(x):
         return torch.zeros((0, net.fc.out_features))
-    return torch.cat([net(x[i:i + 256]) for i in range(0, len(x), 256)])
+    return torch.cat([net(x[i : i + 256]) for i in range(0, len(x), 256)])
 
 
 def _largest(boxes: list) -> np.ndarray | None:
@@ -71,15 +71,22 @@ def collect_items(data: Path, cache_dir: Path) -> tuple[list, list]:
 
     d = Path(data)
     train, val = [], []
-    for root, split, dest in ((d / "kaggle-facemask", d / "kaggle-facemask" / "train.txt", train),
-                              (d / "macwinwin-facemask", None, train),
-                              (d / "kaggle-facemask", d / "kaggle-facemask" / "val.txt", val)):
+    for root, split, dest in (
+        (d / "kaggle-facemask", d / "kaggle-facemask" / "train.txt", train),
+        (d / "macwinwin-facemask", None, train),
+        (d / "kaggle-facemask", d / "kaggle-facemask" / "val.txt", val),
+    ):
         for s in load_dataset(root, split):
             for b, lab, ig in zip(s.boxes, s.labels, s.ignore):
                 if lab != UNKNOWN and not ig and max(b[2] - b[0], b[3] - b[1]) >= 8:
                     dest.append((s.image, b, int(lab)))
     crop_dir = d / "mask-crops"
-    crop_files = [(p, lab) for lab, sub in ((0, "mask"), (1, "no_mask")) for p in sorted((crop_dir / sub).glob("*")) if p.is_file()]
+    crop_files = [
+        (p, lab)
+        for lab, sub in ((0, "mask"), (1, "no_mask"))
+        for p in sorted((crop_dir / sub).glob("*"))
+        if p.is_file()
+    ]
     cache = label_images([p for p, _ in crop_files], Path(cache_dir) / "teacher-mask-crops.json", score_threshold=0.5)
     for p, lab in crop_files:
         b = _largest(cache.get(str(p), []))
@@ -90,7 +97,9 @@ def collect_items(data: Path, cache_dir: Path) -> tuple[list, list]:
             b = np.array([0, 0, img.shape[1], img.shape[0]], np.float32)
         train.append((p, b, lab))
     synth = read_voc(d / "maskedfacenet-synthetic")
-    cache = label_images([s.image for s in synth], Path(cache_dir) / "teacher-maskedfacenet-synthetic.json", score_threshold=0.5)
+    cache = label_images(
+        [s.image for s in synth], Path(cache_dir) / "teacher-maskedfacenet-synthetic.json", score_threshold=0.5
+    )
     for s in synth:
         if not len(s.labels) or s.labels[0] == UNKNOWN:
             continue
@@ -115,7 +124,9 @@ def collect_faces(data: Path, limit: int, seed: int, val: bool = False, by_size:
     d = Path(data)
     items = []
     wider = d / "wider-face-val-part"
-    sources = [(wider, wider / "val.txt")] if val else [(d / "wider-face-train-subset", None), (wider, wider / "train.txt")]
+    sources = (
+        [(wider, wider / "val.txt")] if val else [(d / "wider-face-train-subset", None), (wider, wider / "train.txt")]
+    )
     for root, split in sources:
         for s in load_dataset(root, split):
             for b, ig in zip(s.boxes, s.ignore):
@@ -198,7 +209,9 @@ def augment_batch(crops: np.ndarray, size: int, rng: np.random.Generator, train:
     return torch.from_numpy(out).permute(0, 3, 1, 2).float()
 
 
-def synthesize(crops: np.ndarray, labels: np.ndarray, rng: np.random.Generator, rate: float) -> tuple[np.ndarray, np.ndarray]:
+def synthesize(
+    crops: np.ndarray, labels: np.ndarray, rng: np.random.Generator, rate: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Turn some bare faces into masked (any pattern), wrongly masked, or hand/object-covered faces."""
     crops, labels = crops.copy(), labels.copy()
     for i in np.nonzero(labels == 1)[0]:
@@ -208,7 +221,10 @@ def synthesize(crops: np.ndarray, labels: np.ndarray, rng: np.random.Generator, 
         if u < 0.35:
             crops[i], labels[i] = draw_mask(crops[i], rng, STORE_EXPAND, "right"), 0
         elif u < 0.6:
-            crops[i], labels[i] = draw_mask(crops[i], rng, STORE_EXPAND, "below_nose" if rng.random() < 0.7 else "chin"), 2
+            crops[i], labels[i] = (
+                draw_mask(crops[i], rng, STORE_EXPAND, "below_nose" if rng.random() < 0.7 else "chin"),
+                2,
+            )
         else:
             crops[i] = draw_occluder(crops[i], rng, STORE_EXPAND)  # still no_mask
     return crops, labels
@@ -251,9 +267,11 @@ def _load_crops(recipe: ClassifierRecipe, data: Path, cache: Path, detector: Pat
         src_tr, src_va = negatives.negative_sources(data)
         tag = negatives.cache_tag(Path(detector), recipe.seed)
         crops.xneg, crops.yneg = extract(
-            negatives.mine(detector, src_tr, cache / f"negatives-{tag}-train.json", cache, recipe.seed, log))
+            negatives.mine(detector, src_tr, cache / f"negatives-{tag}-train.json", cache, recipe.seed, log)
+        )
         crops.xneg_va, _ = extract(
-            negatives.mine(detector, src_va, cache / f"negatives-{tag}-val.json", cache, recipe.seed, log))
+            negatives.mine(detector, src_va, cache / f"negatives-{tag}-val.json", cache, recipe.seed, log)
+        )
         log(f"classifier: {len(crops.yneg)} background training crops, {len(crops.xneg_va)} validation")
     if recipe.faces > 0 and recipe.background > 0:
         crops.xfac, _ = extract(collect_faces(data, recipe.max_faces, recipe.seed, by_size=recipe.faces_by_size))
@@ -284,8 +302,9 @@ class _ValSet:
         return _ValSet(x, occ, occ_y, mistakes, wider)
 
 
-def _classifier_batch(crops: _Crops, recipe: ClassifierRecipe, rng: np.random.Generator, p: np.ndarray, n_neg: int,
-                      n_fac: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _classifier_batch(
+    crops: _Crops, recipe: ClassifierRecipe, rng: np.random.Generator, p: np.ndarray, n_neg: int, n_fac: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One training batch: labelled faces drawn toward class balance (some made masked or covered),
     then detector mistakes and unlabelled faces."""
     idx = rng.choice(len(crops.ytr), recipe.batch - n_neg - n_fac, p=p)
@@ -308,24 +327,32 @@ def _validate_classifier(net: torch.nn.Module, val: _ValSet, yva: np.ndarray) ->
     with torch.no_grad():
         logits = _predict(net, val.x)
         pred = logits[:, :3].argmax(1).numpy()  # the label the runtime gives (background is a separate veto)
-        per = {n: float((pred[yva == c] == c).mean()) if (yva == c).any() else None
-               for c, n in enumerate(("mask", "no_mask", "incorrect"))}
+        per = {
+            n: float((pred[yva == c] == c).mean()) if (yva == c).any() else None
+            for c, n in enumerate(("mask", "no_mask", "incorrect"))
+        }
         yocc = val.occluded_y
         occ_pred = net(val.occluded)[:, :3].argmax(1).numpy() if len(yocc) else np.zeros(0)
-        row = {"val_accuracy": round(float((pred == yva).mean()), 4), "per_class": per,
-               "hand_over_mouth_no_mask": float((occ_pred == yocc).mean()) if len(yocc) else None}
+        row = {
+            "val_accuracy": round(float((pred == yva).mean()), 4),
+            "per_class": per,
+            "hand_over_mouth_no_mask": float((occ_pred == yocc).mean()) if len(yocc) else None,
+        }
         if val.mistakes is not None and val.wider is not None:
             pos_bg = logits.argmax(1).numpy() == 3
             neg_bg = _predict(net, val.mistakes).argmax(1).numpy() == 3
             wider_bg = _predict(net, val.wider).argmax(1).numpy() == 3
-            row.update(faces_called_background=round(float(pos_bg.mean()), 4),
-                       wider_faces_called_background=round(float(wider_bg.mean()), 4) if len(wider_bg) else None,
-                       mistakes_called_background=round(float(neg_bg.mean()), 4) if len(neg_bg) else None)
+            row.update(
+                faces_called_background=round(float(pos_bg.mean()), 4),
+                wider_faces_called_background=round(float(wider_bg.mean()), 4) if len(wider_bg) else None,
+                mistakes_called_background=round(float(neg_bg.mean()), 4) if len(neg_bg) else None,
+            )
     return row
 
 
-def train_classifier(recipe: ClassifierRecipe, out_dir: Path, data: Path, resume: bool = True, log=print,
-                     detector: Path | None = None) -> Path:
+def train_classifier(
+    recipe: ClassifierRecipe, out_dir: Path, data: Path, resume: bool = True, log=print, detector: Path | None = None
+) -> Path:
     """Train (or resume) a crop classifier; with ``recipe.background`` > 0 it also learns a
     ``background`` class from the mistakes of ``detector`` (see ``negatives.py``)."""
     out_dir = Path(out_dir)

@@ -25,7 +25,9 @@ from ..core.registry import PAD_VALUE
 MIN_FACE = 6.0  # faces smaller than this (px, after scaling) are ignored, not taught
 
 
-def add_teacher_faces(sample: Sample, teacher_boxes: list, keep_score: float = 0.75, ignore_score: float = 0.5) -> Sample:
+def add_teacher_faces(
+    sample: Sample, teacher_boxes: list, keep_score: float = 0.75, ignore_score: float = 0.5
+) -> Sample:
     """Add teacher faces that no label covers: sure ones as face-only boxes, unsure ones as ignore."""
     if not teacher_boxes:
         return sample
@@ -117,7 +119,9 @@ def build_samples(sources: list[Source], cache_dir: Path, rare_repeat: int = 0) 
             continue
         if src.kind in ("crops", "portraits"):
             items = class_folder_items(src.root) if src.kind == "crops" else portrait_items(src.root)
-            cache = label_images([p for p, _ in items], Path(cache_dir) / f"teacher-{Path(src.root).name}.json", score_threshold=0.5)
+            cache = label_images(
+                [p for p, _ in items], Path(cache_dir) / f"teacher-{Path(src.root).name}.json", score_threshold=0.5
+            )
             samples = one_face_samples(items, cache)
             _repeat(out, samples, src.weight)
             continue
@@ -179,8 +183,9 @@ PASTE_MIN_FACE = 16.0  # px: smaller faces are too small to draw a mask on
 PASTE_EXPAND = 1.7  # the square drawn on, as a multiple of the face height (occluders' geometry)
 
 
-def paste_occluders(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray, rate: float,
-                    rng: random.Random) -> np.ndarray:
+def paste_occluders(
+    img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray, rate: float, rng: random.Random
+) -> np.ndarray:
     """Draw masks (worn right, below the nose, on the chin) or hands and objects on bare or
     unlabelled faces of ``img`` (in place) and return their new labels: the detector's own class
     head then sees masks of every colour and pattern, masks worn wrong, and hands over mouths
@@ -194,7 +199,13 @@ def paste_occluders(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, igno
     labels = labels.copy()
     for i, (b, lab, ig) in enumerate(zip(boxes, labels, ignore)):
         fh = b[3] - b[1]
-        if ig or lab not in (UNKNOWN, 1) or fh < PASTE_MIN_FACE or b[2] - b[0] < PASTE_MIN_FACE * 0.6 or rng.random() >= rate:
+        if (
+            ig
+            or lab not in (UNKNOWN, 1)
+            or fh < PASTE_MIN_FACE
+            or b[2] - b[0] < PASTE_MIN_FACE * 0.6
+            or rng.random() >= rate
+        ):
             continue
         side = int(round(fh * PASTE_EXPAND))
         x0 = int(round((b[0] + b[2]) / 2 - side / 2))
@@ -202,7 +213,9 @@ def paste_occluders(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, igno
         sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
         if sx1 - sx0 < side * 0.6 or sy1 - sy0 < side * 0.6:
             continue  # face mostly outside the picture
-        square = cv2.copyMakeBorder(img[sy0:sy1, sx0:sx1], sy0 - y0, y0 + side - sy1, sx0 - x0, x0 + side - sx1, cv2.BORDER_REPLICATE)
+        square = cv2.copyMakeBorder(
+            img[sy0:sy1, sx0:sx1], sy0 - y0, y0 + side - sy1, sx0 - x0, x0 + side - sx1, cv2.BORDER_REPLICATE
+        )
         u = rng.random()
         if u < 0.45:
             square, labels[i] = draw_mask(square, nrng, PASTE_EXPAND, "right"), 0
@@ -210,7 +223,7 @@ def paste_occluders(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, igno
             square, labels[i] = draw_mask(square, nrng, PASTE_EXPAND, "below_nose" if rng.random() < 0.7 else "chin"), 2
         else:
             square = draw_occluder(square, nrng, PASTE_EXPAND)  # the class stays what it was
-        img[sy0:sy1, sx0:sx1] = square[sy0 - y0: sy1 - y0, sx0 - x0: sx1 - x0]
+        img[sy0:sy1, sx0:sx1] = square[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
     return labels
 
 
@@ -274,9 +287,16 @@ class DetectionDataset:
             ox1, oy1 = src_x1 / scale, src_y1 / scale
             m = np.array([[scale, 0, -ox0 * scale], [0, scale, -oy0 * scale]], np.float32)
             interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            patch = cv2.warpAffine(img, m, (src_x1 - src_x0, src_y1 - src_y0), flags=interp, borderValue=(PAD_VALUE,) * 3) if interp == cv2.INTER_LINEAR else \
-                cv2.resize(img[int(oy0):int(math.ceil(oy1)), int(ox0):int(math.ceil(ox1))], (src_x1 - src_x0, src_y1 - src_y0), interpolation=interp)
-            out[src_y0 - y0: src_y1 - y0, src_x0 - x0: src_x1 - x0] = patch
+            patch = (
+                cv2.warpAffine(img, m, (src_x1 - src_x0, src_y1 - src_y0), flags=interp, borderValue=(PAD_VALUE,) * 3)
+                if interp == cv2.INTER_LINEAR
+                else cv2.resize(
+                    img[int(oy0) : int(math.ceil(oy1)), int(ox0) : int(math.ceil(ox1))],
+                    (src_x1 - src_x0, src_y1 - src_y0),
+                    interpolation=interp,
+                )
+            )
+            out[src_y0 - y0 : src_y1 - y0, src_x0 - x0 : src_x1 - x0] = patch
         sb = sb - np.array([x0, y0, x0, y0], np.float32)
         if len(sb):
             area = np.maximum((sb[:, 2] - sb[:, 0]) * (sb[:, 3] - sb[:, 1]), 1e-6)

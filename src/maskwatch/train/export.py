@@ -13,34 +13,76 @@ from ..core.registry import DEFAULTS
 from .net import ClassifierExport, CropClassifier, ExportWrapper
 
 
-def _to_onnx(module: torch.nn.Module, dummy: torch.Tensor, path: Path, inputs: list[str], outputs: list[str], dynamic: dict) -> None:
+def _to_onnx(
+    module: torch.nn.Module, dummy: torch.Tensor, path: Path, inputs: list[str], outputs: list[str], dynamic: dict
+) -> None:
     """Export with parameter names kept (no constant folding), so weights can be read back."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, dummy, str(path), input_names=inputs, output_names=outputs, dynamic_axes=dynamic,
-                          opset_version=17, do_constant_folding=False, dynamo=False)
+        torch.onnx.export(
+            module,
+            dummy,
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic,
+            opset_version=17,
+            do_constant_folding=False,
+            dynamo=False,
+        )
 
 
 def export_detector(net: torch.nn.Module, path: Path, meta: dict | None = None) -> Path:
     """Write the detector; parameter names are kept so ``--init`` can load them back for fine-tuning."""
     path = Path(path)
-    _to_onnx(ExportWrapper(net.eval()), torch.zeros(1, 3, 320, 320), path, ["image"], ["scores", "boxes", "classes"],
-             {"image": {0: "batch", 2: "height", 3: "width"}, "scores": {0: "batch", 1: "anchors"},
-              "boxes": {0: "batch", 1: "anchors"}, "classes": {0: "batch", 1: "anchors"}})
-    full = {"kind": "detector", "version": 1, **DEFAULTS, "arch": net.config.get("arch", "FaceMaskNet"), "config": net.config}
+    _to_onnx(
+        ExportWrapper(net.eval()),
+        torch.zeros(1, 3, 320, 320),
+        path,
+        ["image"],
+        ["scores", "boxes", "classes"],
+        {
+            "image": {0: "batch", 2: "height", 3: "width"},
+            "scores": {0: "batch", 1: "anchors"},
+            "boxes": {0: "batch", 1: "anchors"},
+            "classes": {0: "batch", 1: "anchors"},
+        },
+    )
+    full = {
+        "kind": "detector",
+        "version": 1,
+        **DEFAULTS,
+        "arch": net.config.get("arch", "FaceMaskNet"),
+        "config": net.config,
+    }
     full.update(meta or {})
     _set_meta(path, full)
     return path
 
 
-def export_classifier(net: CropClassifier, path: Path, input_size: int, crop_expand: float, meta: dict | None = None) -> Path:
+def export_classifier(
+    net: CropClassifier, path: Path, input_size: int, crop_expand: float, meta: dict | None = None
+) -> Path:
     path = Path(path)
-    _to_onnx(ClassifierExport(net.eval()), torch.zeros(1, 3, input_size, input_size), path, ["crops"], ["probs"],
-             {"crops": {0: "n"}, "probs": {0: "n"}})
+    _to_onnx(
+        ClassifierExport(net.eval()),
+        torch.zeros(1, 3, input_size, input_size),
+        path,
+        ["crops"],
+        ["probs"],
+        {"crops": {0: "n"}, "probs": {0: "n"}},
+    )
     labels = list(LABELS) + (["background"] if net.config.get("num_classes", len(LABELS)) > len(LABELS) else [])
-    full = {"kind": "classifier", "version": 1, "labels": labels, "input_size": input_size, "crop_expand": crop_expand,
-            "arch": "CropClassifier", "config": net.config}
+    full = {
+        "kind": "classifier",
+        "version": 1,
+        "labels": labels,
+        "input_size": input_size,
+        "crop_expand": crop_expand,
+        "arch": "CropClassifier",
+        "config": net.config,
+    }
     full.update(meta or {})
     _set_meta(path, full)
     return path

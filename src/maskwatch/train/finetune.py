@@ -26,14 +26,17 @@ from .loop import DetectorRecipe, train_detector
 from .pipeline import read_meta
 
 
-def split_samples(data: Path, val_fraction: float = 0.2, seed: int = 0,
-                  problems: list[str] | None = None) -> tuple[list[Sample], list[Sample]]:
+def split_samples(
+    data: Path, val_fraction: float = 0.2, seed: int = 0, problems: list[str] | None = None
+) -> tuple[list[Sample], list[Sample]]:
     """Use the set's own train.txt / val.txt when it has them, else a seeded 80 / 20 split
     (files that cannot be read are left out and named in ``problems``)."""
     data = Path(data)
     if (data / "train.txt").is_file() and (data / "val.txt").is_file():
-        return (load_dataset(data, data / "train.txt", problems=problems),
-                load_dataset(data, data / "val.txt", problems=problems))
+        return (
+            load_dataset(data, data / "train.txt", problems=problems),
+            load_dataset(data, data / "val.txt", problems=problems),
+        )
     samples = load_dataset(data, problems=problems)
     if len(samples) < 2:
         raise MaskwatchError(f"{data}: fine-tuning needs at least 2 labelled pictures, found {len(samples)}")
@@ -49,8 +52,17 @@ def _figures(det: Detector, samples: list[Sample]) -> dict:
     return {k: getattr(m, k) for k in ("map", "face_ap", "recall", "precision", "label_accuracy")} | {"ap": m.ap}
 
 
-def finetune(init: str, data: Path, out: Path, epochs: int = 10, lr: float = 1e-3, batch: int = 8, size: int = 320,
-             seed: int = 0, log=print) -> tuple[Path, dict]:
+def finetune(
+    init: str,
+    data: Path,
+    out: Path,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    batch: int = 8,
+    size: int = 320,
+    seed: int = 0,
+    log=print,
+) -> tuple[Path, dict]:
     init_path = registry.resolve(init) or Path(init)
     if not Path(init_path).is_file():
         raise MaskwatchError(f"{init}: not a shipped model name nor an .onnx file")
@@ -62,9 +74,20 @@ def finetune(init: str, data: Path, out: Path, epochs: int = 10, lr: float = 1e-
     before = _figures(Detector(init_path), val)
     log(f"before: {json.dumps(before)}")
     out = Path(out)
-    recipe = DetectorRecipe(name="finetuned", width=meta.get("config", {}).get("width", 1.0), size=size, epochs=epochs,
-                            batch=batch, lr=lr, seed=seed, input_size=meta.get("input_size", 640), init=str(init_path),
-                            sources=[("samples", train)], val=[], val_every=10_000)
+    recipe = DetectorRecipe(
+        name="finetuned",
+        width=meta.get("config", {}).get("width", 1.0),
+        size=size,
+        epochs=epochs,
+        batch=batch,
+        lr=lr,
+        seed=seed,
+        input_size=meta.get("input_size", 640),
+        init=str(init_path),
+        sources=[("samples", train)],
+        val=[],
+        val_every=10_000,
+    )
     path = train_detector(recipe, out, Path(data), resume=False, log=log)
     # keep the runtime settings of the model we started from
     new_meta = read_meta(path)
@@ -78,6 +101,13 @@ def finetune(init: str, data: Path, out: Path, epochs: int = 10, lr: float = 1e-
     _set_meta(path, new_meta)
     after = _figures(Detector(path), val)
     log(f"after:  {json.dumps(after)}")
-    report = {"init": str(init), "train_pictures": len(train), "val_pictures": len(val), "before": before, "after": after, "model": str(path)}
+    report = {
+        "init": str(init),
+        "train_pictures": len(train),
+        "val_pictures": len(val),
+        "before": before,
+        "after": after,
+        "model": str(path),
+    }
     (out / "finetune.json").write_text(json.dumps(report, indent=2))
     return path, report

@@ -66,8 +66,10 @@ def default_sources(data: Path) -> tuple[list[Source], list[tuple[str, str]]]:
         Source(d / "maskedfacenet-synthetic", weight=1.0, kind="portraits"),
         Source(d / "mask-crops", weight=0.3, kind="crops"),
     ]
-    val = [(str(d / "kaggle-facemask"), str(d / "kaggle-facemask" / "val.txt")),
-           (str(d / "wider-face-val-part"), str(d / "wider-face-val-part" / "val.txt"))]
+    val = [
+        (str(d / "kaggle-facemask"), str(d / "kaggle-facemask" / "val.txt")),
+        (str(d / "wider-face-val-part"), str(d / "wider-face-val-part" / "val.txt")),
+    ]
     return sources, val
 
 
@@ -102,8 +104,15 @@ def validate(onnx_path: Path, val: list[tuple[str, str]], limit: int | None = No
         results, _ = run_eval(det, samples)
         thr, f1 = best_f1_threshold(results)
         m = evaluate_results(results, 0.5, det.score_threshold)
-        out[Path(root).name] = {"map": m.map, "ap": m.ap, "face_ap": m.face_ap, "label_accuracy": m.label_accuracy,
-                                "recall": m.recall, "best_f1_threshold": thr, "best_f1": f1}
+        out[Path(root).name] = {
+            "map": m.map,
+            "ap": m.ap,
+            "face_ap": m.face_ap,
+            "label_accuracy": m.label_accuracy,
+            "recall": m.recall,
+            "best_f1_threshold": thr,
+            "best_f1": f1,
+        }
     return out
 
 
@@ -113,8 +122,10 @@ def _param_groups(model: torch.nn.Module, wd: float, base_lr_scale: float = 1.0)
     for n, p in model.named_parameters():
         if p.requires_grad:
             groups.setdefault((p.ndim > 1, n.startswith("base.")), []).append(p)
-    return [{"params": ps, "weight_decay": wd if decayed else 0.0, "lr_scale": base_lr_scale if base else 1.0}
-            for (decayed, base), ps in groups.items()]
+    return [
+        {"params": ps, "weight_decay": wd if decayed else 0.0, "lr_scale": base_lr_scale if base else 1.0}
+        for (decayed, base), ps in groups.items()
+    ]
 
 
 def build_network(recipe: DetectorRecipe, log=print) -> torch.nn.Module:
@@ -183,9 +194,17 @@ def _resume(ckpt: Path, model: torch.nn.Module, ema: EMA, opt: torch.optim.Optim
     return st["epoch"] + 1, st["step"]
 
 
-def _train_epoch(model: torch.nn.Module, ema: EMA, opt: torch.optim.Optimizer, ds: DetectionDataset,
-                 recipe: DetectorRecipe, epoch: int, steps: int, step: int,
-                 lr_at: Callable[[int], float]) -> tuple[int, dict[str, float]]:
+def _train_epoch(
+    model: torch.nn.Module,
+    ema: EMA,
+    opt: torch.optim.Optimizer,
+    ds: DetectionDataset,
+    recipe: DetectorRecipe,
+    epoch: int,
+    steps: int,
+    step: int,
+    lr_at: Callable[[int], float],
+) -> tuple[int, dict[str, float]]:
     """One epoch of batches; returns the step reached and the summed losses."""
     from tqdm import tqdm
 
@@ -196,7 +215,7 @@ def _train_epoch(model: torch.nn.Module, ema: EMA, opt: torch.optim.Optimizer, d
     agg = {"loss": 0.0, "obj": 0.0, "box": 0.0, "cls": 0.0}
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", mininterval=5)
     for b in bar:
-        batch = collate([ds[i] for i in order[b * recipe.batch:(b + 1) * recipe.batch]])
+        batch = collate([ds[i] for i in order[b * recipe.batch : (b + 1) * recipe.batch]])
         imgs = batch[0].contiguous(memory_format=torch.channels_last)
         for g in opt.param_groups:
             g["lr"] = lr_at(step) * g.get("lr_scale", 1.0)
@@ -238,15 +257,30 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
     for epoch in range(start_epoch, recipe.epochs):
         t_ep = time.time()
         step, agg = _train_epoch(model, ema, opt, ds, recipe, epoch, steps_per_epoch, step, lr_at)
-        torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
-                    "opt": opt.state_dict(), "epoch": epoch, "step": step}, ckpt)
-        onnx_path = export_detector(ema.model, out_dir / f"{recipe.name}.onnx",
-                                    {"input_size": recipe.input_size, **recipe.export_meta})
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "ema": ema.model.state_dict(),
+                "ema_updates": ema.updates,
+                "opt": opt.state_dict(),
+                "epoch": epoch,
+                "step": step,
+            },
+            ckpt,
+        )
+        onnx_path = export_detector(
+            ema.model, out_dir / f"{recipe.name}.onnx", {"input_size": recipe.input_size, **recipe.export_meta}
+        )
         last = epoch + 1 == recipe.epochs
         due = recipe.val and ((epoch + 1) % max(1, recipe.val_every) == 0 or last)
         val = validate(onnx_path, recipe.val) if due else {}
-        row = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - t_ep, 1),
-               **{k: round(v / steps_per_epoch, 4) for k, v in agg.items()}, "val": val}
+        row = {
+            "epoch": epoch + 1,
+            "step": step,
+            "seconds": round(time.time() - t_ep, 1),
+            **{k: round(v / steps_per_epoch, 4) for k, v in agg.items()},
+            "val": val,
+        }
         with open(out_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         log(json.dumps(row))

@@ -139,4 +139,9 @@ def detection_loss(obj, dist, cls, gt_boxes, gt_labels, gt_ignore, image_hw):
     else:
         loss_cls = obj.sum() * 0
     total = loss_obj + 2.0 * loss_box + 0.5 * loss_cls
-    return total, {"obj": float(loss_obj.detach()), "box": float(loss_box.detach()), "cls": float(loss_cls.detach()), "npos": npos / n}
+    return total, {
+        "obj": float(loss_obj.detach()),
+        "box": float(loss_box.detach()),
+        "cls": float(loss_cls.detach()),
+        "npos": npos / n,
+    }

@@ -32,16 +32,20 @@ def cache_tag(detector: Path, seed: int) -> str:
     import hashlib
 
     file_tag = hashlib.sha1(Path(detector).read_bytes()).hexdigest()[:8]
-    settings = hashlib.sha1(json.dumps([MAX_IOU, MIN_SCORE, PER_IMAGE, RANDOM_PER_IMAGE, seed]).encode()).hexdigest()[:6]
+    settings = hashlib.sha1(json.dumps([MAX_IOU, MIN_SCORE, PER_IMAGE, RANDOM_PER_IMAGE, seed]).encode()).hexdigest()[
+        :6
+    ]
     return f"{Path(detector).stem}-{file_tag}-{settings}"
 
 
 def negative_sources(data: Path) -> tuple[list[tuple[Path, str | None, bool]], list[tuple[Path, str | None, bool]]]:
     """(root, split, use teacher) for mining training negatives and validation negatives."""
     d = Path(data)
-    train = [(d / "kaggle-facemask", str(d / "kaggle-facemask" / "train.txt"), True),
-             (d / "macwinwin-facemask", None, True),
-             (d / "wider-face-train-subset", None, False)]
+    train = [
+        (d / "kaggle-facemask", str(d / "kaggle-facemask" / "train.txt"), True),
+        (d / "macwinwin-facemask", None, True),
+        (d / "wider-face-train-subset", None, False),
+    ]
     val = [(d / "kaggle-facemask", str(d / "kaggle-facemask" / "val.txt"), True)]
     return train, val
 
@@ -54,8 +58,12 @@ def is_negative(boxes: np.ndarray, known: np.ndarray) -> np.ndarray:
         return np.ones(len(boxes), bool)
     iou = iou_matrix(boxes, known)
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    inside = ((cx[:, None] >= known[None, :, 0]) & (cx[:, None] <= known[None, :, 2])
-              & (cy[:, None] >= known[None, :, 1]) & (cy[:, None] <= known[None, :, 3]))
+    inside = (
+        (cx[:, None] >= known[None, :, 0])
+        & (cx[:, None] <= known[None, :, 2])
+        & (cy[:, None] >= known[None, :, 1])
+        & (cy[:, None] <= known[None, :, 3])
+    )
     return (iou.max(1) < MAX_IOU) & ~inside.any(1)
 
 
@@ -95,7 +103,9 @@ def mine(detector_path: Path, sources: list, cache_file: Path, teacher_dir: Path
         taught = {}
         if use_teacher:
             name = Path(root).name + ("-" + Path(split).stem if split else "")
-            taught = label_images([s.image for s in samples], Path(teacher_dir) / f"teacher-{name}.json", score_threshold=0.5)
+            taught = label_images(
+                [s.image for s in samples], Path(teacher_dir) / f"teacher-{name}.json", score_threshold=0.5
+            )
         for s in tqdm(samples, desc=f"negatives {Path(root).name}", unit="img"):
             img = cv2.imread(str(s.image))
             if img is None:

@@ -55,7 +55,9 @@ class FaceMaskNet(nn.Module):
         self.s32 = nn.Sequential(DWBlock(c[3], c[4], 2), DWBlock(c[4], c[4], k=5), DWBlock(c[4], c[4], k=5))  # /32
         self.lat = nn.ModuleList([conv_bn(ci, neck, 1) for ci in (c[2], c[3], c[4])])
         self.smooth = nn.ModuleList([DWBlock(neck, neck, k=5) for _ in STRIDES])
-        self.head = nn.ModuleList([nn.Sequential(DWBlock(neck, neck), nn.Conv2d(neck, 1 + 4 + NUM_CLASSES, 1)) for _ in STRIDES])
+        self.head = nn.ModuleList(
+            [nn.Sequential(DWBlock(neck, neck), nn.Conv2d(neck, 1 + 4 + NUM_CLASSES, 1)) for _ in STRIDES]
+        )
         self._init_head()
 
     def _init_head(self):
@@ -118,10 +120,14 @@ class CropClassifier(nn.Module):
         self.config = {"width": width, "num_classes": num_classes}
         self.features = nn.Sequential(
             conv_bn(3, c[0], 3, 2),
-            DWBlock(c[0], c[1], 2), DWBlock(c[1], c[1]),
-            DWBlock(c[1], c[2], 2), DWBlock(c[2], c[2]),
-            DWBlock(c[2], c[3], 2), DWBlock(c[3], c[3], k=5),
-            DWBlock(c[3], c[4], 2), DWBlock(c[4], c[4], k=5),
+            DWBlock(c[0], c[1], 2),
+            DWBlock(c[1], c[1]),
+            DWBlock(c[1], c[2], 2),
+            DWBlock(c[2], c[2]),
+            DWBlock(c[2], c[3], 2),
+            DWBlock(c[3], c[3], k=5),
+            DWBlock(c[3], c[4], 2),
+            DWBlock(c[4], c[4], k=5),
         )
         self.drop = nn.Dropout(0.2)
         self.fc = nn.Linear(c[4], num_classes)

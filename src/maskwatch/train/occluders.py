@@ -62,7 +62,9 @@ def draw_mask(crop: np.ndarray, rng: np.random.Generator, store_expand: float, w
     out = crop.copy()
     side = crop.shape[0]
     cx, top, face, width = _face_geometry(side, store_expand, rng)
-    start = {"right": rng.uniform(0.5, 0.58), "below_nose": rng.uniform(0.66, 0.74), "chin": rng.uniform(0.82, 0.9)}[worn]
+    start = {"right": rng.uniform(0.5, 0.58), "below_nose": rng.uniform(0.66, 0.74), "chin": rng.uniform(0.82, 0.9)}[
+        worn
+    ]
     y0 = top + start * face
     y1 = top + rng.uniform(0.98, 1.08) * face
     half = width / 2 * (1.0 if worn == "right" else rng.uniform(0.85, 1.0))
@@ -81,7 +83,14 @@ def draw_mask(crop: np.ndarray, rng: np.random.Generator, store_expand: float, w
     if rng.random() < 0.6:  # ear loops
         c = tuple(int(v) for v in np.clip(tex[int(y0) % side, int(cx) % side] * 0.9, 0, 255))
         for sgn in (-1, 1):
-            cv2.line(out, (int(cx + sgn * half), int(y0 + 0.05 * face)), (int(cx + sgn * width * 0.62), int(top + 0.45 * face)), c, 1, cv2.LINE_AA)
+            cv2.line(
+                out,
+                (int(cx + sgn * half), int(y0 + 0.05 * face)),
+                (int(cx + sgn * width * 0.62), int(top + 0.45 * face)),
+                c,
+                1,
+                cv2.LINE_AA,
+            )
     return out
 
 
@@ -115,5 +124,7 @@ def draw_occluder(crop: np.ndarray, rng: np.random.Generator, store_expand: floa
         cv2.fillPoly(out, [box], tuple(int(v) for v in rng.integers(0, 80, 3)))
     else:
         c = tuple(int(v) for v in rng.integers(0, 256, 3))
-        cv2.rectangle(out, (int(cx - face * 0.15), int(my - face * 0.1)), (int(cx + face * 0.15), int(my + face * 0.35)), c, -1)
+        cv2.rectangle(
+            out, (int(cx - face * 0.15), int(my - face * 0.1)), (int(cx + face * 0.15), int(my + face * 0.35)), c, -1
+        )
     return out

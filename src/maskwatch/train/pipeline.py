@@ -41,10 +41,14 @@ CLASSIFIERS = {
     # and WIDER's faces as faces (no mask label), so that turned, blurred and crowd faces are not vetoed
     "server_fvcls": ClassifierRecipe(name="server_fvcls", seed=0, synth=0.3, background=0.25, faces=0.15),
     # and WIDER's faces drawn evenly over sizes: close-ups, rare in WIDER, were being vetoed
-    "server_fvcls2": ClassifierRecipe(name="server_fvcls2", seed=0, synth=0.3, background=0.25, faces=0.15, faces_by_size=True),
+    "server_fvcls2": ClassifierRecipe(
+        name="server_fvcls2", seed=0, synth=0.3, background=0.25, faces=0.15, faces_by_size=True
+    ),
     # server_fvcls with its non-faces mined from the mistakes of the detector it now runs behind
     # (server_fvcls's were mined with server-det, three stages earlier)
-    "server_fvcls3": ClassifierRecipe(name="server_fvcls3", seed=0, synth=0.3, background=0.25, faces=0.15, mine_with="server-det5"),
+    "server_fvcls3": ClassifierRecipe(
+        name="server_fvcls3", seed=0, synth=0.3, background=0.25, faces=0.15, mine_with="server-det5"
+    ),
 }
 # the ones the server model averages (a second seed of server_cls averaged with it gave Kaggle val
 # mAP 0.742 against 0.745 alone, so one is shipped; the comparison is in models/server.md)
@@ -59,8 +63,17 @@ SERVER_DETECTOR = "yunet-cls"
 # and benchmarks/input_sizes.py); input_size: what a 640x480 picture gets, what a fixed-size runtime
 # (a phone app) uses; YuNet-n pads with 0
 MOBILE_SETTINGS = {"upscale": 1.25, "min_input": 800, "max_input": 1280, "input_size": 800, "flip": False}
-SERVER_SETTINGS = {"upscale": 1.5, "min_input": 960, "max_input": 1920, "input_size": 960, "flip": True, "pad_value": 0,
-                   "classifier_weight": 0.9, "verify_weight": VERIFY_WEIGHT, "classifier_flip": True}
+SERVER_SETTINGS = {
+    "upscale": 1.5,
+    "min_input": 960,
+    "max_input": 1920,
+    "input_size": 960,
+    "flip": True,
+    "pad_value": 0,
+    "classifier_weight": 0.9,
+    "verify_weight": VERIFY_WEIGHT,
+    "classifier_flip": True,
+}
 
 
 def calibrate_scores(path: Path, data: Path) -> dict:
@@ -92,7 +105,9 @@ def _install(files: list[Path]) -> None:
         shutil.copy2(f, registry.MODEL_DIR / f.name)
 
 
-def _assemble(path: Path, det: Path, det_recipe: str, settings: dict, classifiers: list[Path], data: Path, install: bool) -> Path:
+def _assemble(
+    path: Path, det: Path, det_recipe: str, settings: dict, classifiers: list[Path], data: Path, install: bool
+) -> Path:
     """A shipped model file at ``path`` from a trained detector: its runtime settings, its crop
     classifiers beside it, its threshold chosen on validation; copied into the package on request."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +151,9 @@ def _finished(run_dir: Path, epochs: int) -> bool:
     return bool(rows) and rows[-1]["epoch"] >= epochs
 
 
-def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resume: bool = True, install: bool = False) -> Path:
+def run_recipe(
+    name: str, data: Path, out: Path, epochs: int | None = None, resume: bool = True, install: bool = False
+) -> Path:
     data, out = Path(data), Path(out)
     if not data.is_dir():
         raise MaskwatchError(f"{data}: training data folder not found (see ../shared/data/README.md)")
@@ -164,5 +181,9 @@ def run_recipe(name: str, data: Path, out: Path, epochs: int | None = None, resu
             if not cls.is_file():
                 cls = run_recipe(cname, data, out, None, resume, install=False)
             classifiers.append(cls)
-        return _assemble(out / "server" / "server.onnx", det, SERVER_DETECTOR, SERVER_SETTINGS, classifiers, data, install)
-    raise MaskwatchError(f"unknown recipe {name!r}: use mobile, server, classifier, {', '.join(n for n in DETECTORS if n != 'mobile')} or {', '.join(CLASSIFIERS)}")
+        return _assemble(
+            out / "server" / "server.onnx", det, SERVER_DETECTOR, SERVER_SETTINGS, classifiers, data, install
+        )
+    raise MaskwatchError(
+        f"unknown recipe {name!r}: use mobile, server, classifier, {', '.join(n for n in DETECTORS if n != 'mobile')} or {', '.join(CLASSIFIERS)}"
+    )

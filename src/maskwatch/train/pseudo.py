@@ -29,8 +29,12 @@ def _file_key(path: Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
 
 
-def sure_labels(probs: np.ndarray, face: np.ndarray | None, min_prob: float = PSEUDO_MIN_PROB,
-                min_face_prob: float = PSEUDO_MIN_FACE_PROB) -> np.ndarray:
+def sure_labels(
+    probs: np.ndarray,
+    face: np.ndarray | None,
+    min_prob: float = PSEUDO_MIN_PROB,
+    min_face_prob: float = PSEUDO_MIN_FACE_PROB,
+) -> np.ndarray:
     """The top class of each row where the classifier is sure of it, else ``UNKNOWN``."""
     top = np.argmax(probs, 1) if len(probs) else np.zeros(0, np.int64)
     sure = probs.max(1) >= min_prob if len(probs) else np.zeros(0, bool)

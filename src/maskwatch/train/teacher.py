@@ -34,8 +34,14 @@ def teacher_path() -> Path:
 
 
 class YuNetTeacher:
-    def __init__(self, path: Path | str | None = None, score_threshold: float = 0.6, max_side: int = 960,
-                 long_side: int | None = None, threads: int = 2):
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        score_threshold: float = 0.6,
+        max_side: int = 960,
+        long_side: int | None = None,
+        threads: int = 2,
+    ):
         path = Path(path) if path else teacher_path()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads

@@ -134,7 +134,9 @@ def load_yunet_weights(net: YuNet, path: str | Path) -> int:
     for node, conv in zip(nodes, convs):
         w, b = (torch.from_numpy(inits[name].copy()) for name in node.input[1:3])
         if tuple(w.shape) != tuple(conv.weight.shape):
-            raise ValueError(f"{path}: {node.name} has weights {tuple(w.shape)}, the port expects {tuple(conv.weight.shape)}")
+            raise ValueError(
+                f"{path}: {node.name} has weights {tuple(w.shape)}, the port expects {tuple(conv.weight.shape)}"
+            )
         with torch.no_grad():
             conv.weight.copy_(w)
             assert conv.bias is not None
@@ -172,8 +174,14 @@ class YuNetMask(nn.Module):
     def freeze_backbone(self, stages: int) -> list[nn.Parameter]:
         """Freeze the stem and the first ``stages`` backbone stages (they keep YuNet's weights)."""
         frozen: list[nn.Parameter] = []
-        mods: list[nn.Module] = [self.base.stem, self.base.stage1, self.base.stage2, self.base.stage3,
-                                 self.base.stage4, self.base.stage5][: stages + 1]
+        mods: list[nn.Module] = [
+            self.base.stem,
+            self.base.stage1,
+            self.base.stage2,
+            self.base.stage3,
+            self.base.stage4,
+            self.base.stage5,
+        ][: stages + 1]
         for m in mods:
             for p in m.parameters():
                 p.requires_grad_(False)
@@ -186,7 +194,9 @@ class YuNetMask(nn.Module):
         for i, (f, s) in enumerate(zip(b.features(x), STRIDES)):
             flat = _flat
             # face score sqrt(sigmoid(cls) * sigmoid(obj)), as a logit (the exporter applies the sigmoid)
-            s_face = torch.sqrt(torch.sigmoid(flat(b.outs["cls"][i](f), 1)) * torch.sigmoid(flat(b.outs["obj"][i](f), 1)))
+            s_face = torch.sqrt(
+                torch.sigmoid(flat(b.outs["cls"][i](f), 1)) * torch.sigmoid(flat(b.outs["obj"][i](f), 1))
+            )
             s_face = s_face.clamp(1e-6, 1 - 1e-6)
             objs.append((torch.log(s_face) - torch.log(1 - s_face))[..., 0])
             bb = flat(b.outs["bbox"][i](f), 4)
