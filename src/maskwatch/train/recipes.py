@@ -4,90 +4,39 @@ from __future__ import annotations
 
 from .loop import DetectorRecipe
 
+# what every stage after the first shares: 384 px crops, batch 32, drawn masks and hands on a
+# quarter of the bare faces, validated at 960 px
+_LATER = {"width": 1.0, "size": 384, "batch": 32, "input_size": 960, "paste": 0.25}
+# stages 5 and 6 also learn from the crop classifier's sure labels, the rare class drawn thrice
+_PSEUDO = {"rare_repeat": 2, "pseudo_from": "server_fvcls"}
+
+
+def _stage(name: str, after: str, epochs: int, lr: float, seed: int, every: int, **more) -> DetectorRecipe:
+    """A stage that continues the recipe ``after`` with the shared settings of the later stages."""
+    return DetectorRecipe(
+        name=name, init_from=after, epochs=epochs, lr=lr, seed=seed, val_every=every, **_LATER, **more
+    )
+
+
 DETECTORS = {
     # mobile: 180k parameters, 0.8 MB, from scratch on 320 px crops; run at 800 px (chosen on
     # validation within the 15 ms budget)
     "mobile": DetectorRecipe(name="mobile", width=1.0, size=320, epochs=24, batch=32, lr=3e-3, seed=0, input_size=800),
-    # the server's detector: the mobile one trained 10 epochs more on larger crops at a lower rate,
-    # with masks (worn right, below the nose, on the chin) and hands drawn on bare and unlabelled
-    # faces, so that the class head sees every kind of mask and WIDER's crowds teach it too. The
-    # server model runs it at 960 px with test-time flip and re-labels its faces with the crop
-    # classifiers (see ClassifierRecipe and pipeline.SERVER_SETTINGS).
-    "server-det": DetectorRecipe(
-        name="server-det",
-        width=1.0,
-        size=384,
-        epochs=10,
-        batch=32,
-        lr=1e-3,
-        seed=1,
-        input_size=960,
-        init_from="mobile",
-        paste=0.25,
-        val_every=5,
-    ),
+    # the mobile network trained 10 epochs more on larger crops at a lower rate, with masks (worn
+    # right, below the nose, on the chin) and hands drawn on bare and unlabelled faces, so that the
+    # class head sees every kind of mask and WIDER's crowds teach it too (the server's detector
+    # until the YuNet-n release)
+    "server-det": _stage("server-det", "mobile", 10, 1e-3, 1, 5),
     # the same network trained 12 epochs more (a warm restart at a lower rate): both validation
     # sets were still rising at the end of server-det
-    "server-det2": DetectorRecipe(
-        name="server-det2",
-        width=1.0,
-        size=384,
-        epochs=12,
-        batch=32,
-        lr=7e-4,
-        seed=2,
-        input_size=960,
-        init_from="server-det",
-        paste=0.25,
-        val_every=6,
-    ),
+    "server-det2": _stage("server-det2", "server-det", 12, 7e-4, 2, 6),
     # and 12 more at a lower rate again (stage 3 still gained on WIDER between its epochs 6 and 12)
-    "server-det3": DetectorRecipe(
-        name="server-det3",
-        width=1.0,
-        size=384,
-        epochs=12,
-        batch=32,
-        lr=5e-4,
-        seed=3,
-        input_size=960,
-        init_from="server-det2",
-        paste=0.25,
-        val_every=6,
-    ),
+    "server-det3": _stage("server-det3", "server-det2", 12, 5e-4, 3, 6),
     # and 12 more, its class head also taught by the crop classifier's sure labels on faces that
     # have none (WIDER's crowds), with Kaggle's pictures of masks worn wrong drawn three times as often
-    "server-det4": DetectorRecipe(
-        name="server-det4",
-        width=1.0,
-        size=384,
-        epochs=12,
-        batch=32,
-        lr=4e-4,
-        seed=4,
-        input_size=960,
-        init_from="server-det3",
-        paste=0.25,
-        val_every=6,
-        rare_repeat=2,
-        pseudo_from="server_fvcls",
-    ),
+    "server-det4": _stage("server-det4", "server-det3", 12, 4e-4, 4, 6, **_PSEUDO),
     # and 12 more the same way at a lower rate (stage 5's class loss was still falling at its end)
-    "server-det5": DetectorRecipe(
-        name="server-det5",
-        width=1.0,
-        size=384,
-        epochs=12,
-        batch=32,
-        lr=3e-4,
-        seed=5,
-        input_size=960,
-        init_from="server-det4",
-        paste=0.25,
-        val_every=6,
-        rare_repeat=2,
-        pseudo_from="server_fvcls",
-    ),
+    "server-det5": _stage("server-det5", "server-det4", 12, 3e-4, 5, 6, **_PSEUDO),
 }
 
 # YuNet-n's network and weights (../shared/teachers, Apache-2.0) with a mask-class branch: one epoch
