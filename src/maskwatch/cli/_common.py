@@ -19,6 +19,11 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def flag(name: str, help: str, *aliases: str, **kw: Any) -> Any:
+    """An option with no default of its own (None: the command, a setting or the model decides)."""
+    return typer.Option(None, name, *aliases, help=help, **kw)
+
+
 def error(msg: str) -> None:
     """Print ``error: msg`` on stderr; ``msg`` is plain text (file names are data, never rich markup)."""
     err.print(Text("error: ", style="red") + Text(msg))

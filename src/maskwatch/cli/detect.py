@@ -106,17 +106,7 @@ def detect(
     failed = 0
     interrupted = False
     try:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(
-            TextColumn("detect"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            disable=not show,
-            transient=False,
-        ) as bar:
+        with _progress("detect", disable=not show) as bar:
             task = bar.add_task("detect", total=len(items))
             for rep in batch.run(
                 det,
@@ -184,7 +174,6 @@ def _detect_ray(
     batch_size: Optional[int],
 ):
     """``detect --ray``: the same rows, error rows and summary, computed on Ray Data (maskwatch.ray)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .. import ray as mray
     from ..batch.output import summary_text
@@ -200,15 +189,7 @@ def _detect_ray(
     save_dir = _prepare_save_dir(save_dir)
     mray.connect(address)  # a cluster that is not there fails here, before any progress bar
     failed = 0
-    with Progress(
-        TextColumn("detect (ray)"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=progress is False,
-        transient=False,
-    ) as bar:
+    with _progress("detect (ray)", disable=progress is False) as bar:
         task = bar.add_task("detect", total=None)
 
         def total(n):
@@ -262,3 +243,12 @@ def _new_folder(path: Path) -> Path:
     while path.with_name(f"{path.name}{n}").exists():
         n += 1
     return path.with_name(f"{path.name}{n}")
+
+
+def _progress(label: str, disable: bool):
+    """The progress bar of a batch: pictures done of all, time left, on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, disable=disable
+    )

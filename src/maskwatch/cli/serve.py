@@ -10,39 +10,25 @@ import typer
 
 from ..core.errors import MaskwatchError
 from ..core.registry import paddlehub_modules
-from ._common import fail_usage
+from ._common import fail_usage, flag
 
 FLAGS = {"cors_origins": "--cors", "model": "--model"}  # settings whose flag is not --the-field-name
 
 
 def serve(
-    host: Optional[str] = typer.Option(
-        None, "--host", help="Address to listen on (0.0.0.0 for every interface) [default: 127.0.0.1]."
-    ),
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port [default: 8866, PaddleHub Serving's]."),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="Default model for /v1/detect and the pages [default: mobile]."
-    ),
-    workers: Optional[int] = typer.Option(
-        None, "--workers", help="Server processes, each loads its own model [default: 1]."
-    ),
-    api_key: Optional[str] = typer.Option(
-        None, "--api-key", help="Require this X-API-Key header on every route but /healthz."
-    ),
-    max_body_mb: Optional[float] = typer.Option(
-        None, "--max-body-mb", help="Largest request body, MB (413 past it) [default: 20]."
-    ),
-    max_megapixels: Optional[float] = typer.Option(
-        None, "--max-megapixels", help="Largest picture accepted [default: 40]."
-    ),
-    max_faces: Optional[int] = typer.Option(
-        None, "--max-faces", help="Most faces one picture gives, the highest scored [default: 1000]."
-    ),
-    cors: Optional[List[str]] = typer.Option(None, "--cors", help="Allow these browser origins (off unless given)."),
-    watch: Optional[List[str]] = typer.Option(
-        None,
+    host: Optional[str] = flag("--host", "Address to listen on (0.0.0.0 for every interface) [default: 127.0.0.1]."),
+    port: Optional[int] = flag("--port", "Port [default: 8866, PaddleHub Serving's].", "-p"),
+    model: Optional[str] = flag("--model", "Default model for /v1/detect and the pages [default: mobile].", "-m"),
+    workers: Optional[int] = flag("--workers", "Server processes, each loads its own model [default: 1]."),
+    api_key: Optional[str] = flag("--api-key", "Require this X-API-Key header on every route but /healthz."),
+    max_body_mb: Optional[float] = flag("--max-body-mb", "Largest request body, MB (413 past it) [default: 20]."),
+    max_megapixels: Optional[float] = flag("--max-megapixels", "Largest picture accepted [default: 40]."),
+    max_faces: Optional[int] = flag("--max-faces", "Most faces one picture gives, the highest scored [default: 1000]."),
+    cors: Optional[List[str]] = flag("--cors", "Allow these browser origins (off unless given)."),
+    watch: Optional[List[str]] = flag(
         "--watch",
-        help="Watch a camera or stream inside the service, NAME=SOURCE (repeat for more): GET /v1/streams, /v1/streams/NAME/preview, counts on the web page.",
+        "Watch a camera or stream inside the service, NAME=SOURCE (repeat for more): GET /v1/streams, "
+        "/v1/streams/NAME/preview, counts on the web page.",
     ),
 ):
     """HTTP service: PaddleHub Serving endpoints, REST API /v1/detect, metrics, web pages.

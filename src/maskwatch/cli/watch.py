@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import typer
 
-from ._common import err, fail_usage, make_detector
+from ._common import err, fail_usage, flag, make_detector
 
 
 def watch(
@@ -32,18 +32,10 @@ def watch(
         max=4096,
         help="Model input side in pixels (default: the model's); the frame's long side avoids upscaling small frames.",
     ),
-    events: Optional[Path] = typer.Option(
-        None, "--events", help="Append events (JSON lines, flushed one by one) to this file."
-    ),
-    save: Optional[Path] = typer.Option(
-        None, "--save", help="Write the annotated video (track ids, running counts) to this .mp4."
-    ),
-    webhook: Optional[str] = typer.Option(
-        None, "--webhook", help="POST each no_mask alert as JSON to this URL (once per person)."
-    ),
-    snapshots: Optional[Path] = typer.Option(
-        None, "--snapshots", help="Save the face crop of each alert in this folder."
-    ),
+    events: Optional[Path] = flag("--events", "Append events (JSON lines, flushed one by one) to this file."),
+    save: Optional[Path] = flag("--save", "Write the annotated video (track ids, running counts) to this .mp4."),
+    webhook: Optional[str] = flag("--webhook", "POST each no_mask alert as JSON to this URL (once per person)."),
+    snapshots: Optional[Path] = flag("--snapshots", "Save the face crop of each alert in this folder."),
     every_frame: Optional[bool] = typer.Option(
         None,
         "--every-frame/--drop-frames",
@@ -53,9 +45,7 @@ def watch(
         1.5, "--lost-after", min=0.1, help="Seconds without a face before its track ends."
     ),
     min_frames: int = typer.Option(5, "--min-frames", min=1, help="Frames a track needs before its label settles."),
-    max_frames: Optional[int] = typer.Option(
-        None, "--max-frames", min=1, help="Stop after this many processed frames."
-    ),
+    max_frames: Optional[int] = flag("--max-frames", "Stop after this many processed frames.", min=1),
     name: Optional[str] = typer.Option(None, "--name", help="Stream name in events (default: the source)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     status: Optional[bool] = typer.Option(
