@@ -18,18 +18,8 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import LiveServer  # noqa: E402
+from conftest import CHROMIUM_ARGS as ARGS, LiveServer  # noqa: E402
 from speed import machine, report, test_picture  # noqa: E402
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def main() -> None:

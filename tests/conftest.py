@@ -103,3 +103,15 @@ def live_server():
     srv = LiveServer().wait()
     yield srv
     srv.stop()
+
+
+# Chromium's flags for the browser tests and benchmarks/browser_fps.py (headless, nothing fetched)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

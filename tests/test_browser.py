@@ -9,19 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kaggle_val
+from conftest import CHROMIUM_ARGS as ARGS, kaggle_val
 
 CHROMIUM = os.environ.get("MASKWATCH_CHROMIUM", "/usr/bin/chromium")
 ORT_ASSETS = Path(__file__).resolve().parents[1] / "src" / "maskwatch" / "web" / "static" / "ort" / "ort.wasm.min.mjs"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
