@@ -132,6 +132,39 @@ def test_shipped_detector_is_the_same_in_pytorch_and_onnxruntime():
             assert np.diag(iou_matrix(faces[0], faces[1])).min() > 0.999
 
 
+def test_distillation_pulls_toward_the_teacher_and_early_layers_stay():
+    """The distillation term is zero when the student gives the teacher's outputs and grows as they
+    part; with freeze="early" a training step moves stages 3-5 and the heads, never the stem or
+    stages 1-2 (made-up pictures, random weights)."""
+    torch = pytest.importorskip("torch")
+    from maskwatch.train.loop import FROZEN_STAGES, _param_groups
+    from maskwatch.train.loss import distill_loss
+    from maskwatch.train.yunet import YuNetMask
+
+    torch.manual_seed(0)
+    net = YuNetMask()
+    x = torch.rand(2, 3, 64, 96) * 255
+    with torch.no_grad():
+        t_obj, t_dist, _ = net(x)
+    t_obj = t_obj + torch.linspace(-6, 6, t_obj.shape[1])  # some cells sure, most not
+    assert float(distill_loss(t_obj, t_dist, t_obj, t_dist)) == pytest.approx(0.0, abs=1e-6)
+    near = float(distill_loss(t_obj + 0.5, t_dist * 1.1, t_obj, t_dist))
+    far = float(distill_loss(t_obj + 3.0, t_dist * 2.0, t_obj, t_dist))
+    assert 0 < near < far
+
+    frozen = net.freeze_backbone(FROZEN_STAGES["early"])
+    early = [net.base.stem, net.base.stage1, net.base.stage2]
+    assert {id(p) for p in frozen} == {id(p) for m in early for p in m.parameters()}
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    opt = torch.optim.AdamW(_param_groups(net, 5e-4, 0.1), lr=1e-2)
+    obj, dist, cls = net(x)
+    (distill_loss(obj, dist, t_obj, t_dist) + cls.square().mean()).backward()
+    opt.step()
+    moved = {n for n, p in net.named_parameters() if not torch.equal(p, before[n])}
+    assert not any(n.startswith(("base.stem", "base.stage1", "base.stage2")) for n in moved)
+    assert any(n.startswith("base.stage3") for n in moved) and any(n.startswith("cls_out") for n in moved)
+
+
 def _model_with(tmp_path: Path, **settings) -> Path:
     """A copy of the shipped mobile model with other runtime settings."""
     path = tmp_path / "m.onnx"

@@ -20,7 +20,7 @@ from ..evaluation.metrics import best_f1_threshold, evaluate_results
 from ..evaluation.run import run_eval
 from .data import DetectionDataset, Source, build_samples, collate
 from .export import export_detector, load_onnx_weights
-from .loss import detection_loss
+from .loss import detection_loss, distill_loss
 from .net import FaceMaskNet
 from .pseudo import pseudo_label
 
@@ -49,8 +49,10 @@ class DetectorRecipe:
     pseudo_from: str | None = None  # or: the classifier recipe (in pipeline.CLASSIFIERS) that makes it
     arch: str = "FaceMaskNet"  # or "YuNetMask": YuNet-n's network with a mask-class branch (train/yunet.py)
     teacher_init: bool = False  # YuNetMask: start from the teacher's weights (../shared/teachers)
-    freeze: str = "none"  # YuNetMask: "base" (only the class branch learns) or "backbone" (the neck and heads too)
+    freeze: str = "none"  # YuNetMask: "base" (only the class branch learns), "backbone" (the neck and heads
+    # too) or "early" (the stem and the first two stages stay; stages 3-5, the neck and heads learn)
     base_lr_scale: float = 1.0  # learning rate of the pretrained layers against the new ones
+    distill: float = 0.0  # YuNetMask: weight of the teacher's face scores and boxes on the same crops as targets
     export_meta: dict = field(default_factory=dict)  # runtime settings written into each exported file
 
 
@@ -144,9 +146,29 @@ def build_network(recipe: DetectorRecipe, log=print) -> torch.nn.Module:
     if recipe.freeze == "base":
         for p in model.base.parameters():
             p.requires_grad_(False)
-    elif recipe.freeze == "backbone":
-        model.freeze_backbone(5)
+    elif recipe.freeze in FROZEN_STAGES:
+        model.freeze_backbone(FROZEN_STAGES[recipe.freeze])
+    elif recipe.freeze != "none":
+        raise ValueError(f"unknown freeze {recipe.freeze!r}: none, base, {', '.join(FROZEN_STAGES)}")
     return model
+
+
+FROZEN_STAGES = {"backbone": 5, "early": 2}  # freeze= names: the backbone stages that keep YuNet-n's weights
+
+
+def build_teacher(recipe: DetectorRecipe) -> torch.nn.Module | None:
+    """The frozen starting network whose outputs are distillation targets (``recipe.distill``)."""
+    if not recipe.distill:
+        return None
+    if recipe.arch != "YuNetMask":
+        raise ValueError("distill needs arch='YuNetMask' (the teacher is YuNet-n)")
+    from .teacher import teacher_path
+    from .yunet import YuNet, YuNetMask
+
+    teacher = YuNetMask(YuNet.from_onnx(teacher_path())).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
 
 
 def _training_set(recipe: DetectorRecipe, data: Path, cache: Path, log) -> DetectionDataset:
@@ -204,6 +226,7 @@ def _train_epoch(
     steps: int,
     step: int,
     lr_at: Callable[[int], float],
+    teacher: torch.nn.Module | None = None,
 ) -> tuple[int, dict[str, float]]:
     """One epoch of batches; returns the step reached and the summed losses."""
     from tqdm import tqdm
@@ -212,7 +235,7 @@ def _train_epoch(
     order = list(range(len(ds)))
     random.Random(recipe.seed * 7919 + epoch).shuffle(order)
     model.train()
-    agg = {"loss": 0.0, "obj": 0.0, "box": 0.0, "cls": 0.0}
+    agg = {"loss": 0.0, "obj": 0.0, "box": 0.0, "cls": 0.0, "distill": 0.0}
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", mininterval=5)
     for b in bar:
         batch = collate([ds[i] for i in order[b * recipe.batch : (b + 1) * recipe.batch]])
@@ -221,6 +244,12 @@ def _train_epoch(
             g["lr"] = lr_at(step) * g.get("lr_scale", 1.0)
         obj, dist, cls = model(imgs)
         loss, parts = detection_loss(obj, dist, cls, batch[1], batch[2], batch[3], imgs.shape[-2:])
+        if teacher is not None:
+            with torch.no_grad():
+                t_obj, t_dist, _ = teacher(imgs)
+            d = distill_loss(obj, dist, t_obj, t_dist)
+            loss = loss + recipe.distill * d
+            parts["distill"] = float(d.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 10.0)
@@ -228,8 +257,8 @@ def _train_epoch(
         ema.update(model)
         step += 1
         agg["loss"] += loss.item()
-        for k in ("obj", "box", "cls"):
-            agg[k] += parts[k]
+        for k in ("obj", "box", "cls", "distill"):
+            agg[k] += parts.get(k, 0.0)
         bar.set_postfix(loss=f"{agg['loss'] / (b + 1):.3f}", lr=f"{lr_at(step):.1e}", refresh=False)
     bar.close()
     return step, agg
@@ -247,6 +276,7 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
     ckpt = out_dir / "last.ckpt"
     resumed = resume and ckpt.is_file()
     model = _new_detector(recipe, resumed, log)
+    teacher = build_teacher(recipe)
     ema = EMA(model)
     opt = torch.optim.AdamW(_param_groups(model, recipe.weight_decay, recipe.base_lr_scale), lr=recipe.lr)
     steps_per_epoch = max(1, len(ds) // recipe.batch)
@@ -256,7 +286,7 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
     t_start = time.time()
     for epoch in range(start_epoch, recipe.epochs):
         t_ep = time.time()
-        step, agg = _train_epoch(model, ema, opt, ds, recipe, epoch, steps_per_epoch, step, lr_at)
+        step, agg = _train_epoch(model, ema, opt, ds, recipe, epoch, steps_per_epoch, step, lr_at, teacher)
         torch.save(
             {
                 "model": model.state_dict(),

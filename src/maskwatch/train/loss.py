@@ -145,3 +145,21 @@ def detection_loss(obj, dist, cls, gt_boxes, gt_labels, gt_ignore, image_hw):
         "cls": float(loss_cls.detach()),
         "npos": npos / n,
     }
+
+
+DISTILL_SURE = 0.5  # the teacher's face score above which its box is a target too
+
+
+def distill_loss(obj, dist, t_obj, t_dist):
+    """Keep a fine-tuned detector near its starting network: every cell's face score toward the
+    teacher's (quality-focal weighted, summed and divided by the teacher's sure cells), and on those
+    sure cells the box distances toward the teacher's (L1 of the logs, i.e. relative)."""
+    t = torch.sigmoid(t_obj)
+    sure = t > DISTILL_SURE
+    n = max(int(sure.sum()), 1)
+    score = F.binary_cross_entropy_with_logits(obj, t, reduction="none") * (obj.sigmoid() - t).abs().pow(2.0)
+    loss = score.sum() / n
+    if sure.any():
+        ld = torch.log(dist[sure].clamp(min=0.5)) - torch.log(t_dist[sure].clamp(min=0.5))
+        loss = loss + ld.abs().mean()
+    return loss

@@ -57,3 +57,48 @@ DETECTORS["yunet-cls"] = DetectorRecipe(
     val_every=1,
     rare_repeat=2,
 )
+
+# YuNet-n fine-tuned whole but its stem and first two stages (the high-resolution layers keep the
+# teacher's weights), on maskwatch's mix at 320 px crops with faces down to 6 px: the class branch
+# learns on features that may now adapt to masks, and the face score and boxes learn from the ground
+# truth (WIDER's exhaustive crowd labels, Kaggle's masked faces) while the starting network's own
+# scores and boxes on the same crops hold them near YuNet-n (``distill``). The pretrained layers learn
+# at a sixth of the new branch's rate.
+DETECTORS["yunet-ft"] = DetectorRecipe(
+    name="yunet-ft",
+    arch="YuNetMask",
+    teacher_init=True,
+    freeze="early",
+    base_lr_scale=0.15,
+    distill=1.0,
+    size=320,
+    epochs=10,
+    batch=16,
+    lr=2e-3,
+    seed=11,
+    input_size=640,
+    val_every=1,
+    rare_repeat=2,
+    export_meta={"pad_value": 0},
+)
+
+# yunet-ft trained 6 epochs more (a warm restart at half the rate), its class branch also taught by
+# the crop classifier's sure labels on the faces that have none (WIDER's crowds; as server-det4/5)
+DETECTORS["yunet-ft2"] = DetectorRecipe(
+    name="yunet-ft2",
+    init_from="yunet-ft",
+    arch="YuNetMask",
+    freeze="early",
+    base_lr_scale=0.15,
+    distill=1.0,
+    size=320,
+    epochs=6,
+    batch=16,
+    lr=1e-3,
+    seed=12,
+    input_size=640,
+    val_every=1,
+    rare_repeat=2,
+    pseudo_from="server_fvcls",
+    export_meta={"pad_value": 0},
+)
