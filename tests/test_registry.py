@@ -66,9 +66,11 @@ def test_model_settings_are_kept_once():
     from maskwatch.core.detector import _Prep
     from maskwatch.core.registry import DEFAULTS, STRIDES
 
-    s = resolve_model("mobile").summary()
+    spec = resolve_model("mobile")
+    s = spec.summary()
     assert s["strides"] == list(STRIDES) == DEFAULTS["strides"] and s["pad_multiple"] == max(STRIDES)
-    assert s["pad_value"] == DEFAULTS["pad_value"] and 0 < s["nms_threshold"] < 1
+    # the file's own pad value (YuNet-n pads with 0), else the default
+    assert s["pad_value"] == spec.meta.get("pad_value", DEFAULTS["pad_value"]) == 0 and 0 < s["nms_threshold"] < 1
     assert _Prep.of((100, 70), 100, 64).pw == 128  # padded to the model's largest stride, not a fixed 32
     js = (MODEL_DIR.parent / "web" / "static" / "ondevice.js").read_text()
     code = "\n".join(line.split("//")[0] for line in js.splitlines())

@@ -1,10 +1,10 @@
 """One command per shipped model: train, calibrate the face score, choose the default threshold, install.
 
-``maskwatch train mobile``      the detector (with its mask-class head), ``models/mobile.onnx``: the
-                                detector recipes ``mobile`` -> ``server-det`` -> ``server-det2`` ->
-                                ``server-det3`` -> ``server-det4`` -> ``server-det5`` in turn (the last two
-                                learn from the crop classifier's pseudo-labels, so that is trained
-                                first), its input sized to the picture
+``maskwatch train mobile``      one graph that finds faces and labels them, ``models/mobile.onnx``:
+                                YuNet-n fine-tuned with a mask-class branch, the detector recipes
+                                ``yunet-ft`` -> ``yunet-ft2`` in turn (the second learns from the crop
+                                classifier's pseudo-labels, so that is trained first), its input the
+                                picture's own size
 ``maskwatch train classifier``  the server's second-stage crop classifier (``SERVER_CLASSIFIERS``)
 ``maskwatch train server``      the server model: YuNet-n's network and weights with a mask-class
                                 branch (``yunet-cls``) at twice the picture's size with test-time
@@ -53,16 +53,23 @@ CLASSIFIERS = {
 # the ones the server model averages (a second seed of server_cls averaged with it gave Kaggle val
 # mAP 0.742 against 0.745 alone, so one is shipped; the comparison is in models/server.md)
 SERVER_CLASSIFIERS = ["server_fvcls"]
-# the detector recipe each model runs. mobile: maskwatch's own FaceMaskNet after its sixth stage;
-# server: YuNet-n's network and weights (../shared/teachers) with a mask-class branch (recipe
-# "yunet-cls"), its faces labelled by the crop classifier (the branch alone labels too weakly yet)
-MOBILE_DETECTOR = "server-det5"
+# the detector recipe each model runs. mobile: YuNet-n fine-tuned with its mask-class branch (recipes
+# "yunet-ft", "yunet-ft2"); server: YuNet-n's network and weights (../shared/teachers) as they are with
+# a mask-class branch (recipe "yunet-cls"), its faces labelled by the crop classifier
+MOBILE_DETECTOR = "yunet-ft2"
 SERVER_DETECTOR = "yunet-cls"
 # the runtime settings each model file carries: the input sized to the picture (its own long side x
 # upscale, between min_input and max_input, tiles above), chosen on validation (see the model cards
 # and benchmarks/input_sizes.py); input_size: what a 640x480 picture gets, what a fixed-size runtime
 # (a phone app) uses; YuNet-n pads with 0
-MOBILE_SETTINGS = {"upscale": 1.25, "min_input": 800, "max_input": 1280, "input_size": 800, "flip": False}
+MOBILE_SETTINGS = {
+    "upscale": 1.0,
+    "min_input": 640,
+    "max_input": 1280,
+    "input_size": 640,
+    "flip": False,
+    "pad_value": 0,
+}
 SERVER_SETTINGS = {
     "upscale": 1.5,
     "min_input": 960,

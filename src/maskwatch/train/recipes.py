@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from .loop import DetectorRecipe
 
 # what every stage after the first shares: 384 px crops, batch 32, drawn masks and hands on a
@@ -39,66 +41,40 @@ DETECTORS = {
     "server-det5": _stage("server-det5", "server-det4", 12, 3e-4, 5, 6, **_PSEUDO),
 }
 
+# what the YuNet-n recipes share: its network with the mask-class branch, 320 px crops, batch 16,
+# validated at 640 px every epoch, Kaggle's pictures with a mask worn wrong drawn three times
+_YUNET = {"arch": "YuNetMask", "size": 320, "batch": 16, "input_size": 640, "val_every": 1, "rare_repeat": 2}
+# and the fine-tuning ones: stem and stages 1-2 frozen, YuNet-n's layers at 0.15 x the rate, the
+# starting network's scores and boxes as distillation targets, padded with 0 as YuNet-n was trained
+_FINE = {"freeze": "early", "base_lr_scale": 0.15, "distill": 1.0, "export_meta": {"pad_value": 0}}
+
 # YuNet-n's network and weights (../shared/teachers, Apache-2.0) with a mask-class branch: one epoch
 # teaches only the new class branch, so YuNet's face finding stays exactly as trained on all of WIDER
-# FACE train (the server's detector). ``freeze="backbone"`` with ``base_lr_scale`` lets the neck and
-# heads adapt too (the next step for a one-graph mobile model, see models/server.md).
+# FACE train (the server's detector).
 DETECTORS["yunet-cls"] = DetectorRecipe(
-    name="yunet-cls",
-    arch="YuNetMask",
-    teacher_init=True,
-    freeze="base",
-    size=320,
-    epochs=1,
-    batch=16,
-    lr=3e-3,
-    seed=10,
-    input_size=640,
-    val_every=1,
-    rare_repeat=2,
+    name="yunet-cls", teacher_init=True, freeze="base", epochs=1, lr=3e-3, seed=10, **_YUNET
 )
 
 # YuNet-n fine-tuned whole but its stem and first two stages (the high-resolution layers keep the
-# teacher's weights), on maskwatch's mix at 320 px crops with faces down to 6 px: the class branch
-# learns on features that may now adapt to masks, and the face score and boxes learn from the ground
-# truth (WIDER's exhaustive crowd labels, Kaggle's masked faces) while the starting network's own
-# scores and boxes on the same crops hold them near YuNet-n (``distill``). The pretrained layers learn
-# at a sixth of the new branch's rate.
+# teacher's weights), on maskwatch's mix with faces down to 6 px: the class branch learns on
+# features that may now adapt to masks, and the face score and boxes learn from the ground truth
+# (WIDER's exhaustive crowd labels, Kaggle's masked faces) while the starting network's own scores
+# and boxes on the same crops hold them near YuNet-n (``distill``). The pretrained layers learn at
+# 0.15 x the new branch's rate.
 DETECTORS["yunet-ft"] = DetectorRecipe(
-    name="yunet-ft",
-    arch="YuNetMask",
-    teacher_init=True,
-    freeze="early",
-    base_lr_scale=0.15,
-    distill=1.0,
-    size=320,
-    epochs=10,
-    batch=16,
-    lr=2e-3,
-    seed=11,
-    input_size=640,
-    val_every=1,
-    rare_repeat=2,
-    export_meta={"pad_value": 0},
+    name="yunet-ft", teacher_init=True, epochs=10, lr=2e-3, seed=11, **_YUNET, **copy.deepcopy(_FINE)
 )
 
 # yunet-ft trained 6 epochs more (a warm restart at half the rate), its class branch also taught by
-# the crop classifier's sure labels on the faces that have none (WIDER's crowds; as server-det4/5)
+# the crop classifier's sure labels on the faces that have none (WIDER's crowds; as server-det4/5):
+# the mobile model's detector
 DETECTORS["yunet-ft2"] = DetectorRecipe(
     name="yunet-ft2",
     init_from="yunet-ft",
-    arch="YuNetMask",
-    freeze="early",
-    base_lr_scale=0.15,
-    distill=1.0,
-    size=320,
+    pseudo_from="server_fvcls",
     epochs=6,
-    batch=16,
     lr=1e-3,
     seed=12,
-    input_size=640,
-    val_every=1,
-    rare_repeat=2,
-    pseudo_from="server_fvcls",
-    export_meta={"pad_value": 0},
+    **_YUNET,
+    **copy.deepcopy(_FINE),
 )
