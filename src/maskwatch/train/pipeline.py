@@ -6,9 +6,9 @@
                                 classifier's pseudo-labels, so that is trained first), its input the
                                 picture's own size
 ``maskwatch train classifier``  the server's second-stage crop classifier (``SERVER_CLASSIFIERS``)
-``maskwatch train server``      the server model: YuNet-n's network and weights with a mask-class
-                                branch (``yunet-cls``) at twice the picture's size with test-time
-                                flip, its faces labelled by the crop classifier (trains what is missing)
+``maskwatch train server``      the server model: mobile's network (``yunet-ft2``) at 1.5 times the
+                                picture's size with test-time flip, its faces labelled by the crop
+                                classifier, which also vetoes non-faces (trains what is missing)
 """
 
 from __future__ import annotations
@@ -53,11 +53,11 @@ CLASSIFIERS = {
 # the ones the server model averages (a second seed of server_cls averaged with it gave Kaggle val
 # mAP 0.742 against 0.745 alone, so one is shipped; the comparison is in models/server.md)
 SERVER_CLASSIFIERS = ["server_fvcls"]
-# the detector recipe each model runs. mobile: YuNet-n fine-tuned with its mask-class branch (recipes
-# "yunet-ft", "yunet-ft2"); server: YuNet-n's network and weights (../shared/teachers) as they are with
-# a mask-class branch (recipe "yunet-cls"), its faces labelled by the crop classifier
+# the detector recipe each model runs: YuNet-n fine-tuned with its mask-class branch (recipes
+# "yunet-ft", "yunet-ft2"), alone in mobile; in server at a larger size with flip, its faces labelled
+# by the crop classifier (the previous server ran "yunet-cls", YuNet-n's weights as they are)
 MOBILE_DETECTOR = "yunet-ft2"
-SERVER_DETECTOR = "yunet-cls"
+SERVER_DETECTOR = "yunet-ft2"
 # the runtime settings each model file carries: the input sized to the picture (its own long side x
 # upscale, between min_input and max_input, tiles above), chosen on validation (see the model cards
 # and benchmarks/input_sizes.py); input_size: what a 640x480 picture gets, what a fixed-size runtime
