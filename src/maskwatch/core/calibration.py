@@ -7,7 +7,7 @@ has at its own default threshold (its best F1, which falls between 0.5 and 0.6),
 keeps more. So a PaddleHub script that passes 0.6 keeps its faces, whatever the model.
 
 The map is a scale up to 0.95 (so the ranking of score x class probability, hence every AP, hardly
-moves: Kaggle mAP 0.702 -> 0.700 for ``mobile``) and a straight line from there to 1, stored in the model file as knots
+moves: 0.002 of Kaggle mAP for the models it was fitted to) and a straight line from there to 1, stored in the model file as knots
 (``score_calibration``: [raw scores], [face scores]); ``Detector`` applies it after the last stage.
 """
 

@@ -209,7 +209,7 @@ class Detector:
                         parts[i].append(d)
                 for i in chunk:
                     parts[i] += [self._run_view(imgs[i], region, size, raw_min) for region, size in regions]
-        return [self._finish(img, p, thr) for img, p in zip(imgs, parts)]
+        return [self._finish(img, p, thr, raw_min) for img, p in zip(imgs, parts)]
 
     def passes(self, width: int, height: int) -> tuple[list[int], list[tuple[tuple[int, int, int, int], int]]]:
         """How a picture of this size is run: the network sizes (long side, px) of the whole-picture
@@ -249,16 +249,17 @@ class Detector:
         raw_min = self._raw_min(min_score)
         parts = [self._run_view(img, (0, 0, w, h), size, raw_min) for size in whole]
         parts += [self._run_view(img, region, size, raw_min) for region, size in regions]
-        return self._finish(img, parts, min_score)
+        return self._finish(img, parts, min_score, raw_min)
 
     def _raw_min(self, min_score: float) -> float:
         """The network score that gives face score ``min_score`` (the same without a calibration)."""
         cal = self.spec.score_calibration
         return min_score if cal is None else raw_threshold(min_score, cal)
 
-    def _finish(self, img: np.ndarray, parts: list[Detections], min_score: float) -> Detections:
-        """Postprocess, then report calibrated face scores (``maskwatch.core.calibration``)."""
-        out = self._postprocess(img, parts, self._raw_min(min_score))
+    def _finish(self, img: np.ndarray, parts: list[Detections], min_score: float, raw_min: float) -> Detections:
+        """Postprocess (at ``raw_min``, the network score of face score ``min_score``), then report
+        calibrated face scores (``maskwatch.core.calibration``)."""
+        out = self._postprocess(img, parts, raw_min)
         cal = self.spec.score_calibration
         if cal is None or not len(out):
             return out
