@@ -3,11 +3,14 @@
     python benchmarks/input_sizes.py MODEL.onnx --sizes 640 800 960 [--flip] [--json out.json]
     python benchmarks/input_sizes.py MODEL.onnx --upscales 1 1.25 1.5 2 --min-input 640 --max-input 1280
     python benchmarks/input_sizes.py yunet --sizes 640 --upscales 1   # YuNet-n itself, same evaluation
+    python benchmarks/input_sizes.py mobile --upscales 1 --zooms 0 1.5 1.75 2   # the crowd zoom off and on
 
 Prints Kaggle val.txt mAP and label accuracy, WIDER val.txt face AP and recall by face size, and
 the mean time per WIDER picture (decoding excluded), for each setting: a fixed long side
 (``--sizes``) or the input sized to the picture (``--upscales``: the picture's own long side times
-the factor, between ``--min-input`` and ``--max-input``; tiles above). ``yunet`` evaluates the
+the factor, between ``--min-input`` and ``--max-input``; tiles above), and with ``--zooms`` the
+second, enlarged pass for pictures whose first pass finds small faces (0: off; default: the
+model's own setting). ``yunet`` evaluates the
 teacher (../shared/teachers, needs the [train] extra to convert it) through the same code: its
 face score and boxes exactly, with a class head that knows nothing (its mAP means nothing).
 Validation splits only: these figures choose settings.
@@ -63,6 +66,7 @@ def main() -> None:
     ap.add_argument("--min-input", type=int, default=640)
     ap.add_argument("--max-input", type=int, default=1280)
     ap.add_argument("--flip", action="store_true", help="also try test-time flip")
+    ap.add_argument("--zooms", type=float, nargs="*", default=[], help="crowd zoom factors to try (0: off)")
     ap.add_argument(
         "--data",
         type=Path,
@@ -78,39 +82,39 @@ def main() -> None:
     model = str(yunet_as_maskwatch_file(Path(tmp.name))) if args.model == "yunet" else args.model
     settings = [{"input_size": s} for s in args.sizes] + [{"upscale": u} for u in args.upscales]
     rows = []
-    for setting in settings or [{}]:
-        for flip in [False, True] if args.flip else [None]:
-            det = Detector(model, input_size=setting.get("input_size"), flip=flip)
-            if "upscale" in setting:
-                det.upscale, det.min_input, det.max_input = setting["upscale"], args.min_input, args.max_input
-            row: dict = {
-                "model": args.model,
-                **setting,
-                "flip": det.flip,
-                "rule": f"{det.input_size} px"
-                if det.upscale is None
-                else f"x{det.upscale:g} in {det.min_input}-{det.max_input}",
+    combos = [
+        (s, f, z)
+        for s in settings or [{}]
+        for f in ([False, True] if args.flip else [None])
+        for z in args.zooms or [None]
+    ]
+    for setting, flip, zoom in combos:
+        det = Detector(model, input_size=setting.get("input_size"), flip=flip, zoom=zoom)
+        if "upscale" in setting:
+            det.upscale, det.min_input, det.max_input = setting["upscale"], args.min_input, args.max_input
+        rule = f"{det.input_size} px" if det.upscale is None else f"x{det.upscale:g} in {det.min_input}-{det.max_input}"
+        if det.zoom > 1:
+            rule += f", zoom x{det.zoom:g} below {det.zoom_below:g} px"
+        row: dict = {"model": args.model, **setting, "flip": det.flip, "zoom": det.zoom, "rule": rule}
+        for name, samples in sets.items():
+            m, ms = evaluate(det, samples)
+            row[name] = {
+                "map": m.get("map"),
+                "face_ap": m["face_ap"],
+                "label_accuracy": m["label_accuracy"],
+                "recall_by_size": {
+                    k: None if v["recall"] is None else round(v["recall"], 4) for k, v in m["recall_by_height"].items()
+                },
+                "ms_per_picture": round(ms, 1),
             }
-            for name, samples in sets.items():
-                m, ms = evaluate(det, samples)
-                row[name] = {
-                    "map": m.get("map"),
-                    "face_ap": m["face_ap"],
-                    "label_accuracy": m["label_accuracy"],
-                    "recall_by_size": {
-                        k: None if v["recall"] is None else round(v["recall"], 4)
-                        for k, v in m["recall_by_height"].items()
-                    },
-                    "ms_per_picture": round(ms, 1),
-                }
-            rows.append(row)
-            k, w = row["kaggle-facemask"], row["wider-face-val-part"]
-            print(
-                f"{args.model} {row['rule']:18s} flip {det.flip!s:5s} kaggle mAP {k['map']:.4f} label acc "
-                f"{k['label_accuracy'] or 0:.4f} | wider face AP {w['face_ap']:.4f} recall {w['recall_by_size']} "
-                f"{w['ms_per_picture']:.0f} ms/picture",
-                flush=True,
-            )
+        rows.append(row)
+        k, w = row["kaggle-facemask"], row["wider-face-val-part"]
+        print(
+            f"{args.model} {row['rule']:18s} flip {det.flip!s:5s} kaggle mAP {k['map']:.4f} label acc "
+            f"{k['label_accuracy'] or 0:.4f} | wider face AP {w['face_ap']:.4f} recall {w['recall_by_size']} "
+            f"{w['ms_per_picture']:.0f} ms/picture",
+            flush=True,
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

@@ -2,6 +2,7 @@
 of YuNet-n (the teacher in ../shared/teachers) at the same input sizes, in one run.
 
     python benchmarks/speed.py [--models mobile server] [--yunet 640 800] [--runs 100] [--json benchmarks/results/speed.json]
+    python benchmarks/speed.py --crowd ...   # a crowd (130 faces) at 640x480 instead: what the crowd zoom costs
 
 Uses a real photo from ../shared/data (or $MASKWATCH_DATA) resized to 640x480 when there is
 one, so that the number of faces is realistic; a made-up picture otherwise. The picture is decoded
@@ -26,6 +27,7 @@ import cv2
 import numpy as np
 
 from maskwatch import Detector
+from maskwatch.core.detections import Detections
 
 
 def machine() -> str:
@@ -40,9 +42,12 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
 
 
-def test_picture() -> tuple[np.ndarray, str]:
+CROWD = Path("wider-face-val-part/images/0--Parade/0_Parade_marchingband_1_74.jpg")  # 130 labelled faces
+
+
+def test_picture(crowd: bool = False) -> tuple[np.ndarray, str]:
     root = Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    p = root / "kaggle-facemask" / "images" / "maksssksksss101.jpg"
+    p = root / CROWD if crowd else root / "kaggle-facemask" / "images" / "maksssksksss101.jpg"
     if p.is_file():
         return cv2.resize(cv2.imread(str(p)), (640, 480)), str(p.relative_to(root))
     rng = np.random.default_rng(0)
@@ -60,8 +65,17 @@ def report(out: dict, path: Path | None) -> None:
 def bench(model: str, img: np.ndarray, runs: int) -> dict:
     det = Detector(model)
     r = timed(lambda: det.detect(img), runs)
-    whole, _ = det.passes(img.shape[1], img.shape[0])
-    return {"model": model, **r, "input": whole[0], "file_mb": round(Path(det.path).stat().st_size / 1e6, 3)}
+    h, w = img.shape[:2]
+    whole, _ = det.passes(w, h)
+    first = [det._run_view(img, (0, 0, w, h), s, det._first_min(det._raw_min(det.score_threshold))) for s in whole]
+    zoomed = det.zoom_sizes(w, h, Detections.merge(first))  # the crowd zoom's second pass, if this picture gets one
+    return {
+        "model": model,
+        **r,
+        "input": whole[0],
+        "zoom_input": zoomed[0] if zoomed else None,
+        "file_mb": round(Path(det.path).stat().st_size / 1e6, 3),
+    }
 
 
 def bench_yunet(long_side: int, img: np.ndarray, runs: int) -> dict:
@@ -95,9 +109,9 @@ def timed(call, runs: int) -> dict:
     }
 
 
-def in_own_process(system: str, runs: int) -> dict:
+def in_own_process(system: str, runs: int, crowd: bool) -> dict:
     """One system timed in a fresh process (its own onnxruntime thread pool)."""
-    cmd = [sys.executable, __file__, "--one", system, "--runs", str(runs)]
+    cmd = [sys.executable, __file__, "--one", system, "--runs", str(runs)] + (["--crowd"] if crowd else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -108,9 +122,10 @@ def main() -> None:
     ap.add_argument("--yunet", type=int, nargs="*", default=[], help="also YuNet-n at these long sides (px)")
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--crowd", action="store_true", help="time a crowd picture (WIDER FACE val) instead of one face")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one system in this process
     args = ap.parse_args()
-    img, src = test_picture()
+    img, src = test_picture(args.crowd)
     if args.one:
         kind, _, size = args.one.partition("@")
         r = bench_yunet(int(size), img, args.runs) if kind == "yunet-n" else bench(args.one, img, args.runs)
@@ -120,11 +135,11 @@ def main() -> None:
     out = {
         "machine": machine(),
         "picture": f"{src} at 640x480",
-        "results": [in_own_process(s, args.runs) for s in systems],
+        "results": [in_own_process(s, args.runs, args.crowd) for s in systems],
     }
     for r in out["results"]:
         print(
-            f"{r['model']:14s} input {r.get('input')!s:5s} median {r['median_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f} ms  "
+            f"{r['model']:14s} input {r.get('input')!s:5s} zoom {r.get('zoom_input')!s:5s} median {r['median_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f} ms  "
             f"({r['faces']} faces, {r['file_mb']} MB)"
         )
     print(out["machine"])

@@ -93,6 +93,22 @@ def test_nonsense_scales_are_a_usage_error(tmp_path, value):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("value", ["0.5", "1", "nan", "9", "-2"])
+def test_nonsense_zoom_is_a_usage_error(tmp_path, value):
+    pic = _picture(tmp_path / "a.jpg")
+    r = run("detect", pic, "--zoom", value)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("error: --zoom") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_zoom_off_or_on_runs(tmp_path):
+    pic = _picture(tmp_path / "a.jpg")
+    for value in ("0", "2"):
+        r = run("detect", pic, "--zoom", value, "--format", "csv")
+        assert r.exit_code == 0, r.output
+        assert r.stdout.startswith("label,x1,y1,x2,y2,confidence,image")
+
+
 def test_models_gives_the_size_of_all_a_models_files():
     r = run("models")
     assert r.exit_code == 0, r.output

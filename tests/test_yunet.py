@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from maskwatch import Detector
+from maskwatch.core.detections import Detections
 from maskwatch.core.calibration import calibrate, fit_calibration, keep_threshold, raw_threshold
 from maskwatch.core.geometry import iou_matrix
 from maskwatch.core.registry import read_metadata, resolve_model
@@ -275,3 +276,77 @@ def test_paddlehub_threshold_keeps_the_faces(module, count, data):
     r_default, r_paddle = _found(default_boxes, truth), _found(paddle_boxes, truth)
     assert r_default > 0.3
     assert r_paddle >= r_default - 0.02, (r_paddle, r_default)
+
+
+def _faces(*rows: tuple[float, float, float, float, float]) -> Detections:
+    """Made-up first-pass candidates: (x1, y1, x2, y2, network score) rows, picture pixels."""
+    a = np.array(rows, np.float32).reshape(-1, 5)
+    return Detections(a[:, :4], a[:, 4], np.full((len(a), 3), 1 / 3, np.float32))
+
+
+def test_crowd_zoom_rule_on_made_up_first_passes(tmp_path):
+    """A second pass, zoom x larger, only when the first finds a likely face under zoom_below px at its input."""
+    det = Detector(
+        _model_with(
+            tmp_path, upscale=1.0, max_input=1280, zoom=1.75, zoom_below=12, zoom_score=0.25, zoom_max_input=None
+        )
+    )
+    assert det.zoom == 1.75 and det.zoom_max_input == 2560  # default cap: twice max_input
+    small, big = (10, 10, 20, 19, 0.9), (100, 100, 180, 190, 0.9)  # short sides 9 and 80 px
+    assert det.zoom_sizes(640, 480, _faces(big)) == []  # no small face: one pass
+    assert det.zoom_sizes(640, 480, _faces()) == []
+    assert det.zoom_sizes(640, 480, _faces(big, small)) == [1120]  # 640 x 1.75
+    assert det.zoom_sizes(640, 480, _faces((10, 10, 20, 19, 0.2))) == []  # small but unlikely
+    # the size is measured at the first pass's input: a 320 px picture runs at 640 (the floor), so 9 px -> 18 px
+    assert det.zoom_sizes(320, 240, _faces(small)) == []
+    assert det.zoom_sizes(320, 240, _faces((10, 10, 15, 15, 0.9))) == [1120]  # 5 px -> 10 px
+    assert det.zoom_sizes(1280, 960, _faces(small)) == [2240]
+    assert det.zoom_sizes(3000, 2000, _faces(small)) == []  # tiles already enlarge a large picture
+    capped = Detector(_model_with(tmp_path, upscale=1.0, zoom=1.75, zoom_max_input=1000))
+    assert capped.zoom_sizes(640, 480, _faces(small)) == [1000]
+    assert capped.zoom_sizes(1200, 900, _faces(small)) == []  # the cap is no larger than the first pass
+    assert Detector(_model_with(tmp_path, zoom=1.75), zoom=0).zoom_sizes(640, 480, _faces(small)) == []  # turned off
+    assert Detector(_model_with(tmp_path, zoom=None)).zoom == 0  # a file without the setting: off
+    assert "x1.75 more" in resolve_model(str(_model_with(tmp_path, zoom=1.75))).input_policy()
+    for bad in (0.5, 1.0, -2, 9, float("nan"), True):
+        with pytest.raises(ValueError, match="zoom"):
+            Detector("mobile", zoom=bad)
+
+
+def test_crowd_zoom_reports_the_enlarged_pass(tmp_path, monkeypatch):
+    """The pictures whose first pass asks for it are run again larger and report that pass's faces
+    (single and batched calls alike); the others keep their first pass, filtered at the threshold."""
+    det = Detector(_model_with(tmp_path, upscale=1.0, min_input=640, max_input=1280, zoom=1.75), score_threshold=0.4)
+    raw_min = det._raw_min(0.4)
+    calls: list[tuple[int, float]] = []
+
+    def fake_views(views, size, min_score, offset=(0, 0)):
+        calls.append((size, min_score))
+        out = []
+        for view in views:
+            if size == 1120:  # the enlarged pass: two faces
+                rows = [(5, 5, 14, 14, 0.95), (40, 40, 60, 60, 0.9)]
+            elif view[0, 0, 0] > 0:  # a crowd: a small face
+                rows = [(5, 5, 14, 14, 0.6)]
+            else:
+                rows = [(100, 100, 180, 190, 0.9), (300, 300, 330, 330, 0.3)]
+            found = _faces(*rows)
+            out.append(found.take(found.scores >= min_score))
+        return out
+
+    monkeypatch.setattr(det, "_run_views", fake_views)
+    crowd, plain = np.full((480, 640, 3), 50, np.uint8), np.zeros((480, 640, 3), np.uint8)
+    got = det.detections(crowd)
+    assert [c[0] for c in calls] == [640, 1120] and calls[0][1] == det.zoom_score < raw_min
+    assert len(got) == 2
+    calls.clear()
+    assert len(det.detections(plain)) == 1 and [c[0] for c in calls] == [640]  # 0.3: seen by the rule, not reported
+    calls.clear()
+    one = Detector(_model_with(tmp_path, upscale=1.0, zoom=1.75), score_threshold=0.4)
+    monkeypatch.setattr(one, "_run_views", fake_views)
+    batch = one.detections_batch([plain, crowd, plain])
+    assert [len(d) for d in batch] == [1, 2, 1] and sorted(c[0] for c in calls) == [640, 1120]
+    calls.clear()
+    off = Detector(_model_with(tmp_path, upscale=1.0, zoom=1.75), score_threshold=0.4, zoom=0)
+    monkeypatch.setattr(off, "_run_views", fake_views)
+    assert len(off.detections(crowd)) == 1 and [c[0] for c in calls] == [640]

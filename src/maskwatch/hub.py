@@ -210,11 +210,19 @@ classifier file(s): {cls} (settings in the model's `maskwatch` metadata).
 
 def _size_rule(spec: ModelSpec) -> str:
     if spec.upscale is None:
-        return f"{spec.input_size} px"
-    return (
-        f"the picture's own long side x {spec.upscale:g}, kept between {spec.min_input} and {spec.max_input} px "
-        f"({spec.input_size} px for a 640x480 picture)"
-    )
+        rule = f"{spec.input_size} px"
+    else:
+        rule = (
+            f"the picture's own long side x {spec.upscale:g}, kept between {spec.min_input} and {spec.max_input} px "
+            f"({spec.input_size} px for a 640x480 picture)"
+        )
+    if spec.zoom > 1:
+        rule += (
+            f"; when that pass finds a face (network score >= {spec.zoom_score:g}) under {spec.zoom_below:g} px, "
+            f"the picture is run again {spec.zoom:g} times larger (at most {spec.zoom_max_input} px) and that "
+            "pass's faces are the answer"
+        )
+    return rule
 
 
 def _calibration_note(spec: ModelSpec) -> str:

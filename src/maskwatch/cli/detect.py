@@ -45,6 +45,11 @@ def detect(
     ),
     tile: bool = typer.Option(False, "--tile", help="Also scan large pictures in full-resolution tiles (small faces)."),
     scales: Optional[str] = typer.Option(None, "--scales", help="Input-size multipliers, e.g. 1,2 (small faces)."),
+    zoom: Optional[float] = typer.Option(
+        None,
+        "--zoom",
+        help="Crowds: run pictures with faces too small for one pass again this much larger (0: off; default: the model's).",
+    ),
     vid_stride: int = typer.Option(1, "--vid-stride", min=1, help="Use every N-th video frame."),
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress", help="Progress bar on stderr (default: when more than one input)."
@@ -83,6 +88,7 @@ def detect(
             workers,
             tile,
             scales,
+            zoom,
             progress,
             ray_address,
             batch_size,
@@ -93,7 +99,7 @@ def detect(
     summary = summary or per_image
     if save and save_dir is None:
         save_dir = DEFAULT_SAVE_DIR
-    det = make_detector(model, threshold, tile, scales)
+    det = make_detector(model, threshold, tile, scales, zoom=zoom)
     items = expand_sources(sources)
     _check_output(output, items)
     save_dir = _prepare_save_dir(save_dir)
@@ -169,6 +175,7 @@ def _detect_ray(
     workers: Optional[int],
     tile: bool,
     scales: Optional[str],
+    zoom: Optional[float],
     progress: Optional[bool],
     address: Optional[str],
     batch_size: Optional[int],
@@ -183,7 +190,7 @@ def _detect_ray(
         fail_usage("--summary-per-image keeps every picture in memory: with --ray use --summary")
     if fmt in ("table", "json"):
         fail_usage(f"--ray writes csv, jsonl or parquet (--output FOLDER or a .parquet name), not {fmt}")
-    det = make_detector(model, threshold, tile, scales)
+    det = make_detector(model, threshold, tile, scales, zoom=zoom)
     local = [s for s in sources if "://" not in s]
     _check_output(output, expand_sources(local) if output is not None and local else [])
     save_dir = _prepare_save_dir(save_dir)

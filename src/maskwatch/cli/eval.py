@@ -26,6 +26,11 @@ def eval_cmd(
     fmt: str = typer.Option("auto", "--format", help="auto, voc, yolo, wider or coco."),
     tile: bool = typer.Option(False, "--tile"),
     scales: Optional[str] = typer.Option(None, "--scales"),
+    zoom: Optional[float] = typer.Option(
+        None,
+        "--zoom",
+        help="Crowds: run pictures with faces too small for one pass again this much larger (0: off; default: the model's).",
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N pictures."),
 ):
     """AP per class, mAP, face AP, recall by face height and label accuracy."""
@@ -35,7 +40,7 @@ def eval_cmd(
 
     if plot:
         plot_module()  # a missing extra is said before the work, not after it
-    det = make_detector(model, None, tile, scales)
+    det = make_detector(model, None, tile, scales, zoom=zoom)
     problems: list[str] = []  # label files or pictures that could not be read: reported, not fatal
     try:
         samples = load_dataset(data, split, fmt, problems)

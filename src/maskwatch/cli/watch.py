@@ -25,6 +25,11 @@ def watch(
     ),
     tile: bool = typer.Option(False, "--tile", help="Also scan large frames in full-resolution tiles (small faces)."),
     scales: Optional[str] = typer.Option(None, "--scales", help="Input-size multipliers, e.g. 1,2 (small faces)."),
+    zoom: Optional[float] = typer.Option(
+        None,
+        "--zoom",
+        help="Crowds: run pictures with faces too small for one pass again this much larger (0: off; default: the model's).",
+    ),
     input_size: Optional[int] = typer.Option(
         None,
         "--input-size",
@@ -61,7 +66,7 @@ def watch(
         fail_usage(f"--threshold must be between 0 and 1, got {threshold}")
     if save is not None and save.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
         fail_usage(f"--save {save}: name a video file (.mp4)")
-    det = make_detector(model, threshold, tile, scales, input_size)
+    det = make_detector(model, threshold, tile, scales, input_size, zoom)
     watcher = Watcher(
         source,
         det,

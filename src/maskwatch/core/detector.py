@@ -8,6 +8,11 @@ Large pictures: the whole picture is shrunk to the model's input size (long side
 faces that become smaller than about 8 px. With ``tile=True`` the picture is also cut into
 overlapping tiles at up to full resolution, so a 4000 px crowd keeps its small faces; with
 ``scales=(1, 2)`` the whole picture is run at several input sizes. All passes are merged by NMS.
+
+Crowds: a model with ``zoom`` in its settings looks at what its first pass found; when that holds
+faces too small for the network (under ``zoom_below`` px at its input), the picture is run again
+enlarged ``zoom`` times, and the enlarged pass's faces are reported. A picture without small faces
+costs one pass; a crowd costs two (see ``Detector.zoom_sizes``).
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ class Detector:
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
         max_faces: int = MAX_FACES,
+        zoom: float | None = None,
     ):
         self._args: dict[str, Any] = {
             "model": model,
@@ -121,6 +127,7 @@ class Detector:
             "threads": threads,
             "providers": None if providers is None else list(providers),
             "max_faces": max_faces,
+            "zoom": zoom,
         }
         if isinstance(max_faces, bool) or not isinstance(max_faces, (int, np.integer)) or max_faces < 1:
             raise ValueError(f"max_faces must be a positive whole number, got {max_faces!r}")
@@ -148,6 +155,12 @@ class Detector:
         self.scales = tuple(float(s) for s in (scales or spec.scales))
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
+        # a second, enlarged pass for pictures whose first pass finds small faces (0: never)
+        self.zoom = float(spec.zoom if zoom is None else zoom)
+        if isinstance(zoom, bool) or not (np.isfinite(self.zoom) and (self.zoom == 0 or 1 < self.zoom <= 8)):
+            raise ValueError(f"zoom must be 0 (off) or a factor above 1 and at most 8, got {zoom!r}")
+        self.zoom_below, self.zoom_score = spec.zoom_below, spec.zoom_score
+        self.zoom_max_input = min(spec.zoom_max_input, MAX_INPUT)
         top = self.input_size if self.upscale is None else self.max_input
         bad = [s for s in self.scales if not (np.isfinite(s) and MIN_INPUT <= top * s <= MAX_INPUT)]
         if bad:
@@ -194,6 +207,7 @@ class Detector:
         one network input of up to ``max_batch`` pictures, so they share one ``session.run``."""
         thr = self._threshold(score_threshold)
         raw_min = self._raw_min(thr)
+        first_min = self._first_min(raw_min)
         imgs = [load_image(im) for im in images]
         parts: list[list[Detections]] = [[] for _ in imgs]
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -205,11 +219,11 @@ class Detector:
             for start in range(0, len(idx), max_batch):
                 chunk = idx[start : start + max_batch]
                 for size in whole:
-                    for i, d in zip(chunk, self._run_views([imgs[i] for i in chunk], size, raw_min)):
+                    for i, d in zip(chunk, self._run_views([imgs[i] for i in chunk], size, first_min)):
                         parts[i].append(d)
                 for i in chunk:
-                    parts[i] += [self._run_view(imgs[i], region, size, raw_min) for region, size in regions]
-        return [self._finish(img, p, thr, raw_min) for img, p in zip(imgs, parts)]
+                    parts[i] += [self._run_view(imgs[i], region, size, first_min) for region, size in regions]
+        return [self._zoom_and_finish(img, p, thr, raw_min) for img, p in zip(imgs, parts)]
 
     def passes(self, width: int, height: int) -> tuple[list[int], list[tuple[tuple[int, int, int, int], int]]]:
         """How a picture of this size is run: the network sizes (long side, px) of the whole-picture
@@ -234,6 +248,24 @@ class Detector:
         regions = [(r, tile_size) for r in tiles(width, height, tile_px)] if cut else []
         return whole, regions
 
+    def zoom_sizes(self, width: int, height: int, found: Detections) -> list[int]:
+        """The network sizes (long side, px) of the enlarged passes a picture of this size gets after
+        its first passes found ``found`` (network scores, picture pixels); [] for none.
+
+        With ``zoom`` on and no tiles: when a candidate scored at least ``zoom_score`` has a short
+        side under ``zoom_below`` px at the first pass's input, each whole-picture pass is run again
+        ``zoom`` times larger (at most ``zoom_max_input``); none when that is no larger.
+        """
+        whole, regions = self.passes(width, height)
+        if self.zoom <= 1 or regions or not len(found):
+            return []
+        side = np.minimum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
+        side = side * (whole[0] / max(width, height))
+        if not np.any((found.scores >= self.zoom_score) & (side < self.zoom_below)):
+            return []
+        sizes = [int(round(min(s * self.zoom, max(self.zoom_max_input, s)))) for s in whole]
+        return sizes if max(sizes) > max(whole) else []
+
     # -- internals: preprocess, run, postprocess --------------------------------------------------
 
     def _threshold(self, score_threshold: float | None) -> float:
@@ -247,8 +279,25 @@ class Detector:
         h, w = img.shape[:2]
         whole, regions = self.passes(w, h)
         raw_min = self._raw_min(min_score)
-        parts = [self._run_view(img, (0, 0, w, h), size, raw_min) for size in whole]
-        parts += [self._run_view(img, region, size, raw_min) for region, size in regions]
+        first_min = self._first_min(raw_min)
+        parts = [self._run_view(img, (0, 0, w, h), size, first_min) for size in whole]
+        parts += [self._run_view(img, region, size, first_min) for region, size in regions]
+        return self._zoom_and_finish(img, parts, min_score, raw_min)
+
+    def _first_min(self, raw_min: float) -> float:
+        """The network score the first passes keep: low enough to see what asks for a zoom."""
+        return min(raw_min, self.zoom_score) if self.zoom > 1 else raw_min
+
+    def _zoom_and_finish(
+        self, img: np.ndarray, parts: list[Detections], min_score: float, raw_min: float
+    ) -> Detections:
+        """The first passes' candidates -> the picture's faces, after an enlarged pass when they ask for one."""
+        h, w = img.shape[:2]
+        sizes = self.zoom_sizes(w, h, Detections.merge(parts))
+        if sizes:
+            parts = [self._run_view(img, (0, 0, w, h), size, raw_min) for size in sizes]
+        else:
+            parts = [p.take(p.scores >= raw_min) for p in parts]
         return self._finish(img, parts, min_score, raw_min)
 
     def _raw_min(self, min_score: float) -> float:

@@ -38,6 +38,10 @@ RUNTIME_SETTINGS = (
     "upscale",
     "min_input",
     "max_input",
+    "zoom",
+    "zoom_below",
+    "zoom_score",
+    "zoom_max_input",
     "score_calibration",
     "score_threshold",
     "nms_threshold",
@@ -149,6 +153,27 @@ class ModelSpec:
         return int(self.meta.get("max_input", 1280))
 
     @property
+    def zoom(self) -> float:
+        """Crowds: when the first pass finds faces smaller than ``zoom_below`` px, the picture is run
+        again enlarged this many times more, and that pass's faces are reported (0: never)."""
+        return float(self.meta.get("zoom", 0.0))
+
+    @property
+    def zoom_below(self) -> float:
+        """With ``zoom``: a face whose short side is under this many network-input px asks for the enlarged pass."""
+        return float(self.meta.get("zoom_below", 12.0))
+
+    @property
+    def zoom_score(self) -> float:
+        """With ``zoom``: the network score (before any calibration) a small face needs to ask for it."""
+        return float(self.meta.get("zoom_score", 0.25))
+
+    @property
+    def zoom_max_input(self) -> int:
+        """With ``zoom``: the largest enlarged network input (long side, px)."""
+        return int(self.meta.get("zoom_max_input", 2 * self.max_input))
+
+    @property
     def score_calibration(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
         """Knots (network score, face score) of the map from the network's score to the face score
         maskwatch reports (see ``maskwatch.core.calibration``); None: reported as the network gives it."""
@@ -160,8 +185,14 @@ class ModelSpec:
     def input_policy(self) -> str:
         """The input size rule in words, as ``maskwatch models`` prints it."""
         if self.upscale is None:
-            return f"{self.input_size} px"
-        return f"picture x{self.upscale:g}, {self.min_input}-{self.max_input} px"
+            rule = f"{self.input_size} px"
+        else:
+            rule = f"picture x{self.upscale:g}, {self.min_input}-{self.max_input} px"
+        if self.zoom > 1:
+            rule += (
+                f"; x{self.zoom:g} more (to {self.zoom_max_input} px) when it finds faces under {self.zoom_below:g} px"
+            )
+        return rule
 
     @property
     def strides(self) -> tuple[int, ...]:
@@ -231,6 +262,10 @@ class ModelSpec:
             "upscale": self.upscale,
             "min_input": self.min_input,
             "max_input": self.max_input,
+            "zoom": self.zoom,
+            "zoom_below": self.zoom_below,
+            "zoom_score": self.zoom_score,
+            "zoom_max_input": self.zoom_max_input,
             "score_calibration": None if self.score_calibration is None else [list(k) for k in self.score_calibration],
             "score_threshold": self.score_threshold,
             "nms_threshold": self.nms_threshold,
