@@ -27,7 +27,6 @@ import cv2
 import numpy as np
 
 from maskwatch import Detector
-from maskwatch.core.detections import Detections
 
 
 def machine() -> str:
@@ -65,10 +64,12 @@ def report(out: dict, path: Path | None) -> None:
 def bench(model: str, img: np.ndarray, runs: int) -> dict:
     det = Detector(model)
     r = timed(lambda: det.detect(img), runs)
-    h, w = img.shape[:2]
-    whole, _ = det.passes(w, h)
-    first = [det._run_view(img, (0, 0, w, h), s, det._first_min(det._raw_min(det.score_threshold))) for s in whole]
-    zoomed = det.zoom_sizes(w, h, Detections.merge(first))  # the crowd zoom's second pass, if this picture gets one
+    whole, regions = det.passes(img.shape[1], img.shape[0])
+    ran: list[int] = []  # the network sizes one call runs: the first passes, then the crowd zoom's, if any
+    run_views = det._run_views
+    det._run_views = lambda views, size, *a, **k: ran.append(size) or run_views(views, size, *a, **k)
+    det.detect(img)
+    zoomed = ran[len(whole) + len(regions) :]
     return {
         "model": model,
         **r,

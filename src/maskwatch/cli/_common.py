@@ -56,7 +56,7 @@ def make_detector(
     input_size: Optional[int] = None,
     zoom: Optional[float] = None,
 ):
-    from ..core.detector import Detector
+    from ..core.detector import MAX_ZOOM, Detector, valid_zoom
 
     sc = None
     if scales:
@@ -66,8 +66,8 @@ def make_detector(
             sc = ()
         if not sc or not all(math.isfinite(v) and v > 0 for v in sc):
             fail_usage(f"--scales takes positive numbers separated by commas, e.g. 1,2; got {scales!r}")
-    if zoom is not None and not (zoom == 0 or (math.isfinite(zoom) and 1 < zoom <= 8)):
-        fail_usage(f"--zoom takes 0 (off) or a factor above 1 and at most 8, e.g. 1.75; got {zoom!r}")
+    if zoom is not None and not valid_zoom(zoom):
+        fail_usage(f"--zoom takes 0 (off) or a factor above 1 and at most {MAX_ZOOM:g}, e.g. 1.75; got {zoom!r}")
     if threshold is not None and not 0 <= threshold <= 1:
         fail_usage(f"--threshold must be between 0 and 1, got {threshold}")
     try:

@@ -64,9 +64,15 @@ def _session(
 
 
 MIN_INPUT, MAX_INPUT = 32, 8192  # px: the network input (input size x scale) allowed
+MAX_ZOOM = 8.0  # the largest crowd zoom factor allowed (Detector(zoom=...), --zoom)
 MAX_FACES = 1000  # faces per picture at most (the highest scored), whatever the threshold: see Detector
 CANDIDATES_PER_FACE = 4  # boxes per allowed face that one pass may send to NMS (4000 for MAX_FACES)
 MAX_CANDIDATES = CANDIDATES_PER_FACE * MAX_FACES
+
+
+def valid_zoom(zoom: float) -> bool:
+    """A crowd zoom factor Detector accepts: 0 (off) or above 1 and at most ``MAX_ZOOM``."""
+    return not isinstance(zoom, bool) and (zoom == 0 or (bool(np.isfinite(zoom)) and 1 < zoom <= MAX_ZOOM))
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -165,8 +171,8 @@ class Detector:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         # a second, enlarged pass for pictures whose first pass finds small faces (0: never)
         self.zoom = float(spec.zoom if zoom is None else zoom)
-        if isinstance(zoom, bool) or not (np.isfinite(self.zoom) and (self.zoom == 0 or 1 < self.zoom <= 8)):
-            raise ValueError(f"zoom must be 0 (off) or a factor above 1 and at most 8, got {zoom!r}")
+        if not valid_zoom(self.zoom if zoom is None else zoom):
+            raise ValueError(f"zoom must be 0 (off) or a factor above 1 and at most {MAX_ZOOM:g}, got {zoom!r}")
         self.zoom_below, self.zoom_score = spec.zoom_below, spec.zoom_score
         self.zoom_max_input = min(spec.zoom_max_input, MAX_INPUT)
         top = self.input_size if self.upscale is None else self.max_input
@@ -264,8 +270,10 @@ class Detector:
         side under ``zoom_below`` px at the first pass's input, each whole-picture pass is run again
         ``zoom`` times larger (at most ``zoom_max_input``); none when that is no larger.
         """
+        if self.zoom <= 1 or not len(found):
+            return []
         whole, regions = self.passes(width, height)
-        if self.zoom <= 1 or regions or not len(found):
+        if regions:
             return []
         side = np.minimum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
         side = side * (whole[0] / max(width, height))
@@ -300,12 +308,13 @@ class Detector:
         self, img: np.ndarray, parts: list[Detections], min_score: float, raw_min: float
     ) -> Detections:
         """The first passes' candidates -> the picture's faces, after an enlarged pass when they ask for one."""
-        h, w = img.shape[:2]
-        sizes = self.zoom_sizes(w, h, Detections.merge(parts))
-        if sizes:
-            parts = [self._run_view(img, (0, 0, w, h), size, raw_min) for size in sizes]
-        else:
-            parts = [p.take(p.scores >= raw_min) for p in parts]
+        if self.zoom > 1:  # the first passes kept candidates down to zoom_score: see _first_min
+            h, w = img.shape[:2]
+            sizes = self.zoom_sizes(w, h, Detections.merge(parts))
+            if sizes:
+                parts = [self._run_view(img, (0, 0, w, h), size, raw_min) for size in sizes]
+            else:
+                parts = [p.take(p.scores >= raw_min) for p in parts]
         return self._finish(img, parts, min_score, raw_min)
 
     def _raw_min(self, min_score: float) -> float:
