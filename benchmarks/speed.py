@@ -3,6 +3,9 @@ of YuNet-n (the teacher in ../shared/teachers) at the same input sizes, in one r
 
     python benchmarks/speed.py [--models mobile server] [--yunet 640 800] [--runs 100] [--json benchmarks/results/speed.json]
     python benchmarks/speed.py --crowd ...   # a crowd (130 faces) at 640x480 instead: what the crowd zoom costs
+    python benchmarks/speed.py --models mobile mobile:0   # MODEL:X runs Detector(MODEL, classifier_below=X)
+
+"classified" in each result: the faces the crop classifiers were asked about in one call.
 
 Uses a real photo from ../shared/data (or $MASKWATCH_DATA) resized to 640x480 when there is
 one, so that the number of faces is realistic; a made-up picture otherwise. The picture is decoded
@@ -62,12 +65,15 @@ def report(out: dict, path: Path | None) -> None:
 
 
 def bench(model: str, img: np.ndarray, runs: int) -> dict:
-    det = Detector(model)
+    name, _, below = model.partition(":")  # "mobile:0": Detector("mobile", classifier_below=0)
+    det = Detector(name, classifier_below=float(below) if below else None)
     r = timed(lambda: det.detect(img), runs)
     whole, regions = det.passes(img.shape[1], img.shape[0])
     ran: list[int] = []  # the network sizes one call runs: the first passes, then the crowd zoom's, if any
     run_views = det._run_views
     det._run_views = lambda views, size, *a, **k: ran.append(size) or run_views(views, size, *a, **k)
+    crops: list[int] = []  # the faces each crop classifier labels in one call (a cascade: the unsure ones)
+    det._classifiers = [lambda im, boxes, c=c: crops.append(len(boxes)) or c(im, boxes) for c in det._classifiers]
     det.detect(img)
     zoomed = ran[len(whole) + len(regions) :]
     return {
@@ -75,6 +81,7 @@ def bench(model: str, img: np.ndarray, runs: int) -> dict:
         **r,
         "input": whole[0],
         "zoom_input": zoomed[0] if zoomed else None,
+        "classified": sum(crops),
         "file_mb": round(Path(det.path).stat().st_size / 1e6, 3),
     }
 
@@ -119,7 +126,7 @@ def in_own_process(system: str, runs: int, crowd: bool) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--models", nargs="+", default=["mobile", "server"])
+    ap.add_argument("--models", nargs="+", default=["mobile", "server"], help="MODEL or MODEL:X (classifier_below=X)")
     ap.add_argument("--yunet", type=int, nargs="*", default=[], help="also YuNet-n at these long sides (px)")
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--json", type=Path)
@@ -141,7 +148,7 @@ def main() -> None:
     for r in out["results"]:
         print(
             f"{r['model']:14s} input {r.get('input')!s:5s} zoom {r.get('zoom_input')!s:5s} median {r['median_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f} ms  "
-            f"({r['faces']} faces, {r['file_mb']} MB)"
+            f"({r['faces']} faces, {r.get('classified', 0)} crop-classified, {r['file_mb']} MB)"
         )
     print(out["machine"])
     if args.json:

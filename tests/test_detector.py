@@ -1,5 +1,6 @@
 """The Python API contract, on real photos (skipped without them) and on pictures made here."""
 
+import pickle
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -219,6 +220,73 @@ def _toy_classifier(path, labels: list[str], probs: list[float]) -> None:
     write_metadata(path, {"kind": "classifier", "labels": labels, "input_size": 32, "crop_expand": 1.3})
 
 
+def _without_classifier(meta: dict) -> dict:
+    """A model file's settings without its second stage (the detector's network alone)."""
+    from maskwatch.core.registry import SECOND_STAGE
+
+    return {k: v for k, v in meta.items() if k not in SECOND_STAGE}
+
+
+def test_classifier_below_asks_the_crop_classifier_only_where_the_detector_is_unsure(tmp_path, data):
+    """``classifier_below``: a cascade. Faces whose own top class probability reaches it keep the
+    detector's labels; the rest get the classifier's blend (and its veto, re-sorted)."""
+    import shutil
+
+    pytest.importorskip("onnx", reason="writing model files needs onnx (the dev extra)")
+    from maskwatch.core.registry import read_metadata
+    from maskwatch.export import write_metadata
+    from maskwatch.models import MODEL_DIR
+
+    _toy_classifier(tmp_path / "plain.onnx", list(LABELS), [0.1, 0.1, 0.8])
+    meta = _without_classifier(read_metadata(MODEL_DIR / "mobile.onnx"))
+    for name in ("bare.onnx", "cascade.onnx", "all.onnx"):
+        shutil.copy2(MODEL_DIR / "mobile.onnx", tmp_path / name)
+    write_metadata(tmp_path / "bare.onnx", meta)
+    second = {"classifier": "plain.onnx", "classifier_weight": 1.0}
+    write_metadata(tmp_path / "cascade.onnx", {**meta, **second, "classifier_below": 0.9})
+    write_metadata(tmp_path / "all.onnx", {**meta, **second})
+    assert Detector(tmp_path / "all.onnx").spec.classifier_below > 1  # the default: every face
+    img = cv2.imread(str(kaggle_val(data, 1)[0].image))
+    bare = Detector(tmp_path / "bare.onnx").detections(img, 0.02)
+    cascade = Detector(tmp_path / "cascade.onnx").detections(img, 0.02)
+    every = Detector(tmp_path / "all.onnx").detections(img, 0.02)
+    sure = bare.probs.max(axis=1) >= 0.9
+    assert sure.any() and (~sure).any()  # both kinds on this picture, so both rules are checked
+    assert np.array_equal(cascade.boxes, bare.boxes) and np.array_equal(cascade.scores, bare.scores)
+    assert np.allclose(cascade.probs[sure], bare.probs[sure])
+    assert np.allclose(cascade.probs[~sure], [0.1, 0.1, 0.8], atol=1e-6)
+    assert np.allclose(every.probs, [0.1, 0.1, 0.8], atol=1e-6)
+    # a per-detector setting overrides the file's: 0 never asks, above 1 asks about every face
+    assert np.allclose(Detector(tmp_path / "cascade.onnx", classifier_below=0).detections(img, 0.02).probs, bare.probs)
+    assert np.allclose(Detector(tmp_path / "cascade.onnx", classifier_below=2).detections(img, 0.02).probs, every.probs)
+
+
+def test_one_pass_labels_are_the_vote_of_each_faces_candidates(data):
+    """With one pass, a face's label probabilities are class_vote over the candidates around it,
+    not the top candidate's alone (boxes and scores stay the top candidate's)."""
+    from maskwatch.core.detector import VOTE_IOU, VOTE_SCORE
+    from maskwatch.core.geometry import class_vote, clip_boxes, nms
+
+    det = Detector("mobile", zoom=0, classifier_below=0)  # the network's own labels
+    img = cv2.imread(str(kaggle_val(data, 3)[2].image))
+    h, w = img.shape[:2]
+    (size,), regions = det.passes(w, h)
+    assert not regions
+    pool = det._run_view(img, (0, 0, w, h), size, VOTE_SCORE)  # candidates below the threshold vote too
+    boxes = clip_boxes(pool.boxes, w, h)
+    above = np.flatnonzero(pool.scores >= 0.4)
+    keep = above[nms(boxes[above], pool.scores[above], det.nms_threshold)]
+    got = det._postprocess(img, [pool], 0.4)
+    assert len(got) == len(keep) > 0
+    assert np.allclose(got.boxes, boxes[keep]) and np.allclose(got.scores, pool.scores[keep])
+    want = class_vote(boxes, pool.scores, pool.probs, keep, VOTE_IOU, VOTE_SCORE)
+    assert np.allclose(got.probs, want, atol=1e-6)
+    assert not np.allclose(got.probs, pool.probs[keep], atol=1e-3)  # the vote changed something
+    # the pool is fixed: a face's label is the same whatever threshold the call asks for
+    low, high = det.detections(img, 0.05), det.detections(img, 0.7)
+    assert len(high) and np.allclose(low.with_threshold(0.7).probs, high.probs, atol=1e-6)
+
+
 def test_background_class_vetoes_faces(tmp_path, data):
     """A classifier with a background class multiplies each face score by P(face) ** verify_weight,
     keeps boxes, scores and classes together, re-sorts, and labels from the mask classes only; a
@@ -234,14 +302,16 @@ def test_background_class_vetoes_faces(tmp_path, data):
 
     _toy_classifier(tmp_path / "veto.onnx", list(LABELS) + ["background"], [0.2, 0.6, 0.2])
     _toy_classifier(tmp_path / "plain.onnx", list(LABELS), [0.1, 0.1, 0.8])
-    meta = read_metadata(MODEL_DIR / "mobile.onnx")
-    shutil.copy2(MODEL_DIR / "mobile.onnx", tmp_path / "m.onnx")
+    meta = _without_classifier(read_metadata(MODEL_DIR / "mobile.onnx"))
+    for name in ("m.onnx", "bare.onnx"):
+        shutil.copy2(MODEL_DIR / "mobile.onnx", tmp_path / name)
+    write_metadata(tmp_path / "bare.onnx", meta)
     write_metadata(
         tmp_path / "m.onnx",
         {**meta, "classifier": ["veto.onnx", "plain.onnx"], "classifier_weight": 0.5, "verify_weight": 2.0},
     )
     img = cv2.imread(str(kaggle_val(data, 1)[0].image))
-    plain = Detector("mobile").detections(img, 0.02)
+    plain = Detector(tmp_path / "bare.onnx").detections(img, 0.02)
     vetoed = Detector(tmp_path / "m.onnx").detections(img, 0.02)
     assert len(plain) > 3 and len(vetoed) > 3
     face = 1 - face_crops(img, plain.boxes, 32, 1.3).astype(np.float64).mean(axis=(1, 2, 3)) / 255
@@ -348,3 +418,11 @@ def test_sessions_taking_turns_do_not_spin():
     lone = Detector("mobile")._sess.get_session_options()
     with pytest.raises(RuntimeError, match="allow_spinning"):  # not set: onnxruntime's default (spinning)
         lone.get_session_config_entry(key)
+
+
+def test_classifier_below_is_checked_and_overrides_the_models():
+    det = Detector("mobile", classifier_below=0)
+    assert det._cls_below == 0.0 and pickle.loads(pickle.dumps(det))._cls_below == 0.0
+    for bad in (-0.1, float("nan"), float("inf"), "0.9", True):
+        with pytest.raises(ValueError, match="classifier_below"):
+            Detector("mobile", classifier_below=bad)

@@ -3,6 +3,7 @@ import pytest
 
 from maskwatch.core.geometry import (
     anchor_points,
+    class_vote,
     clip_boxes,
     distances_to_boxes,
     expand_boxes,
@@ -67,15 +68,21 @@ def test_weighted_merge_averages_votes():
     assert merged[0].tolist() == [1, 0, 11, 10]
 
 
-def test_weighted_box_merge_of_many_boxes_matches_the_whole_matrix():
-    """Merged in blocks of rows (a crowd's thousands of candidates): the same as one IoU matrix."""
-    rng = np.random.default_rng(0)
+def _many_candidates(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """700 random candidates (a crowd's worth) and the more than 256 (one block) that NMS keeps."""
+    rng = np.random.default_rng(seed)
     xy = rng.uniform(0, 500, (700, 2)).astype(np.float32)
     boxes = np.concatenate([xy, xy + rng.uniform(8, 40, (700, 2)).astype(np.float32)], 1)
     scores = rng.uniform(0.05, 1, 700).astype(np.float32)
     probs = rng.dirichlet(np.ones(3), 700).astype(np.float32)
     keep = nms(boxes, scores, 0.45)
     assert len(keep) > 256  # more than one block
+    return boxes, scores, probs, keep
+
+
+def test_weighted_box_merge_of_many_boxes_matches_the_whole_matrix():
+    """Merged in blocks of rows (a crowd's thousands of candidates): the same as one IoU matrix."""
+    boxes, scores, probs, keep = _many_candidates(0)
     w = (iou_matrix(boxes[keep], boxes) > 0.45) * scores[None, :]
     w = w / w.sum(1, keepdims=True)
     got_boxes, got_probs = weighted_box_merge(boxes, scores, keep, 0.45, probs)
@@ -122,3 +129,31 @@ def test_nms_stops_at_max_keep():
     full = nms(boxes, scores, 0.45)
     assert len(full) > 40
     np.testing.assert_array_equal(nms(boxes, scores, 0.45, max_keep=40), full[:40])
+
+
+def test_class_vote_is_the_score_weighted_geometric_mean_of_the_overlapping_candidates():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60], [0, 0, 10, 30]], np.float32)
+    scores = np.array([0.9, 0.3, 0.8, 0.7], np.float32)
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.0, 0.0, 1.0]], np.float32)
+    got = class_vote(boxes, scores, probs, np.array([0, 2]), 0.5)
+    w = np.array([0.9, 0.3]) / 1.2  # box 1 overlaps box 0 by 9/11; box 3 by 1/3 (no vote)
+    g = np.exp(w @ np.log(probs[:2].astype(np.float64)))
+    assert np.allclose(got[0], g / g.sum(), atol=1e-6)
+    assert np.allclose(got[1], probs[2], atol=1e-6)  # alone: its own probabilities
+    assert got.dtype == np.float32 and np.allclose(got.sum(1), 1)
+    assert got[0].argmax() == 0 and got[0, 1] > probs[0, 1]  # the neighbour pulls, the higher score wins
+    # a zero probability does not zero the vote (clipped), and a zero score still votes for itself
+    lone = class_vote(boxes[:1], np.zeros(1, np.float32), probs[3:], np.array([0]), 0.5)
+    assert np.allclose(lone, probs[3:], atol=1e-5)
+    assert class_vote(boxes, scores, probs, np.array([], int)).shape == (0, 3)
+    # candidates scored under min_score do not vote; a kept box always does
+    assert np.allclose(class_vote(boxes, scores, probs, np.array([0]), 0.5, 0.5), probs[:1], atol=1e-6)
+    assert np.allclose(class_vote(boxes, scores, probs, np.array([1]), 0.5, 0.5)[0], got[0], atol=1e-6)
+
+
+def test_class_vote_of_many_boxes_matches_the_whole_matrix():
+    boxes, scores, probs, keep = _many_candidates(2)
+    w = (iou_matrix(boxes[keep], boxes) > 0.5) * scores[None, :].astype(np.float64)
+    w = w / w.sum(1, keepdims=True)
+    g = np.exp(w @ np.log(np.clip(probs.astype(np.float64), 1e-6, 1)))
+    assert np.allclose(class_vote(boxes, scores, probs, keep, 0.5), g / g.sum(1, keepdims=True), atol=1e-5)

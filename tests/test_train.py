@@ -357,3 +357,22 @@ def test_classifier_training_steps_run_on_made_up_crops(tmp_path, monkeypatch):
     } <= set(logged[-1])
     probs, face = CropModel.load(path, 1)(np.zeros((64, 64, 3), np.uint8), np.array([[8, 8, 40, 40]], np.float32))
     assert probs.shape == (1, 3) and face is not None and face.shape == (1,)  # the background class is a veto
+
+
+def test_shipped_models_carry_the_settings_their_recipes_write():
+    """`maskwatch train mobile|server --install` rebuilds the shipped files: their runtime settings
+    (mobile's cascade without a veto, server's classifier on every face) are the pipeline's."""
+    from maskwatch.core.registry import classifier_files, read_metadata
+    from maskwatch.models import MODEL_DIR
+    from maskwatch.train import pipeline
+
+    for name, settings, classifiers in (
+        ("mobile", pipeline.MOBILE_SETTINGS, pipeline.MOBILE_CLASSIFIERS),
+        ("server", pipeline.SERVER_SETTINGS, pipeline.SERVER_CLASSIFIERS),
+    ):
+        meta = read_metadata(MODEL_DIR / f"{name}.onnx")
+        assert {k: meta.get(k) for k in settings} == settings, name
+        assert classifier_files(meta) == [f"{c}.onnx" for c in classifiers]
+    mobile = Detector("mobile")
+    assert mobile._cls_below <= 1 and mobile._verify_weight == 0  # asks only where unsure; never vetoes
+    assert Detector("server")._cls_below > 1

@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import models as registry
-from .core.registry import META_KEY, PAD_VALUE, read_metadata
+from .core.registry import META_KEY, PAD_VALUE, SECOND_STAGE, read_metadata
 from .core.errors import MaskwatchError
 from .core.imageio import IMAGE_SUFFIXES
 
@@ -162,7 +162,12 @@ def export_model(
     if fmt not in FORMATS:
         raise MaskwatchError(f"unknown format {fmt!r}: use onnx or ort")
     src = _resolve(model)
-    if read_metadata(src).get("classifier"):
+    meta = read_metadata(src)
+    # a cascade without a veto (mobile: the crop classifier relabels only faces the graph is unsure
+    # of) exports as its graph alone, which a device runs by the contract of docs/mobile.md; a model
+    # whose classifier labels or vetoes every face (server) is two files and is not for devices
+    cascade = float(meta.get("classifier_below", 2.0)) <= 1 and float(meta.get("verify_weight", 0.5)) == 0
+    if meta.get("classifier") and not cascade:
         raise MaskwatchError(f"{model}: has a second-stage classifier; export the single-file mobile model for devices")
     name = Path(src).stem + ("_int8" if int8 else "")
     output = Path(output) if output else Path(f"{name}.{fmt}")
@@ -176,6 +181,8 @@ def export_model(
                     "naming a folder that holds kaggle-facemask/"
                 )
             cur = quantise_int8(cur, Path(tmp) / "int8.onnx", Path(calib))
+        if meta.get("classifier"):  # the graph alone: its settings without the second stage's
+            write_metadata(cur, {k: v for k, v in meta.items() if k not in SECOND_STAGE})
         if fmt == "ort":
             to_ort_format(cur, output)
         else:

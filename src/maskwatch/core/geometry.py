@@ -100,6 +100,39 @@ def weighted_box_merge(
     return tuple(merged) if extra else merged[0]
 
 
+def class_vote(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    probs: np.ndarray,
+    keep: np.ndarray,
+    iou_threshold: float = 0.5,
+    min_score: float = 0.0,
+) -> np.ndarray:
+    """Class probabilities of each kept box voted by the candidates around it: the score-weighted
+    geometric mean of the probabilities of every box scoring at least ``min_score`` and overlapping
+    it by more than ``iou_threshold`` (and always itself), normalised to sum to 1.
+
+    One pass gives a face several candidates (neighbouring anchors); NMS keeps the highest scored,
+    whose class branch alone is noisier than their vote (mobile, every candidate voting: Kaggle val
+    label accuracy 0.957 -> 0.964; the arithmetic mean gave 0.963). The geometric mean lets one candidate that is sure a
+    class is absent outweigh several lukewarm ones.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if not len(keep) or probs.shape[1] == 0:
+        empty: np.ndarray = probs[keep].astype(np.float32)
+        return empty
+    logp = np.log(np.clip(probs, 1e-6, 1.0))
+    voters = np.where(scores >= min_score, scores, 0.0).astype(np.float64)
+    out = []
+    for i in range(0, len(keep), 256):  # rows in blocks, as in weighted_box_merge
+        w = (iou_matrix(boxes[keep[i : i + 256]], boxes) > iou_threshold) * voters[None, :]
+        w[np.arange(len(w)), keep[i : i + 256]] = np.maximum(scores[keep[i : i + 256]], 1e-6)  # always its own vote
+        w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+        p = np.exp(w @ logp)
+        out.append(p / p.sum(axis=1, keepdims=True))
+    return np.concatenate(out).astype(np.float32)
+
+
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     out = np.array(boxes, dtype=np.float32).reshape(-1, 4)
     out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)

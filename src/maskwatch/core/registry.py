@@ -21,6 +21,13 @@ from .geometry import STRIDES
 
 META_KEY = "maskwatch"  # the ONNX metadata key holding a model file's settings
 PAD_VALUE = 114  # the value the network input is padded with (what the models were trained with)
+# one pass: the candidates overlapping a kept face by more than this vote on its class
+# (geometry.class_vote; mobile, Kaggle val label accuracy: 0.3 and 0.7 did no better)
+VOTE_IOU = 0.5
+# ... and score at least this (network score): a fixed pool, so that a face's label does not depend
+# on the threshold a call asks for. mobile, Kaggle val label accuracy with its crop classifier / the
+# vote alone: 0.02 -> 0.974 / 0.964, 0.1 -> 0.974 / 0.963, 0.25 -> 0.976 / 0.960, 0.4 -> 0.976 / -
+VOTE_SCORE = 0.1
 VERIFY_WEIGHT = 0.5  # default veto strength: chosen on validation (models/server.md)
 # the settings a model file's metadata may leave out, and their values (train/export.py writes them
 # into every new file; the web page reads them, through GET /v1/models, from ModelSpec.summary)
@@ -49,9 +56,13 @@ RUNTIME_SETTINGS = (
     "scales",
     "classifier",
     "classifier_weight",
+    "classifier_below",
     "verify_weight",
     "classifier_flip",
 )
+
+# the settings of the second stage (crop classifiers): what a file of the network alone leaves out
+SECOND_STAGE = ("classifier", "classifier_weight", "classifier_below", "verify_weight", "classifier_flip")
 
 # shipped model name -> its aliases (PaddleHub's module name first)
 SHIPPED: dict[str, tuple[str, ...]] = {
@@ -233,6 +244,13 @@ class ModelSpec:
         return float(self.meta.get("classifier_weight", 0.7))
 
     @property
+    def classifier_below(self) -> float:
+        """The crop classifiers label only the faces whose own class probability (the detector's
+        top class) is under this: a cascade that asks them only where the detector is unsure
+        (above 1, the default: every face)."""
+        return float(self.meta.get("classifier_below", 1.01))
+
+    @property
     def verify_weight(self) -> float:
         return float(self.meta.get("verify_weight", VERIFY_WEIGHT))
 
@@ -269,10 +287,13 @@ class ModelSpec:
             "score_calibration": None if self.score_calibration is None else [list(k) for k in self.score_calibration],
             "score_threshold": self.score_threshold,
             "nms_threshold": self.nms_threshold,
+            "vote_iou": VOTE_IOU,
+            "vote_score": VOTE_SCORE,
             "flip": self.flip,
             "scales": list(self.scales),
             "labels": list(self.labels),
             "classifiers": list(self.classifiers),
+            "classifier_below": self.classifier_below,
             "file_bytes": self.size_bytes,
         }
 

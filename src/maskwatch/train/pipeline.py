@@ -4,7 +4,8 @@
                                 YuNet-n fine-tuned with a mask-class branch, the detector recipes
                                 ``yunet-ft`` -> ``yunet-ft2`` in turn (the second learns from the crop
                                 classifier's pseudo-labels, so that is trained first), its input the
-                                picture's own size
+                                picture's own size; that crop classifier also labels the faces the
+                                graph is unsure of (a cascade in the Python runtime, no veto)
 ``maskwatch train classifier``  the server's second-stage crop classifier (``SERVER_CLASSIFIERS``)
 ``maskwatch train server``      the server model: mobile's network (``yunet-ft2``) at 1.5 times the
                                 picture's size with test-time flip, its faces labelled by the crop
@@ -75,7 +76,16 @@ MOBILE_SETTINGS = {
     "zoom_below": 12,
     "zoom_score": 0.25,
     "zoom_max_input": 1920,
+    # a cascade: the server's crop classifier labels only the faces whose class the network gives
+    # under 0.9, blended 0.7, no veto (so the face score, the threshold and face AP stay the network's)
+    "classifier_below": 0.9,
+    "classifier_weight": 0.7,
+    "verify_weight": 0.0,
+    "classifier_flip": False,
 }
+# the crop classifiers the mobile model asks where it is unsure (the server's; trained anyway for
+# the pseudo-labels of its detector recipe)
+MOBILE_CLASSIFIERS = SERVER_CLASSIFIERS
 SERVER_SETTINGS = {
     "upscale": 1.5,
     "min_input": 960,
@@ -168,6 +178,15 @@ def _finished(run_dir: Path, epochs: int) -> bool:
     return bool(rows) and rows[-1]["epoch"] >= epochs
 
 
+def _classifiers(names: list[str], data: Path, out: Path, resume: bool) -> list[Path]:
+    """The crop classifier files of ``names``: trained ones as they are, the rest trained now."""
+    paths = []
+    for cname in names:
+        cls = out / cname / f"{cname}.onnx"
+        paths.append(cls if cls.is_file() else run_recipe(cname, data, out, None, resume, install=False))
+    return paths
+
+
 def run_recipe(
     name: str, data: Path, out: Path, epochs: int | None = None, resume: bool = True, install: bool = False
 ) -> Path:
@@ -178,7 +197,10 @@ def run_recipe(
         return [run_recipe(c, data, out, epochs, resume, install) for c in SERVER_CLASSIFIERS][0]
     if name == "mobile":
         det = train_recipe_chain(MOBILE_DETECTOR, data, out, epochs, resume)
-        return _assemble(out / "mobile-model" / "mobile.onnx", det, MOBILE_DETECTOR, MOBILE_SETTINGS, [], data, install)
+        classifiers = _classifiers(MOBILE_CLASSIFIERS, data, out, resume)
+        return _assemble(
+            out / "mobile-model" / "mobile.onnx", det, MOBILE_DETECTOR, MOBILE_SETTINGS, classifiers, data, install
+        )
     if name in DETECTORS:  # a part of the server model, e.g. server-det
         return train_recipe_chain(name, data, out, epochs, resume)
     if name in CLASSIFIERS:
@@ -192,12 +214,7 @@ def run_recipe(
         return path
     if name == "server":
         det = train_recipe_chain(SERVER_DETECTOR, data, out, epochs, resume)
-        classifiers = []
-        for cname in SERVER_CLASSIFIERS:
-            cls = out / cname / f"{cname}.onnx"
-            if not cls.is_file():
-                cls = run_recipe(cname, data, out, None, resume, install=False)
-            classifiers.append(cls)
+        classifiers = _classifiers(SERVER_CLASSIFIERS, data, out, resume)
         return _assemble(
             out / "server" / "server.onnx", det, SERVER_DETECTOR, SERVER_SETTINGS, classifiers, data, install
         )

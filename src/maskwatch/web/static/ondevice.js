@@ -1,7 +1,8 @@
 // On-device mode: the mobile model runs in this browser with onnxruntime-web (WebAssembly), so no
 // picture leaves the device. Same steps as maskwatch/core/detector.py: resize the long side to the
 // model's input size, pad to a multiple of its largest stride with its pad value, BGR float input;
-// decode distances from the cell centres of its strides, threshold, NMS at the model's IoU. Every
+// decode distances from the cell centres of its strides, threshold, NMS at the model's IoU, the class
+// vote of each face's candidates (not the crop classifier: the page loads mobile.onnx alone). Every
 // setting comes from GET /v1/models (the model registry, maskwatch/core/registry.py): none is kept here.
 let sessionPromise = null;
 let settings = null;
@@ -25,7 +26,7 @@ async function session() {
       const info = res.ok ? await res.json() : {models: []};
       const m = (info.models || []).find(x => x.name === 'mobile');
       if (!m) throw new Error('cannot read the mobile model\'s settings from /v1/models (HTTP ' + res.status + ')');
-      settings = {inputSize: m.input_size, threshold: m.score_threshold, nms: m.nms_threshold, labels: m.labels,
+      settings = {inputSize: m.input_size, threshold: m.score_threshold, nms: m.nms_threshold, voteIou: m.vote_iou, voteScore: m.vote_score, labels: m.labels,
                   strides: m.strides, padMultiple: m.pad_multiple, padValue: m.pad_value,
                   calibration: m.score_calibration};
       const s = await ort.InferenceSession.create('/models/mobile.onnx', {executionProviders: ['wasm'], graphOptimizationLevel: 'all'});
@@ -73,7 +74,7 @@ function interp(v, xs, ys) {
   return ys[ys.length - 1];
 }
 
-function decode(scores, dists, probs, pw, ph, scale, {threshold: thr, nms: nmsIou, labels, strides, calibration}, w0, h0) {
+function decode(scores, dists, probs, pw, ph, scale, {threshold: thr, nms: nmsIou, voteIou, voteScore, labels, strides, calibration}, w0, h0) {
   // the model's face scores are calibrated (maskwatch.core.calibration): threshold the network's raw
   // score at the raw value of the threshold, report the calibrated score
   const [raw, cal] = calibration || [[0, 1], [0, 1]];
@@ -85,24 +86,44 @@ function decode(scores, dists, probs, pw, ph, scale, {threshold: thr, nms: nmsIo
     for (let y = 0; y < gh; y++) {
       for (let x = 0; x < gw; x++, a++) {
         const sc = scores[a];
-        if (sc < threshold) continue;
+        if (sc < threshold && sc < voteScore) continue;  // below the threshold, a candidate may still vote
         const cx = (x + 0.5) * s, cy = (y + 0.5) * s;
         const box = [(cx - dists[4 * a]) / scale, (cy - dists[4 * a + 1]) / scale, (cx + dists[4 * a + 2]) / scale, (cy + dists[4 * a + 3]) / scale];
         box[0] = Math.min(Math.max(box[0], 0), w0); box[2] = Math.min(Math.max(box[2], 0), w0);
         box[1] = Math.min(Math.max(box[1], 0), h0); box[3] = Math.min(Math.max(box[3], 0), h0);
-        cand.push({box, score: interp(sc, raw, cal), p: [probs[3 * a], probs[3 * a + 1], probs[3 * a + 2]]});
+        cand.push({box, raw: sc, score: interp(sc, raw, cal), p: [probs[3 * a], probs[3 * a + 1], probs[3 * a + 2]]});
       }
     }
   }
   cand.sort((u, v) => v.score - u.score);
   const keep = [];
   for (const c of cand) {
-    if (keep.every(k => iou(k.box, c.box) <= nmsIou)) keep.push(c);
+    if (c.raw >= threshold && keep.every(k => iou(k.box, c.box) <= nmsIou)) keep.push(c);
   }
+  const voters = cand.filter(c => c.raw >= voteScore);
   return keep.map(c => {
-    const k = c.p.indexOf(Math.max(...c.p));
-    return {box: c.box, label: labels[k], confidence: c.p[k], score: c.score};
+    const p = vote(c, voters, voteIou);
+    const k = p.indexOf(Math.max(...p));
+    return {box: c.box, label: labels[k], confidence: p[k], score: c.score};
   });
+}
+
+// a kept face's class probabilities: the raw-score-weighted geometric mean over the voters (network
+// score >= voteScore) that overlap it by more than voteIou, and itself (maskwatch.core.geometry.class_vote)
+function vote(kept, cand, voteIou) {
+  const logp = [0, 0, 0];
+  let total = 0;
+  for (const c of cand) {
+    if (c === kept || !(iou(kept.box, c.box) > voteIou)) continue;
+    total += c.raw;
+    for (let j = 0; j < 3; j++) logp[j] += c.raw * Math.log(Math.min(Math.max(c.p[j], 1e-6), 1));
+  }
+  const own = Math.max(kept.raw, 1e-6);  // a kept face always votes for itself, once
+  total += own;
+  for (let j = 0; j < 3; j++) logp[j] += own * Math.log(Math.min(Math.max(kept.p[j], 1e-6), 1));
+  const p = logp.map(v => Math.exp(v / Math.max(total, 1e-12)));
+  const sum = p.reduce((u, v) => u + v, 0);
+  return p.map(v => v / sum);
 }
 
 async function detect(source) {
