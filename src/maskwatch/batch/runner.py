@@ -6,12 +6,14 @@ One bad file never stops the rest: it gives a report with ``error`` set.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Generator, Iterable, Iterator
 
 import cv2
 
@@ -20,7 +22,7 @@ from ..core.detector import Detector
 from ..core.errors import MaskwatchError
 from ..core.face import Face
 from ..core.imageio import ImageInput, load_image
-from .sources import is_video, open_capture
+from .sources import READ_TIMEOUT_S, is_stream, is_video, open_capture
 
 ROW_FIELDS = ("label", "x1", "y1", "x2", "y2", "confidence", "image", "score", "frame", "error")
 
@@ -132,6 +134,51 @@ def detect_image(
     return rep
 
 
+def _read(cap: cv2.VideoCapture) -> Generator[tuple[bool, Any], None, None]:
+    """A video file's or camera's frames, read here, until the first failed read."""
+    while True:
+        got = cap.read()
+        yield got
+        if not got[0]:
+            return
+
+
+def _read_in_thread(cap: cv2.VideoCapture) -> Generator[tuple[bool, Any], None, None]:
+    """A network stream's frames, every one in order, read in a thread of their own that owns and
+    releases ``cap``: a read that blocks inside FFmpeg cannot hold up Ctrl-C (the caller waits on a
+    queue, which a signal interrupts) and is never released under a running read."""
+    frames: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                got = cap.read()
+                while not stop.is_set():
+                    try:
+                        frames.put(got, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if not got[0]:
+                    return
+        finally:
+            cap.release()
+
+    reader = threading.Thread(target=run, name="maskwatch-stream-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            got = frames.get()
+            yield got
+            if not got[0]:
+                return
+    finally:
+        stop.set()
+        # its read ends within the read timeout; an interpreter that exits under a running read aborts
+        reader.join(READ_TIMEOUT_S + 1)
+
+
 def detect_video(
     detector: Detector, source: str, save_dir: Path | None = None, stride: int = 1, max_frames: int | None = None
 ) -> Iterator[Report]:
@@ -143,11 +190,13 @@ def detect_video(
     writer = None
     out_path = None
     i = 0
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    threaded = is_stream(str(source))  # the reader thread owns the capture: see _read_in_thread
+    reads = _read_in_thread(cap) if threaded else _read(cap)
     try:
-        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
         n = 0
         while True:
-            ok, frame = cap.read()
+            ok, frame = next(reads)
             if not ok:
                 break
             if i % stride == 0:
@@ -176,7 +225,10 @@ def detect_video(
     except Exception as exc:  # a frame or the writer failed: the frames done stay, the rest of the batch goes on
         yield Report(source, frame=i, error=f"video stopped at frame {i}: {type(exc).__name__}: {exc}")
     finally:
-        cap.release()
+        if threaded:
+            reads.close()  # the reader thread stops and releases the capture
+        else:
+            cap.release()
         if writer is not None:
             writer.release()
 
