@@ -155,14 +155,16 @@ class Detector:
         self.path = path
         self.name = str(model)
         # a lone network keeps onnxruntime's spinning thread pool (faster); sessions taking turns on
-        # every face do not. A cascade (classifier_below <= 1) asks its classifiers seldom: mobile's
-        # 640x480 photo took 9.1 ms spinning, 11.4 ms not; with 22 crops a call, 32 ms either way
+        # every face do not. A cascade (classifier_below <= 1) asks its classifiers seldom: its
+        # detector spins (mobile's photo 9.1 ms against 11.4 ms) and its classifiers run on the
+        # calling thread alone, no pool of their own (a spinning pool beside a second pool hung in
+        # session.run now and then in the test suite)
         below = self.spec.classifier_below if classifier_below is None else classifier_below
         if isinstance(below, bool) or not isinstance(below, (int, float)) or not 0 <= below < float("inf"):
             raise ValueError(f"classifier_below must be a number >= 0 (0: never, above 1: every face), got {below!r}")
         self._cls_below = float(below)  # a cascade: the crop classifiers label only the faces the detector is unsure of
-        turns = bool(self.spec.classifiers) and self._cls_below > 1
-        self._sess = _session(path, threads, providers, spin=not turns)
+        cascade = bool(self.spec.classifiers) and self._cls_below <= 1
+        self._sess = _session(path, threads, providers, spin=not self.spec.classifiers or cascade)
         self.meta = dict(self.spec.meta)
         if self.meta.get("kind", "detector") != "detector":
             raise ModelError(f"{path}: is a maskwatch {self.meta.get('kind')} model, not a detector")
@@ -197,7 +199,8 @@ class Detector:
             cpath = path.parent / cls_file
             if not cpath.is_file():
                 raise ModelError(f"{path}: its classifier {cls_file} is missing")
-            self._classifiers.append(CropModel.load(cpath, threads, providers, flip=spec.classifier_flip))
+            cls_threads = 1 if cascade else threads
+            self._classifiers.append(CropModel.load(cpath, cls_threads, providers, flip=spec.classifier_flip))
         self._cls_weight = spec.classifier_weight
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
         self._verify_weight = spec.verify_weight
