@@ -373,6 +373,7 @@ def test_shipped_models_carry_the_settings_their_recipes_write():
         meta = read_metadata(MODEL_DIR / f"{name}.onnx")
         assert {k: meta.get(k) for k in settings} == settings, name
         assert classifier_files(meta) == [f"{c}.onnx" for c in classifiers]
-    mobile = Detector("mobile")
-    assert mobile._cls_below <= 1 and mobile._verify_weight == 0  # asks only where unsure; never vetoes
+    assert Detector("mobile")._classifiers == []  # the cascade is off by default: not even loaded
+    cascade = Detector("mobile", classifier_below=0.9)
+    assert len(cascade._classifiers) == 1 and cascade._verify_weight == 0  # asks where unsure; never vetoes
     assert Detector("server")._cls_below > 1

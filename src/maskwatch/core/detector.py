@@ -111,9 +111,9 @@ class Detector:
     ``max_faces`` (default ``MAX_FACES``, 1000): the most faces one picture gives, the highest
     scored; each pass sends at most ``CANDIDATES_PER_FACE`` x ``max_faces`` boxes to NMS, so that no
     threshold, not even 0, makes a picture slow (the second stage classifies ``max_faces`` at most).
-    ``classifier_below`` (default: the model's; ``mobile`` 0.9): a model with crop classifiers asks
-    them only about the faces whose top class probability from the detector is under this (0: never,
-    the network alone, fastest in crowds; above 1: every face).
+    ``classifier_below`` (default: the model's; ``mobile`` 0, off; ``server`` every face): a model
+    with crop classifiers asks them only about the faces whose top class probability from the
+    detector is under this (0: never, the network alone, fastest in crowds; above 1: every face).
     Safe to share between threads; pickles as its model and settings (a worker process or a Ray
     actor rebuilds the session).
     """
@@ -154,17 +154,15 @@ class Detector:
         path = self.spec.path
         self.path = path
         self.name = str(model)
-        # a lone network keeps onnxruntime's spinning thread pool (faster); sessions taking turns on
-        # every face do not. A cascade (classifier_below <= 1) asks its classifiers seldom: its
-        # detector spins (mobile's photo 9.1 ms against 11.4 ms) and its classifiers run on the
-        # calling thread alone, no pool of their own (a spinning pool beside a second pool hung in
-        # session.run now and then in the test suite)
         below = self.spec.classifier_below if classifier_below is None else classifier_below
         if isinstance(below, bool) or not isinstance(below, (int, float)) or not 0 <= below < float("inf"):
             raise ValueError(f"classifier_below must be a number >= 0 (0: never, above 1: every face), got {below!r}")
         self._cls_below = float(below)  # a cascade: the crop classifiers label only the faces the detector is unsure of
-        cascade = bool(self.spec.classifiers) and self._cls_below <= 1
-        self._sess = _session(path, threads, providers, spin=not self.spec.classifiers or cascade)
+        # classifiers never asked (classifier_below 0) are not loaded. A lone network keeps onnxruntime's
+        # spinning thread pool (faster); sessions taking turns do not (a spinning detector pool beside
+        # a classifier's hung in session.run now and then in the test suite's stream test)
+        asks = self._cls_below > 0
+        self._sess = _session(path, threads, providers, spin=not (self.spec.classifiers and asks))
         self.meta = dict(self.spec.meta)
         if self.meta.get("kind", "detector") != "detector":
             raise ModelError(f"{path}: is a maskwatch {self.meta.get('kind')} model, not a detector")
@@ -195,12 +193,11 @@ class Detector:
             raise ValueError(f"scales {bad} give inputs outside {MIN_INPUT}-{MAX_INPUT} px at input size {top}")
         # second stage: one crop classifier file, or several whose probabilities are averaged
         self._classifiers = []
-        for cls_file in spec.classifiers:
+        for cls_file in spec.classifiers if asks else ():
             cpath = path.parent / cls_file
             if not cpath.is_file():
                 raise ModelError(f"{path}: its classifier {cls_file} is missing")
-            cls_threads = 1 if cascade else threads
-            self._classifiers.append(CropModel.load(cpath, cls_threads, providers, flip=spec.classifier_flip))
+            self._classifiers.append(CropModel.load(cpath, threads, providers, flip=spec.classifier_flip))
         self._cls_weight = spec.classifier_weight
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
         self._verify_weight = spec.verify_weight
