@@ -1,6 +1,7 @@
 """Accuracy of the shipped models on the validation splits, the figures of the model cards.
 
     python benchmarks/accuracy.py [--models mobile server] [--json benchmarks/results/accuracy.json]
+    python benchmarks/accuracy.py --models mobile:0.9   # MODEL:X runs Detector(MODEL, classifier_below=X)
 
 Kaggle ``val.txt`` (mAP at IoU 0.5 over mask / no_mask / incorrect, label accuracy) and WIDER
 val part ``val.txt`` (class-agnostic face AP over all valid faces). Same code as ``maskwatch eval``.
@@ -23,7 +24,7 @@ SETS = [("kaggle-facemask", "val.txt"), ("wider-face-val-part", "val.txt")]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--models", nargs="+", default=["mobile", "server"])
+    ap.add_argument("--models", nargs="+", default=["mobile", "server"], help="MODEL or MODEL:X (classifier_below=X)")
     ap.add_argument(
         "--data",
         type=Path,
@@ -33,7 +34,8 @@ def main() -> None:
     args = ap.parse_args()
     out = {}
     for model in args.models:
-        det = Detector(model)
+        name, _, below = model.partition(":")  # "mobile:0.9": Detector("mobile", classifier_below=0.9)
+        det = Detector(name, classifier_below=float(below) if below else None)
         out[model] = {"score_threshold": det.score_threshold}
         for name, split in SETS:
             samples = load_dataset(args.data / name, args.data / name / split)

@@ -373,7 +373,8 @@ def test_shipped_models_carry_the_settings_their_recipes_write():
         meta = read_metadata(MODEL_DIR / f"{name}.onnx")
         assert {k: meta.get(k) for k in settings} == settings, name
         assert classifier_files(meta) == [f"{c}.onnx" for c in classifiers]
-    assert Detector("mobile")._classifiers == []  # the cascade is off by default: not even loaded
-    cascade = Detector("mobile", classifier_below=0.9)
-    assert len(cascade._classifiers) == 1 and cascade._verify_weight == 0  # asks where unsure; never vetoes
+    mobile = Detector("mobile")
+    assert 0 < mobile._cls_below <= 1 and mobile._verify_weight == 0  # asks only where unsure; never vetoes
+    assert len(mobile._classifiers) == 1
+    assert Detector("mobile", classifier_below=0)._classifiers == []  # never asked: not even loaded
     assert Detector("server")._cls_below > 1

@@ -336,11 +336,22 @@ def test_sigterm_stops_cleanly_with_the_summary(one_by_one, tmp_path):
     assert started == {r["track_id"] for r in rows if r["event"] == "track_ended"}  # open tracks were ended
 
 
+def _popen_ctrl_c_stops(args, **kw):
+    """A child that SIGINT stops. A test run started as a background job (`pytest &` in a script)
+    has SIGINT ignored, a child inherits that and its Python never raises KeyboardInterrupt (the
+    stream test then waited forever); a handler set here becomes the default again in the child."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(args, **kw)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def test_detect_on_a_stream_writes_rows_before_it_ends(one_by_one, tmp_path):
     frames, _, _ = one_by_one
     out = tmp_path / "rows.csv"
     with ws.MjpegServer(frames, fps=25, loop=True) as srv:
-        proc = subprocess.Popen(
+        proc = _popen_ctrl_c_stops(
             CLI + ["detect", srv.url, "-f", "csv", "-o", str(out)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
