@@ -4,6 +4,7 @@ of YuNet-n (the teacher in ../shared/teachers) at the same input sizes, in one r
     python benchmarks/speed.py [--models mobile server] [--yunet 640 800] [--runs 100] [--json benchmarks/results/speed.json]
     python benchmarks/speed.py --crowd ...   # a crowd (130 faces) at 640x480 instead: what the crowd zoom costs
     python benchmarks/speed.py --models mobile mobile:0   # MODEL:X runs Detector(MODEL, classifier_below=X)
+    python benchmarks/speed.py --models mobile --threads 1   # one onnxruntime thread (a browser's wasm runs one)
 
 "classified" in each result: the faces the crop classifiers were asked about in one call.
 
@@ -64,9 +65,9 @@ def report(out: dict, path: Path | None) -> None:
         path.write_text(json.dumps(out, indent=2) + "\n")
 
 
-def bench(model: str, img: np.ndarray, runs: int) -> dict:
+def bench(model: str, img: np.ndarray, runs: int, threads: int | None = None) -> dict:
     name, _, below = model.partition(":")  # "mobile:0": Detector("mobile", classifier_below=0)
-    det = Detector(name, classifier_below=float(below) if below else None)
+    det = Detector(name, classifier_below=float(below) if below else None, threads=threads)
     r = timed(lambda: det.detect(img), runs)
     whole, regions = det.passes(img.shape[1], img.shape[0])
     ran: list[int] = []  # the network sizes one call runs: the first passes, then the crowd zoom's, if any
@@ -86,10 +87,10 @@ def bench(model: str, img: np.ndarray, runs: int) -> dict:
     }
 
 
-def bench_yunet(long_side: int, img: np.ndarray, runs: int) -> dict:
+def bench_yunet(long_side: int, img: np.ndarray, runs: int, threads: int | None = None) -> dict:
     from maskwatch.train.teacher import YuNetTeacher, teacher_path
 
-    yunet = YuNetTeacher(score_threshold=0.6, long_side=long_side, threads=min(4, os.cpu_count() or 1))
+    yunet = YuNetTeacher(score_threshold=0.6, long_side=long_side, threads=threads or min(4, os.cpu_count() or 1))
     r = timed(lambda: yunet.detect(img), runs)
     return {
         "model": f"yunet-n@{long_side}",
@@ -117,9 +118,10 @@ def timed(call, runs: int) -> dict:
     }
 
 
-def in_own_process(system: str, runs: int, crowd: bool) -> dict:
+def in_own_process(system: str, runs: int, crowd: bool, threads: int | None = None) -> dict:
     """One system timed in a fresh process (its own onnxruntime thread pool)."""
     cmd = [sys.executable, __file__, "--one", system, "--runs", str(runs)] + (["--crowd"] if crowd else [])
+    cmd += ["--threads", str(threads)] if threads else []
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -131,19 +133,25 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--crowd", action="store_true", help="time a crowd picture (WIDER FACE val) instead of one face")
+    ap.add_argument("--threads", type=int, help="onnxruntime threads for every system (default: each one's own)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one system in this process
     args = ap.parse_args()
     img, src = test_picture(args.crowd)
     if args.one:
         kind, _, size = args.one.partition("@")
-        r = bench_yunet(int(size), img, args.runs) if kind == "yunet-n" else bench(args.one, img, args.runs)
+        r = (
+            bench_yunet(int(size), img, args.runs, args.threads)
+            if kind == "yunet-n"
+            else bench(args.one, img, args.runs, args.threads)
+        )
         print(json.dumps(r))
         return
     systems = list(args.models) + [f"yunet-n@{n}" for n in args.yunet]
     out = {
         "machine": machine(),
         "picture": f"{src} at 640x480",
-        "results": [in_own_process(s, args.runs, args.crowd) for s in systems],
+        "threads": args.threads or "each system's default",
+        "results": [in_own_process(s, args.runs, args.crowd, args.threads) for s in systems],
     }
     for r in out["results"]:
         print(
