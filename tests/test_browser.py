@@ -65,7 +65,13 @@ def test_on_device_mode_finds_the_same_faces_as_the_server(browser, live_server,
         }""",
         base64.b64encode(raw).decode(),
     )
+    # the page is cross-origin isolated, so onnxruntime-web runs on up to 4 of the machine's cores
+    isolated, threads, cores = page.evaluate(
+        """async () => [self.crossOriginIsolated, (await import('/static/ort/ort.wasm.min.mjs')).env.wasm.numThreads,
+                        navigator.hardwareConcurrency]"""
+    )
     page.close()
+    assert isolated and threads == min(4, cores)
     # confident faces must agree; faces near the threshold may fall either side of it
     with urllib.request.urlopen(live_server.url + "/v1/models", timeout=10) as r:
         thr = next(m["score_threshold"] for m in json.loads(r.read())["models"] if m["name"] == "mobile")

@@ -119,6 +119,17 @@ def test_models_health_metrics_docs_and_pages(client):
     assert "<canvas" in client.get("/live").text and "drop" in client.get("/").text.lower()
 
 
+def test_pages_and_their_scripts_are_cross_origin_isolated(client):
+    """COOP/COEP on the pages and /static (onnxruntime-web's worker scripts): the browser then
+    allows SharedArrayBuffer and on-device mode runs on several threads."""
+    for path in ("/", "/live", "/static/ondevice.js", "/static/draw.js"):
+        r = client.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["cross-origin-opener-policy"] == "same-origin", path
+        assert r.headers["cross-origin-embedder-policy"] == "require-corp", path
+    assert "cross-origin-embedder-policy" not in client.get("/v1/models").headers  # the API is left alone
+
+
 def test_api_key_required_when_set():
     c = TestClient(create_app(api_key="s3cret"))
     assert c.post("/v1/detect", json={"images": [_b64(BLANK)]}).status_code == 401

@@ -3,9 +3,10 @@ browser runs on-device."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -13,19 +14,33 @@ from ...models import MODEL_DIR
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 router = APIRouter(include_in_schema=False)
+# Cross-origin isolation: the pages may then use SharedArrayBuffer, so on-device mode runs
+# onnxruntime-web's WebAssembly on several threads (its worker scripts under /static need the
+# headers too). Everything a page loads is this server's own (scripts vendored under /static,
+# model files, stream previews), so requiring it is free.
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
 
 @router.get("/", response_class=HTMLResponse)
 async def index() -> HTMLResponse:
-    return HTMLResponse((WEB_DIR / "index.html").read_text())
+    return HTMLResponse((WEB_DIR / "index.html").read_text(), headers=ISOLATION_HEADERS)
 
 
 @router.get("/live", response_class=HTMLResponse)
 async def live() -> HTMLResponse:
-    return HTMLResponse((WEB_DIR / "live.html").read_text())
+    return HTMLResponse((WEB_DIR / "live.html").read_text(), headers=ISOLATION_HEADERS)
 
 
 def mount_files(app: FastAPI) -> None:
-    """``/static`` (scripts) and ``/models`` (the ONNX files, for on-device mode)."""
+    """``/static`` (scripts, sent with the isolation headers) and ``/models`` (the ONNX files, for
+    on-device mode)."""
+
+    @app.middleware("http")
+    async def isolate_static(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        if request.url.path.startswith("/static/"):
+            response.headers.update(ISOLATION_HEADERS)
+        return response
+
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static"), check_dir=False), name="static")
     app.mount("/models", StaticFiles(directory=str(MODEL_DIR), check_dir=False), name="models")

@@ -11,7 +11,9 @@ async function loadOrt() {
   try {
     const ort = await import('/static/ort/ort.wasm.min.mjs');
     ort.env.wasm.wasmPaths = '/static/ort/';
-    ort.env.wasm.numThreads = 1;  // no cross-origin isolation needed
+    // threads need SharedArrayBuffer, so a cross-origin isolated page (maskwatch serve sends the
+    // COOP/COEP headers); one thread elsewhere. onnxruntime-web's own default is half the cores.
+    ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
     return ort;
   } catch (err) {
     throw new Error('on-device mode needs the web assets: run scripts/vendor_web.sh (' + err.message + ')');
