@@ -116,6 +116,9 @@ def test_models_gives_the_size_of_all_a_models_files():
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("server"))
     total = sum((folder / f).stat().st_size for f in ("server.onnx", "server_fvcls.onnx")) / 1e6
     assert f"{total:.2f} MB" in line, line
+    assert "server_fvcls.onnx (every face)" in line  # it labels and vetoes every face
+    mobile = next(ln for ln in r.stdout.splitlines() if ln.startswith("mobile"))
+    assert "server_fvcls.onnx (faces whose class < 0.9)" in mobile  # a cascade: the unsure faces only
 
 
 def test_summary_gives_the_overall_figures_first_and_each_picture_only_when_asked(tmp_path):

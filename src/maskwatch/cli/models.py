@@ -10,6 +10,11 @@ def models() -> None:
     for name in available():
         spec = resolve_model(name)
         cls = ", ".join(spec.classifiers) or "-"
+        if spec.classifiers:  # which faces it is asked about (classifier_below; a cascade asks the unsure ones)
+            below = spec.classifier_below
+            cls += (
+                " (" + ("every face" if below > 1 else "none" if below <= 0 else f"faces whose class < {below:g}") + ")"
+            )
         print(
             f"{name:8s} {spec.size_bytes / 1e6:5.2f} MB  input {spec.input_policy()}  threshold {spec.score_threshold}"
             f"  flip {spec.flip}  classifier {cls}  paddlehub {spec.paddlehub_module}"
