@@ -77,6 +77,31 @@ def test_paste_occluders_relabels_bare_and_unlabelled_faces_only():
     assert seen == {0, 1, 2}
 
 
+def test_paste_on_face_redraws_the_square_around_a_face_and_skips_faces_mostly_outside():
+    from maskwatch.train.data import PASTE_EXPAND, paste_on_face
+
+    img = np.full((200, 300, 3), 128, np.uint8)
+    seen = []
+
+    def paint(square, expand):
+        seen.append((square.shape, expand))
+        return np.zeros_like(square)
+
+    assert paste_on_face(img, np.array([100, 50, 140, 100], np.float32), paint)
+    side = round(50 * PASTE_EXPAND)  # the square's side: the face height x PASTE_EXPAND, centred on the face
+    assert seen == [((side, side, 3), PASTE_EXPAND)]
+    y0, x0 = round(75 - side / 2), round(120 - side / 2)
+    assert (img[y0 : y0 + side, x0 : x0 + side] == 0).all()
+    assert (img[: y0 - 1] == 128).all() and (img[:, x0 + side + 1 :] == 128).all()  # nothing else touched
+    # a face at the edge: the square is completed by replicating the edge, only the inside is written
+    assert paste_on_face(img, np.array([280, 150, 300, 190], np.float32), paint)
+    assert seen[-1][0][:2] == (round(40 * PASTE_EXPAND),) * 2
+    # most of the square outside the picture: nothing drawn, draw never called
+    before, calls = img.copy(), len(seen)
+    assert not paste_on_face(img, np.array([290, 190, 330, 240], np.float32), paint)
+    assert len(seen) == calls and (img == before).all()
+
+
 def test_dataset_crops_keep_boxes_on_faces(tmp_path):
     from maskwatch.evaluation.datasets import load_dataset
 

@@ -183,6 +183,25 @@ PASTE_MIN_FACE = 16.0  # px: smaller faces are too small to draw a mask on
 PASTE_EXPAND = 1.7  # the square drawn on, as a multiple of the face height (occluders' geometry)
 
 
+def paste_on_face(img: np.ndarray, box: np.ndarray, draw) -> bool:
+    """Redraw the square around one face of ``img`` (in place) with ``draw(square, expand)``, the
+    square ``PASTE_EXPAND`` times the face height, centred on the face (edges replicated where it
+    leaves the picture). False, and nothing drawn, when most of that square is outside the picture."""
+    h, w = img.shape[:2]
+    side = int(round((box[3] - box[1]) * PASTE_EXPAND))
+    x0 = int(round((box[0] + box[2]) / 2 - side / 2))
+    y0 = int(round((box[1] + box[3]) / 2 - side / 2))
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+    if sx1 - sx0 < side * 0.6 or sy1 - sy0 < side * 0.6:
+        return False  # face mostly outside the picture
+    square = cv2.copyMakeBorder(
+        img[sy0:sy1, sx0:sx1], sy0 - y0, y0 + side - sy1, sx0 - x0, x0 + side - sx1, cv2.BORDER_REPLICATE
+    )
+    square = draw(square, PASTE_EXPAND)
+    img[sy0:sy1, sx0:sx1] = square[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+    return True
+
+
 def paste_occluders(
     img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray, rate: float, rng: random.Random
 ) -> np.ndarray:
@@ -195,7 +214,6 @@ def paste_occluders(
     if rate <= 0 or not len(boxes):
         return labels
     nrng = np.random.default_rng(rng.getrandbits(32))
-    h, w = img.shape[:2]
     labels = labels.copy()
     for i, (b, lab, ig) in enumerate(zip(boxes, labels, ignore)):
         fh = b[3] - b[1]
@@ -207,23 +225,20 @@ def paste_occluders(
             or rng.random() >= rate
         ):
             continue
-        side = int(round(fh * PASTE_EXPAND))
-        x0 = int(round((b[0] + b[2]) / 2 - side / 2))
-        y0 = int(round((b[1] + b[3]) / 2 - side / 2))
-        sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
-        if sx1 - sx0 < side * 0.6 or sy1 - sy0 < side * 0.6:
-            continue  # face mostly outside the picture
-        square = cv2.copyMakeBorder(
-            img[sy0:sy1, sx0:sx1], sy0 - y0, y0 + side - sy1, sx0 - x0, x0 + side - sx1, cv2.BORDER_REPLICATE
-        )
-        u = rng.random()
-        if u < 0.45:
-            square, labels[i] = draw_mask(square, nrng, PASTE_EXPAND, "right"), 0
-        elif u < 0.75:
-            square, labels[i] = draw_mask(square, nrng, PASTE_EXPAND, "below_nose" if rng.random() < 0.7 else "chin"), 2
-        else:
-            square = draw_occluder(square, nrng, PASTE_EXPAND)  # the class stays what it was
-        img[sy0:sy1, sx0:sx1] = square[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+        new = [int(lab)]
+
+        def draw(square: np.ndarray, expand: float, new: list[int] = new) -> np.ndarray:
+            u = rng.random()  # drawn only for a face that is drawn on, as before paste_on_face existed
+            if u < 0.45:
+                new[0] = 0
+                return draw_mask(square, nrng, expand, "right")
+            if u < 0.75:
+                new[0] = 2
+                return draw_mask(square, nrng, expand, "below_nose" if rng.random() < 0.7 else "chin")
+            return draw_occluder(square, nrng, expand)  # the class stays what it was
+
+        if paste_on_face(img, b, draw):
+            labels[i] = new[0]
     return labels
 
 
