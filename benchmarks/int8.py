@@ -12,14 +12,13 @@ of a 640x480 photo, each file in its own process. Needs ``../shared/data`` (or $
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import in_own_process, machine, report  # noqa: E402
+from speed import DATA, in_own_process, machine, report  # noqa: E402
 
 from maskwatch import Detector  # noqa: E402
 from maskwatch.evaluation.datasets import load_dataset  # noqa: E402
@@ -47,11 +46,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--json", type=Path)
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
-    )
+    ap.add_argument("--data", type=Path, default=DATA, help="data folder (default: $MASKWATCH_DATA, ../shared/data)")
     args = ap.parse_args()
     out: dict = {"machine": machine(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     with tempfile.TemporaryDirectory() as tmp:

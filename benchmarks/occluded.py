@@ -16,19 +16,21 @@ MODEL:X runs ``Detector(MODEL, classifier_below=X)`` (``mobile:0``: without its 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from maskwatch import Detector
-from maskwatch.core.face import LABELS
-from maskwatch.core.geometry import iou_matrix
-from maskwatch.evaluation.datasets import load_dataset
-from maskwatch.train.data import PASTE_MIN_FACE, paste_on_face
-from maskwatch.train.occluders import draw_occluder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed import DATA, report  # noqa: E402
+
+from maskwatch import Detector  # noqa: E402
+from maskwatch.core.face import LABELS  # noqa: E402
+from maskwatch.core.geometry import iou_matrix  # noqa: E402
+from maskwatch.evaluation.datasets import load_dataset  # noqa: E402
+from maskwatch.train.data import PASTE_MIN_FACE, paste_on_face  # noqa: E402
+from maskwatch.train.occluders import draw_occluder  # noqa: E402
 
 NO_MASK = LABELS.index("no_mask")
 
@@ -83,11 +85,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["mobile", "mobile:0", "server"], help="MODEL or MODEL:X")
     ap.add_argument("--draws", type=int, default=3, help="occluded copies of each picture (other occluders)")
     ap.add_argument("--json", type=Path)
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
-    )
+    ap.add_argument("--data", type=Path, default=DATA, help="data folder (default: $MASKWATCH_DATA, ../shared/data)")
     args = ap.parse_args()
     pictures = occluded_pictures(args.data, args.draws)
     out: dict = {
@@ -112,9 +110,7 @@ def main() -> None:
             f"{u['found']}/{u['faces']}, no_mask {u['no_mask_rate_of_found']:.3f}, mask {u['mask_rate_of_found']:.3f}",
             flush=True,
         )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    report(out, args.json)
 
 
 if __name__ == "__main__":

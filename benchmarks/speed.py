@@ -45,11 +45,13 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
 
 
+# the data folder every benchmark reads: $MASKWATCH_DATA, else ../shared/data beside the repository
+DATA = Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CROWD = Path("wider-face-val-part/images/0--Parade/0_Parade_marchingband_1_74.jpg")  # 130 labelled faces
 
 
 def test_picture(crowd: bool = False) -> tuple[np.ndarray, str]:
-    root = Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    root = DATA
     p = root / CROWD if crowd else root / "kaggle-facemask" / "images" / "maksssksksss101.jpg"
     if p.is_file():
         return cv2.resize(cv2.imread(str(p)), (640, 480)), str(p.relative_to(root))
