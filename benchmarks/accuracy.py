@@ -2,6 +2,7 @@
 
     python benchmarks/accuracy.py [--models mobile server] [--json benchmarks/results/accuracy.json]
     python benchmarks/accuracy.py --models mobile:0.9   # MODEL:X runs Detector(MODEL, classifier_below=X)
+    python benchmarks/accuracy.py --models mobile mobile:0 --input-size 640 --zoom 0   # as the on-device page runs it
 
 Kaggle ``val.txt`` (mAP at IoU 0.5 over mask / no_mask / incorrect, label accuracy) and WIDER
 val part ``val.txt`` (class-agnostic face AP over all valid faces). Same code as ``maskwatch eval``.
@@ -31,19 +32,28 @@ def main() -> None:
         default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
     )
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--input-size", type=int, help="a fixed input size (the long side) instead of the model's rule")
+    ap.add_argument("--zoom", type=float, help="the crowd zoom (0: off; default: the model's)")
     args = ap.parse_args()
     out = {}
     for model in args.models:
-        name, _, below = model.partition(":")  # "mobile:0.9": Detector("mobile", classifier_below=0.9)
-        det = Detector(name, classifier_below=float(below) if below else None)
-        out[model] = {"score_threshold": det.score_threshold}
+        base, _, below = model.partition(":")  # "mobile:0.9": Detector("mobile", classifier_below=0.9)
+        det = Detector(
+            base, classifier_below=float(below) if below else None, input_size=args.input_size, zoom=args.zoom
+        )
+        key = (
+            model
+            + (f"@{args.input_size}" if args.input_size else "")
+            + ("" if args.zoom is None else f" zoom {args.zoom:g}")
+        )
+        out[key] = {"score_threshold": det.score_threshold}
         for name, split in SETS:
             samples = load_dataset(args.data / name, args.data / name / split)
             results, errors = run_eval(det, samples)
             m = evaluate_results(results, 0.5, det.score_threshold).to_dict()
-            out[model][f"{name}/{split}"] = m
+            out[key][f"{name}/{split}"] = m
             print(
-                f"{model:7s} {name:22s} mAP {m.get('map') or 0:.4f}  face AP {m['face_ap']:.4f}  "
+                f"{key:7s} {name:22s} mAP {m.get('map') or 0:.4f}  face AP {m['face_ap']:.4f}  "
                 f"recall {m['recall'] or 0:.4f}  label acc {m['label_accuracy'] or 0:.4f}  "
                 f"recall<16 {m['recall_by_height']['<16']['recall'] or 0:.3f}"
             )

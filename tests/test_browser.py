@@ -83,6 +83,51 @@ def test_on_device_mode_finds_the_same_faces_as_the_server(browser, live_server,
         assert best["label"] == f["label"]
 
 
+@pytest.mark.skipif(not ORT_ASSETS.exists(), reason="on-device mode needs the web assets: run scripts/vendor_web.sh")
+def test_on_device_mode_runs_mobiles_cascade_and_labels_as_python_does(browser, live_server, data):
+    """The page asks the crop classifier about the faces whose voted class is under classifier_below,
+    as Detector does: on Kaggle val pictures its labels are the Python runtime's at the same fixed
+    640 px (no zoom: the page runs one pass), not those of the vote alone."""
+    import cv2
+    import numpy as np
+
+    from maskwatch import Detector
+
+    cascade = Detector("mobile", input_size=640, zoom=0)
+    vote_only = Detector("mobile", input_size=640, zoom=0, classifier_below=0)
+    page = browser.new_page()
+    page.goto(live_server.url + "/")
+    matched, same, differs_from_vote, classified = 0, 0, 0, 0
+    for sample in kaggle_val(data, 12):
+        raw = sample.image.read_bytes()
+        faces = page.evaluate(
+            """async (b64) => {
+                const blob = await (await fetch('data:image/jpeg;base64,' + b64)).blob();
+                return await window.maskwatchOnDevice.detect(await createImageBitmap(blob));
+            }""",
+            base64.b64encode(raw).decode(),
+        )
+        img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+        py, py0 = cascade.detections(img), vote_only.detections(img)
+        for f in faces:
+            gap = np.abs(py.boxes - np.array(f["box"])).max(1) if len(py) else np.array([np.inf])
+            if gap.min() > 4.0:
+                continue  # a face near the threshold found by one side only
+            j = int(gap.argmin())
+            k = int(np.abs(py0.boxes - np.array(f["box"])).max(1).argmin())
+            matched += 1
+            same += cascade.labels[int(py.probs[j].argmax())] == f["label"]
+            differs_from_vote += py0.labels[int(py0.probs[k].argmax())] != f["label"]
+            classified += f["classified"]
+            top = float(py0.probs[k].max())  # the vote's top class: asked about when under the cut-off
+            if abs(top - cascade._cls_below) > 0.02:  # (the page's vote may differ in the last digits)
+                assert f["classified"] == (top < cascade._cls_below), (top, f)
+    page.close()
+    assert matched >= 30 and classified >= 5, (matched, classified)
+    assert same >= 0.95 * matched, (same, matched)  # crops are drawn by the browser, not by OpenCV
+    assert differs_from_vote >= 1  # the classifier did change labels, as it does in Python
+
+
 def test_cameras_section_shows_each_stream_with_counts_preview_and_chart(browser, data):
     """serve --watch: the page's Cameras section fills from /v1/streams (counts, preview, per-minute bars)."""
     import watch_scene as ws

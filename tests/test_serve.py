@@ -119,6 +119,15 @@ def test_models_health_metrics_docs_and_pages(client):
     assert "<canvas" in client.get("/live").text and "drop" in client.get("/").text.lower()
 
 
+def test_models_list_gives_what_a_browser_needs_to_run_the_crop_classifier(client):
+    """mobile's cascade runs in the page too: the classifier's file and crop rule come from /v1/models."""
+    mobile = next(m for m in client.get("/v1/models").json()["models"] if m["name"] == "mobile")
+    assert 0 < mobile["classifier_below"] <= 1 and mobile["verify_weight"] == 0  # a cascade, no veto
+    (cls,) = mobile["classifier_settings"]
+    assert cls["file"] == mobile["classifiers"][0] and client.get("/models/" + cls["file"]).status_code == 200
+    assert cls["input_size"] > 0 and cls["crop_expand"] >= 1 and cls["labels"][:3] == ["mask", "no_mask", "incorrect"]
+
+
 def test_pages_and_their_scripts_are_cross_origin_isolated(client):
     """COOP/COEP on the pages and /static (onnxruntime-web's worker scripts): the browser then
     allows SharedArrayBuffer and on-device mode runs on several threads."""

@@ -33,7 +33,7 @@ from .errors import ModelError
 from .face import LABELS, Face
 from .geometry import anchor_points, class_vote, clip_boxes, distances_to_boxes, expand_boxes, nms, weighted_box_merge
 from .imageio import ImageInput, load_image
-from .registry import VOTE_IOU, VOTE_SCORE, ModelSpec, meta_from_custom, resolve_model
+from .registry import CROP_DEFAULTS, VOTE_IOU, VOTE_SCORE, ModelSpec, meta_from_custom, resolve_model
 
 # onnxruntime's telemetry events off, where the build has them. What cannot be turned off: importing onnxruntime
 # writes a device id and a small database under $XDG_CACHE_HOME/Microsoft/DeveloperTools (default ~/.cache); see
@@ -503,7 +503,11 @@ class CropModel:
         n_out = sess.get_outputs()[0].shape[-1]
         if isinstance(n_out, int) and n_out != len(labels):
             raise ModelError(f"{path}: classifier gives {n_out} outputs for {len(labels)} labels")
-        return CropModel(sess, int(meta.get("input_size", 96)), float(meta.get("crop_expand", 1.3)), bg, flip)
+        size, expand = (
+            meta.get("input_size", CROP_DEFAULTS["input_size"]),
+            meta.get("crop_expand", CROP_DEFAULTS["crop_expand"]),
+        )
+        return CropModel(sess, int(size), float(expand), bg, flip)
 
     def __call__(self, img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, 3) mask-class probabilities and (N,) P(face) or None, from square crops around ``boxes``."""

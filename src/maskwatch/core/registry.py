@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "nms_threshold": 0.45,
     "pad_value": PAD_VALUE,
 }
+# a crop classifier file's settings when its metadata leaves them out (core.detector.CropModel)
+CROP_DEFAULTS: dict[str, Any] = {"input_size": 96, "crop_expand": 1.3}
 # the metadata keys that set how Detector runs a model file (what a fine-tuned copy must keep)
 RUNTIME_SETTINGS = (
     "input_size",
@@ -258,6 +260,23 @@ class ModelSpec:
     def classifier_flip(self) -> bool:
         return bool(self.meta.get("classifier_flip", False))
 
+    def classifier_settings(self) -> list[dict[str, Any]]:
+        """Each crop classifier's file, input size, crop expansion and labels (from its own
+        metadata), what a runtime outside Python (the on-device page) needs to run it."""
+        out = []
+        for name in self.classifiers:
+            p = self.path.parent / name
+            meta = _file_meta(str(p), p.stat().st_mtime) if p.is_file() else {}
+            out.append(
+                {
+                    "file": name,
+                    "input_size": int(meta.get("input_size", CROP_DEFAULTS["input_size"])),
+                    "crop_expand": float(meta.get("crop_expand", CROP_DEFAULTS["crop_expand"])),
+                    "labels": list(meta.get("labels", LABELS)),
+                }
+            )
+        return out
+
     @property
     def files(self) -> tuple[Path, ...]:
         """The model file and its classifier files."""
@@ -294,8 +313,17 @@ class ModelSpec:
             "labels": list(self.labels),
             "classifiers": list(self.classifiers),
             "classifier_below": self.classifier_below,
+            "classifier_weight": self.classifier_weight,
+            "verify_weight": self.verify_weight,
+            "classifier_flip": self.classifier_flip,
+            "classifier_settings": self.classifier_settings(),
             "file_bytes": self.size_bytes,
         }
+
+
+@lru_cache(maxsize=64)
+def _file_meta(path: str, mtime: float) -> dict[str, Any]:
+    return read_metadata(Path(path))
 
 
 @lru_cache(maxsize=64)

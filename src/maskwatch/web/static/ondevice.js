@@ -2,7 +2,8 @@
 // picture leaves the device. Same steps as maskwatch/core/detector.py: resize the long side to the
 // model's input size, pad to a multiple of its largest stride with its pad value, BGR float input;
 // decode distances from the cell centres of its strides, threshold, NMS at the model's IoU, the class
-// vote of each face's candidates (not the crop classifier: the page loads mobile.onnx alone). Every
+// vote of each face's candidates, then its cascade: the crop classifier relabels the faces whose voted
+// class is under classifier_below (blended, no veto; core/detector.py Detector._second_stage). Every
 // setting comes from GET /v1/models (the model registry, maskwatch/core/registry.py): none is kept here.
 let sessionPromise = null;
 let settings = null;
@@ -31,7 +32,17 @@ async function session() {
       settings = {inputSize: m.input_size, threshold: m.score_threshold, nms: m.nms_threshold, voteIou: m.vote_iou, voteScore: m.vote_score, labels: m.labels,
                   strides: m.strides, padMultiple: m.pad_multiple, padValue: m.pad_value,
                   calibration: m.score_calibration};
-      const s = await ort.InferenceSession.create('/models/mobile.onnx', {executionProviders: ['wasm'], graphOptimizationLevel: 'all'});
+      const opts = {executionProviders: ['wasm'], graphOptimizationLevel: 'all'};
+      const s = await ort.InferenceSession.create('/models/mobile.onnx', opts);
+      // a cascade without a veto (the face score stays the network's) is the only second stage run here
+      const classifiers = [];
+      if ((m.classifier_settings || []).length && m.classifier_below > 0 && !(m.verify_weight > 0)) {
+        for (const c of m.classifier_settings) {
+          classifiers.push({s: await ort.InferenceSession.create('/models/' + c.file, opts), size: c.input_size,
+                            expand: c.crop_expand, bg: c.labels.indexOf('background')});
+        }
+        settings.cascade = {below: m.classifier_below, weight: m.classifier_weight, flip: !!m.classifier_flip, classifiers};
+      }
       return {ort, s};
     })();
   }
@@ -103,11 +114,7 @@ function decode(scores, dists, probs, pw, ph, scale, {threshold: thr, nms: nmsIo
     if (c.raw >= threshold && keep.every(k => iou(k.box, c.box) <= nmsIou)) keep.push(c);
   }
   const voters = cand.filter(c => c.raw >= voteScore);
-  return keep.map(c => {
-    const p = vote(c, voters, voteIou);
-    const k = p.indexOf(Math.max(...p));
-    return {box: c.box, label: labels[k], confidence: p[k], score: c.score};
-  });
+  return keep.map(c => ({box: c.box, p: vote(c, voters, voteIou), score: c.score}));
 }
 
 // a kept face's class probabilities: the raw-score-weighted geometric mean over the voters (network
@@ -128,13 +135,83 @@ function vote(kept, cand, voteIou) {
   return p.map(v => v / sum);
 }
 
+// square crops (BGR planes, size x size) around the boxes, grown by expand, their edges replicated
+// where they leave the picture (core/detector.py face_crops)
+function faceCrops(source, boxes, size, expand) {
+  const W = source.width, H = source.height, n = size * size;
+  const canvas = new OffscreenCanvas(size, size);
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  const data = new Float32Array(boxes.length * 3 * n);
+  boxes.forEach((b, i) => {
+    const side = Math.max(b[2] - b[0], b[3] - b[1]) * expand;
+    const x0 = (b[0] + b[2]) / 2 - side / 2, y0 = (b[1] + b[3]) / 2 - side / 2, k = size / side;
+    // nine parts: the picture inside the square, and each side outside it stretched from its edge row or column
+    const spans = (lo, hi, len) => [[lo, Math.min(hi, 0), 0, 1], [Math.max(lo, 0), Math.min(hi, len), null, null], [Math.max(lo, len), hi, len - 1, 1]];
+    ctx.clearRect(0, 0, size, size);
+    for (const [ya, yb, ys, yh] of spans(y0, y0 + side, H)) {
+      for (const [xa, xb, xs, xw] of spans(x0, x0 + side, W)) {
+        if (xb <= xa || yb <= ya) continue;
+        ctx.drawImage(source, xs ?? xa, ys ?? ya, xw ?? xb - xa, yh ?? yb - ya, (xa - x0) * k, (ya - y0) * k, (xb - xa) * k, (yb - ya) * k);
+      }
+    }
+    const rgba = ctx.getImageData(0, 0, size, size).data, o = i * 3 * n;
+    for (let j = 0; j < n; j++) {
+      data[o + j] = rgba[4 * j + 2];
+      data[o + n + j] = rgba[4 * j + 1];
+      data[o + 2 * n + j] = rgba[4 * j];
+    }
+  });
+  return data;
+}
+
+// the cascade: each crop classifier's mask-class probabilities (background dropped, the rest
+// renormalised; mirrored crops averaged in when the model says so), averaged over the classifiers and
+// blended with the vote's by classifier_weight, for the faces the vote is unsure of
+async function relabel(ort, source, faces, {below, weight, flip, classifiers}) {
+  const unsure = faces.filter(f => Math.max(...f.p) < below);
+  if (!unsure.length) return;
+  const sum = unsure.map(() => [0, 0, 0]);
+  for (const c of classifiers) {
+    let data = faceCrops(source, unsure.map(f => f.box), c.size, c.expand);
+    const m = unsure.length, n = c.size * c.size, per = 3 * n;
+    if (flip) {  // the mirrored crops follow the originals, as in CropModel._run
+      const both = new Float32Array(2 * data.length);
+      both.set(data);
+      for (let i = 0; i < m * 3; i++) {
+        for (let y = 0; y < c.size; y++) {
+          for (let x = 0; x < c.size; x++) both[data.length + i * n + y * c.size + x] = data[i * n + y * c.size + (c.size - 1 - x)];
+        }
+      }
+      data = both;
+    }
+    const rows = data.length / per;
+    const out = await c.s.run({[c.s.inputNames[0]]: new ort.Tensor('float32', data, [rows, 3, c.size, c.size])});
+    const p = out[c.s.outputNames[0]].data, k = p.length / rows;
+    unsure.forEach((f, i) => {
+      const q = [];
+      for (let j = 0; j < k; j++) if (j !== c.bg) q.push(flip ? (p[i * k + j] + p[(i + m) * k + j]) / 2 : p[i * k + j]);
+      const t = Math.max(q.reduce((u, v) => u + v, 0), 1e-9);
+      for (let j = 0; j < 3; j++) sum[i][j] += q[j] / t / classifiers.length;
+    });
+  }
+  unsure.forEach((f, i) => {
+    f.p = f.p.map((v, j) => weight * sum[i][j] + (1 - weight) * v);
+    f.classified = true;
+  });
+}
+
 async function detect(source) {
   const {ort, s} = await session();
   const {data, pw, ph, scale} = preprocess(source, settings);
   const feeds = {[s.inputNames[0]]: new ort.Tensor('float32', data, [1, 3, ph, pw])};
   const out = await s.run(feeds);
   const [scores, boxes, classes] = s.outputNames.map(n => out[n].data);
-  return decode(scores, boxes, classes, pw, ph, scale, settings, source.width, source.height);
+  const faces = decode(scores, boxes, classes, pw, ph, scale, settings, source.width, source.height);
+  if (settings.cascade) await relabel(ort, source, faces, settings.cascade);
+  return faces.map(({box, p, score, classified}) => {
+    const k = p.indexOf(Math.max(...p));
+    return {box, label: settings.labels[k], confidence: p[k], score, classified: !!classified};
+  });
 }
 
 window.maskwatchOnDevice = {detect, ready: () => session().then(() => true)};
