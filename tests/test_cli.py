@@ -176,6 +176,24 @@ def test_export_onnx_loads_and_keeps_settings(tmp_path):
     assert run("export", "--model", "server").exit_code == 2  # labels and vetoes every face: not for devices
 
 
+def test_export_with_classifier_writes_the_pair_that_runs_as_the_shipped_model(tmp_path, data):
+    import glob
+
+    from maskwatch import Detector
+
+    out = tmp_path / "dev" / "mobile.onnx"
+    r = run("export", "--model", "mobile", "--with-classifier", "--output", out)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "dev" / "server_fvcls.onnx").is_file() and "server_fvcls.onnx" in r.output
+    det, shipped = Detector(str(out)), Detector("mobile")
+    assert det.spec.classifiers == ("server_fvcls.onnx",) and len(det._classifiers) == 1
+    assert det._cls_below == shipped._cls_below and det._verify_weight == 0
+    for f in sorted(glob.glob(str(data / "kaggle-facemask" / "images" / "*")))[:4]:
+        img = cv2.imread(f)
+        assert det.detect(img) == shipped.detect(img), f
+    assert run("export", "--model", "server", "--with-classifier").exit_code == 2  # still not for devices
+
+
 def test_unwritable_output_or_save_dir_and_bad_scales_are_usage_errors(folder, tmp_path):
     r = run("detect", folder / "a.jpg", "-o", tmp_path / "no" / "such" / "dir" / "x.csv")
     assert r.exit_code == 2 and "--output" in r.output

@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import models as registry
-from .core.registry import META_KEY, PAD_VALUE, SECOND_STAGE, read_metadata
+from .core.registry import META_KEY, PAD_VALUE, SECOND_STAGE, classifier_files, read_metadata
 from .core.errors import MaskwatchError
 from .core.imageio import IMAGE_SUFFIXES
 
@@ -157,8 +157,17 @@ def to_ort_format(src: Path, dst: Path) -> Path:
 
 
 def export_model(
-    model: str, fmt: str = "onnx", int8: bool = False, output: Path | None = None, calib: Path | None = None
+    model: str,
+    fmt: str = "onnx",
+    int8: bool = False,
+    output: Path | None = None,
+    calib: Path | None = None,
+    with_classifier: bool = False,
 ) -> Path:
+    """Write ``model`` for a device. A veto-free cascade (``mobile``) is written as its graph alone,
+    or, ``with_classifier``, with its crop classifier beside it (float, in the same format; the
+    graph's metadata keeps the cascade and names that file), the pair that ``Detector`` and the
+    browser page run."""
     if fmt not in FORMATS:
         raise MaskwatchError(f"unknown format {fmt!r}: use onnx or ort")
     src = _resolve(model)
@@ -172,6 +181,17 @@ def export_model(
     name = Path(src).stem + ("_int8" if int8 else "")
     output = Path(output) if output else Path(f"{name}.{fmt}")
     output.parent.mkdir(parents=True, exist_ok=True)
+    classifiers = classifier_files(meta) if with_classifier else []
+    if with_classifier and not classifiers:
+        raise MaskwatchError(f"{model}: has no crop classifier to export with it")
+    for cls in classifiers:  # beside the graph, under the name its metadata gives
+        cls_out = output.parent / f"{Path(cls).stem}.{fmt}"
+        with tempfile.TemporaryDirectory() as tmp:
+            cur = optimise(src.parent / cls, Path(tmp) / "opt.onnx")
+            if fmt == "ort":
+                to_ort_format(cur, cls_out)
+            else:
+                shutil.copy2(cur, cls_out)
     with tempfile.TemporaryDirectory() as tmp:
         cur = optimise(src, Path(tmp) / "opt.onnx")
         if int8:
@@ -181,7 +201,9 @@ def export_model(
                     "naming a folder that holds kaggle-facemask/"
                 )
             cur = quantise_int8(cur, Path(tmp) / "int8.onnx", Path(calib))
-        if meta.get("classifier"):  # the graph alone: its settings without the second stage's
+        if classifiers:  # the cascade kept, naming the classifier files as written
+            write_metadata(cur, {**meta, "classifier": [f"{Path(c).stem}.{fmt}" for c in classifiers]})
+        elif meta.get("classifier"):  # the graph alone: its settings without the second stage's
             write_metadata(cur, {k: v for k, v in meta.items() if k not in SECOND_STAGE})
         if fmt == "ort":
             to_ort_format(cur, output)

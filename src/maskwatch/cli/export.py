@@ -25,6 +25,11 @@ def export(
         None, "--data", help="Data folder holding kaggle-facemask/ (default: $MASKWATCH_DATA, else ../shared/data)."
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write (default: ./NAME.FORMAT)."),
+    with_classifier: bool = typer.Option(
+        False,
+        "--with-classifier",
+        help="Also write mobile's crop classifier beside it, the file asked about unsure faces (docs/mobile.md).",
+    ),
 ):
     """Export a model for phones and browsers (ONNX Runtime Mobile / Web)."""
     try:
@@ -38,7 +43,12 @@ def export(
 
         calib = data_root(data)
     try:
-        path = export_model(model, fmt, int8, output, calib)
+        path = export_model(model, fmt, int8, output, calib, with_classifier)
     except MaskwatchError as exc:
         fail_usage(str(exc))
     err.print(Text(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)"))
+    if with_classifier:
+        from ..core.registry import classifier_files, read_metadata
+
+        for name in classifier_files(read_metadata(path)):
+            err.print(Text(f"wrote {path.parent / name} ({(path.parent / name).stat().st_size / 1e6:.2f} MB)"))
