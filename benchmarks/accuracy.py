@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 from pathlib import Path
 
-from maskwatch import Detector
-from maskwatch.evaluation.datasets import load_dataset
-from maskwatch.evaluation.metrics import evaluate_results
-from maskwatch.evaluation.run import run_eval
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed import DATA, detector  # noqa: E402
+
+from maskwatch.evaluation.datasets import load_dataset  # noqa: E402
+from maskwatch.evaluation.metrics import evaluate_results  # noqa: E402
+from maskwatch.evaluation.run import run_eval  # noqa: E402
 
 SETS = [("kaggle-facemask", "val.txt"), ("wider-face-val-part", "val.txt")]
 
@@ -26,21 +28,14 @@ SETS = [("kaggle-facemask", "val.txt"), ("wider-face-val-part", "val.txt")]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--models", nargs="+", default=["mobile", "server"], help="MODEL or MODEL:X (classifier_below=X)")
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
-    )
+    ap.add_argument("--data", type=Path, default=DATA, help="data folder (default: $MASKWATCH_DATA, ../shared/data)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--input-size", type=int, help="a fixed input size (the long side) instead of the model's rule")
     ap.add_argument("--zoom", type=float, help="the crowd zoom (0: off; default: the model's)")
     args = ap.parse_args()
     out = {}
     for model in args.models:
-        base, _, below = model.partition(":")  # "mobile:0.9": Detector("mobile", classifier_below=0.9)
-        det = Detector(
-            base, classifier_below=float(below) if below else None, input_size=args.input_size, zoom=args.zoom
-        )
+        det = detector(model, input_size=args.input_size, zoom=args.zoom)
         key = (
             model
             + (f"@{args.input_size}" if args.input_size else "")

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import DATA, report  # noqa: E402
+from speed import DATA, detector, report  # noqa: E402
 
 from maskwatch import Detector  # noqa: E402
 from maskwatch.core.face import LABELS  # noqa: E402
@@ -96,8 +96,7 @@ def main() -> None:
         "models": {},
     }
     for model in args.models:
-        name, _, below = model.partition(":")
-        det = Detector(name, classifier_below=float(below) if below else None)
+        det = detector(model)
         plain, covered = [], []
         for _, img, cov, boxes in pictures:
             plain += labels_of(det, img, boxes)

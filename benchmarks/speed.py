@@ -67,9 +67,14 @@ def report(out: dict, path: Path | None) -> None:
         path.write_text(json.dumps(out, indent=2) + "\n")
 
 
+def detector(model: str, **options) -> Detector:
+    """``MODEL`` or ``MODEL:X``, X its ``classifier_below`` ("mobile:0": Detector("mobile", classifier_below=0))."""
+    name, _, below = model.partition(":")
+    return Detector(name, classifier_below=float(below) if below else None, **options)
+
+
 def bench(model: str, img: np.ndarray, runs: int, threads: int | None = None) -> dict:
-    name, _, below = model.partition(":")  # "mobile:0": Detector("mobile", classifier_below=0)
-    det = Detector(name, classifier_below=float(below) if below else None, threads=threads)
+    det = detector(model, threads=threads)
     r = timed(lambda: det.detect(img), runs)
     whole, regions = det.passes(img.shape[1], img.shape[0])
     ran: list[int] = []  # the network sizes one call runs: the first passes, then the crowd zoom's, if any

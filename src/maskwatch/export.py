@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import models as registry
-from .core.registry import META_KEY, PAD_VALUE, SECOND_STAGE, classifier_files, read_metadata
+from .core.registry import META_KEY, PAD_VALUE, SECOND_STAGE, read_metadata, resolve_model
 from .core.errors import MaskwatchError
 from .core.imageio import IMAGE_SUFFIXES
 
@@ -171,27 +171,23 @@ def export_model(
     if fmt not in FORMATS:
         raise MaskwatchError(f"unknown format {fmt!r}: use onnx or ort")
     src = _resolve(model)
-    meta = read_metadata(src)
+    spec = resolve_model(src)
+    meta = spec.meta
     # a cascade without a veto (mobile: the crop classifier relabels only faces the graph is unsure
     # of) exports as its graph alone, which a device runs by the contract of docs/mobile.md; a model
     # whose classifier labels or vetoes every face (server) is two files and is not for devices
-    cascade = float(meta.get("classifier_below", 2.0)) <= 1 and float(meta.get("verify_weight", 0.5)) == 0
-    if meta.get("classifier") and not cascade:
+    cascade = spec.classifier_below <= 1 and spec.verify_weight == 0
+    if spec.classifiers and not cascade:
         raise MaskwatchError(f"{model}: has a second-stage classifier; export the single-file mobile model for devices")
     name = Path(src).stem + ("_int8" if int8 else "")
     output = Path(output) if output else Path(f"{name}.{fmt}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    classifiers = classifier_files(meta) if with_classifier else []
+    classifiers = list(spec.classifiers) if with_classifier else []
     if with_classifier and not classifiers:
         raise MaskwatchError(f"{model}: has no crop classifier to export with it")
     for cls in classifiers:  # beside the graph, under the name its metadata gives
-        cls_out = output.parent / f"{Path(cls).stem}.{fmt}"
         with tempfile.TemporaryDirectory() as tmp:
-            cur = optimise(src.parent / cls, Path(tmp) / "opt.onnx")
-            if fmt == "ort":
-                to_ort_format(cur, cls_out)
-            else:
-                shutil.copy2(cur, cls_out)
+            _write(optimise(src.parent / cls, Path(tmp) / "opt.onnx"), output.parent / f"{Path(cls).stem}.{fmt}", fmt)
     with tempfile.TemporaryDirectory() as tmp:
         cur = optimise(src, Path(tmp) / "opt.onnx")
         if int8:
@@ -203,10 +199,15 @@ def export_model(
             cur = quantise_int8(cur, Path(tmp) / "int8.onnx", Path(calib))
         if classifiers:  # the cascade kept, naming the classifier files as written
             write_metadata(cur, {**meta, "classifier": [f"{Path(c).stem}.{fmt}" for c in classifiers]})
-        elif meta.get("classifier"):  # the graph alone: its settings without the second stage's
+        elif spec.classifiers:  # the graph alone: its settings without the second stage's
             write_metadata(cur, {k: v for k, v in meta.items() if k not in SECOND_STAGE})
-        if fmt == "ort":
-            to_ort_format(cur, output)
-        else:
-            shutil.copy2(cur, output)
+        _write(cur, output, fmt)
     return output
+
+
+def _write(src: Path, dst: Path, fmt: str) -> None:
+    """An optimised ONNX file to ``dst`` in ``fmt`` (onnx, or ort for ONNX Runtime Mobile)."""
+    if fmt == "ort":
+        to_ort_format(src, dst)
+    else:
+        shutil.copy2(src, dst)

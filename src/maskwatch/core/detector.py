@@ -158,14 +158,14 @@ class Detector:
         if isinstance(below, bool) or not isinstance(below, (int, float)) or not 0 <= below < float("inf"):
             raise ValueError(f"classifier_below must be a number >= 0 (0: never, above 1: every face), got {below!r}")
         self._cls_below = float(below)  # a cascade: the crop classifiers label only the faces the detector is unsure of
-        # classifiers never asked (classifier_below 0) are not loaded. A lone network keeps onnxruntime's
-        # spinning thread pool (faster); sessions taking turns on every face do not. A cascade
-        # (classifier_below <= 1) asks its classifiers seldom: its detector spins (mobile's photo 9.1 ms
-        # against 11.4 ms) and its classifiers' pools do not (a crowd of 90 asked faces: 136 ms on two
-        # threads against 167 ms on the calling thread alone)
+        # classifiers never asked (classifier_below 0) are not loaded. The detector keeps onnxruntime's
+        # spinning thread pool (faster) unless classifiers take turns with it on every face; a cascade
+        # (classifier_below <= 1) asks them seldom, so its detector spins (mobile's photo 9.1 ms against
+        # 11.4 ms) and its classifiers' pools do not (a crowd of 90 asked faces: 136 ms on two threads
+        # against 167 ms on the calling thread alone)
         asks = self._cls_below > 0
-        cascade = bool(self.spec.classifiers) and 0 < self._cls_below <= 1
-        self._sess = _session(path, threads, providers, spin=not (self.spec.classifiers and asks) or cascade)
+        turns = bool(self.spec.classifiers) and self._cls_below > 1
+        self._sess = _session(path, threads, providers, spin=not turns)
         self.meta = dict(self.spec.meta)
         if self.meta.get("kind", "detector") != "detector":
             raise ModelError(f"{path}: is a maskwatch {self.meta.get('kind')} model, not a detector")

@@ -23,22 +23,23 @@ ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-
 
 @router.get("/", response_class=HTMLResponse)
 async def index() -> HTMLResponse:
-    return HTMLResponse((WEB_DIR / "index.html").read_text(), headers=ISOLATION_HEADERS)
+    return HTMLResponse((WEB_DIR / "index.html").read_text())
 
 
 @router.get("/live", response_class=HTMLResponse)
 async def live() -> HTMLResponse:
-    return HTMLResponse((WEB_DIR / "live.html").read_text(), headers=ISOLATION_HEADERS)
+    return HTMLResponse((WEB_DIR / "live.html").read_text())
 
 
 def mount_files(app: FastAPI) -> None:
-    """``/static`` (scripts, sent with the isolation headers) and ``/models`` (the ONNX files, for
-    on-device mode)."""
+    """``/static`` (scripts) and ``/models`` (the ONNX files, for on-device mode); the pages and
+    ``/static`` are sent with the isolation headers."""
 
     @app.middleware("http")
-    async def isolate_static(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def isolate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
-        if request.url.path.startswith("/static/"):
+        path = request.url.path
+        if path in ("/", "/live") or path.startswith("/static/"):
             response.headers.update(ISOLATION_HEADERS)
         return response
 

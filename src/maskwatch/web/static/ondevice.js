@@ -87,7 +87,7 @@ function interp(v, xs, ys) {
   return ys[ys.length - 1];
 }
 
-function decode(scores, dists, probs, pw, ph, scale, {threshold: thr, nms: nmsIou, voteIou, voteScore, labels, strides, calibration}, w0, h0) {
+function decode(scores, dists, probs, pw, ph, scale, {threshold: thr, nms: nmsIou, voteIou, voteScore, strides, calibration}, w0, h0) {
   // the model's face scores are calibrated (maskwatch.core.calibration): threshold the network's raw
   // score at the raw value of the threshold, report the calibrated score
   const [raw, cal] = calibration || [[0, 1], [0, 1]];
