@@ -77,7 +77,7 @@ def main() -> None:
         "browser": f"Chromium {version} headless, onnxruntime-web {res['ort']} wasm",
         "threads": res["threads"],  # the page's: several when cross-origin isolated, else 1
         "cross_origin_isolated": res["isolated"],
-        "picture": f"{src} at 640x480",
+        "picture": src,
         "frames": args.frames,
         "ms_per_frame": round(res["ms"], 1),
         "frames_per_s": round(1000 / res["ms"], 1),

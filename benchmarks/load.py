@@ -136,7 +136,7 @@ def main() -> None:
     lat.sort()
     out = {
         "machine": machine(),
-        "picture": f"{src} at 640x480, JPEG q90 ({len(enc)} bytes)",
+        "picture": f"{src}, JPEG q90 ({len(enc)} bytes)",
         "model": args.model,
         "clients": args.clients,
         "server_workers": args.server_workers,

@@ -3,6 +3,7 @@ of YuNet-n (the teacher in ../shared/teachers) at the same input sizes, in one r
 
     python benchmarks/speed.py [--models mobile server] [--yunet 640 800] [--runs 100] [--json benchmarks/results/speed.json]
     python benchmarks/speed.py --crowd ...   # a crowd (130 faces) at 640x480 instead: what the crowd zoom costs
+    python benchmarks/speed.py --noise --models mobile server --runs 3   # the worst case: 1920x1080 noise, threshold 0
     python benchmarks/speed.py --models mobile mobile:0   # MODEL:X runs Detector(MODEL, classifier_below=X)
     python benchmarks/speed.py --models mobile --threads 1   # one onnxruntime thread (a browser's wasm runs one)
 
@@ -50,13 +51,15 @@ DATA = Path(os.environ.get("MASKWATCH_DATA", Path(__file__).resolve().parents[2]
 CROWD = Path("wider-face-val-part/images/0--Parade/0_Parade_marchingband_1_74.jpg")  # 130 labelled faces
 
 
-def test_picture(crowd: bool = False) -> tuple[np.ndarray, str]:
+def test_picture(crowd: bool = False, noise: bool = False) -> tuple[np.ndarray, str]:
+    if noise:  # every anchor a candidate at threshold 0: what max_faces bounds
+        return np.random.default_rng(0).integers(0, 255, (1080, 1920, 3), dtype=np.uint8), "random noise 1920x1080"
     root = DATA
     p = root / CROWD if crowd else root / "kaggle-facemask" / "images" / "maksssksksss101.jpg"
     if p.is_file():
-        return cv2.resize(cv2.imread(str(p)), (640, 480)), str(p.relative_to(root))
+        return cv2.resize(cv2.imread(str(p)), (640, 480)), f"{p.relative_to(root)} at 640x480"
     rng = np.random.default_rng(0)
-    return rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), "random noise"
+    return rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), "random noise at 640x480"
 
 
 def report(out: dict, path: Path | None) -> None:
@@ -73,16 +76,16 @@ def detector(model: str, **options) -> Detector:
     return Detector(name, classifier_below=float(below) if below else None, **options)
 
 
-def bench(model: str, img: np.ndarray, runs: int, threads: int | None = None) -> dict:
+def bench(model: str, img: np.ndarray, runs: int, threads: int | None = None, threshold: float | None = None) -> dict:
     det = detector(model, threads=threads)
-    r = timed(lambda: det.detect(img), runs)
+    r = timed(lambda: det.detect(img, threshold), runs)
     whole, regions = det.passes(img.shape[1], img.shape[0])
     ran: list[int] = []  # the network sizes one call runs: the first passes, then the crowd zoom's, if any
     run_views = det._run_views
     det._run_views = lambda views, size, *a, **k: ran.append(size) or run_views(views, size, *a, **k)
     crops: list[int] = []  # the faces each crop classifier labels in one call (a cascade: the unsure ones)
     det._classifiers = [lambda im, boxes, c=c: crops.append(len(boxes)) or c(im, boxes) for c in det._classifiers]
-    det.detect(img)
+    det.detect(img, threshold)
     zoomed = ran[len(whole) + len(regions) :]
     return {
         "model": model,
@@ -125,9 +128,10 @@ def timed(call, runs: int) -> dict:
     }
 
 
-def in_own_process(system: str, runs: int, crowd: bool, threads: int | None = None) -> dict:
+def in_own_process(system: str, runs: int, crowd: bool, threads: int | None = None, noise: bool = False) -> dict:
     """One system timed in a fresh process (its own onnxruntime thread pool)."""
     cmd = [sys.executable, __file__, "--one", system, "--runs", str(runs)] + (["--crowd"] if crowd else [])
+    cmd += ["--noise"] if noise else []
     cmd += ["--threads", str(threads)] if threads else []
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -140,25 +144,28 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--crowd", action="store_true", help="time a crowd picture (WIDER FACE val) instead of one face")
+    ap.add_argument("--noise", action="store_true", help="1920x1080 noise at threshold 0 instead (maskwatch models)")
     ap.add_argument("--threads", type=int, help="onnxruntime threads for every system (default: each one's own)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one system in this process
     args = ap.parse_args()
-    img, src = test_picture(args.crowd)
+    img, src = test_picture(args.crowd, args.noise)
+    threshold = 0.0 if args.noise else None
     if args.one:
         kind, _, size = args.one.partition("@")
         r = (
             bench_yunet(int(size), img, args.runs, args.threads)
             if kind == "yunet-n"
-            else bench(args.one, img, args.runs, args.threads)
+            else bench(args.one, img, args.runs, args.threads, threshold)
         )
         print(json.dumps(r))
         return
     systems = list(args.models) + [f"yunet-n@{n}" for n in args.yunet]
     out = {
         "machine": machine(),
-        "picture": f"{src} at 640x480",
+        "picture": src,
+        "threshold": threshold if args.noise else "each system's default",
         "threads": args.threads or "each system's default",
-        "results": [in_own_process(s, args.runs, args.crowd, args.threads) for s in systems],
+        "results": [in_own_process(s, args.runs, args.crowd, args.threads, args.noise) for s in systems],
     }
     for r in out["results"]:
         print(
