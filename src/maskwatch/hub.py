@@ -61,9 +61,18 @@ def to_paddle(faces: list[Face], width: int, height: int) -> list[dict[str, Any]
 def threshold_value(v: Any) -> float:
     """PaddleHub's ``confs_threshold`` as a score threshold: any number, held to [0, 1] (over 1
     finds nothing, as in PaddleHub); anything else is an error naming it."""
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or np.isnan(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
+        raise MaskwatchError(f"confs_threshold: expected a number, got {_short_repr(v)}")
+    if isinstance(v, (int, np.integer)):  # exact: an integer of any length, never converted to float
+        return 0.0 if v <= 0 else 1.0
+    if np.isnan(v):
         raise MaskwatchError(f"confs_threshold: expected a number, got {v!r}")
     return min(max(float(v), 0.0), 1.0)
+
+
+def _short_repr(v: Any) -> str:
+    r = repr(v) if not isinstance(v, int) else f"an integer of {len(str(abs(v)))} digits"
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 class Module:

@@ -3,14 +3,94 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
-from typing import TextIO
+import os
+from typing import IO, Protocol, cast
 
+from ..core.errors import MaskwatchError
 from ..core.face import LABELS
 from .annotate import summarize
 from .runner import ROW_FIELDS, Report, overall_summary
 
 FORMATS = ("table", "csv", "json", "jsonl")
+
+
+class TextSink(Protocol):
+    """Where a ``ReportWriter`` writes: a text file, stdout, or an ``OutputFile``."""
+
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+    def isatty(self) -> bool: ...
+
+
+class OutputError(MaskwatchError):
+    """The results could not be written (a full disk, an I/O error): names the file; what was written
+    before stays a valid file."""
+
+    def __init__(self, name: str, exc: OSError):
+        self.name = name
+        self.reason = exc.strerror or str(exc)
+        self.errno = exc.errno
+        super().__init__(f"cannot write {name}: {self.reason}")
+
+
+class OutputFile:
+    """A text file written in whole pieces: each ``write`` lands whole or not at all. When the disk
+    refuses a piece (``ENOSPC``, ``EIO``...), the file is cut back to the end of the last whole piece and
+    ``OutputError`` names it; rows are never left half written.
+
+    ``write(text, tail)`` also keeps ``tail`` at the end of the file (a JSON document's closing
+    brackets), rewritten in place after each piece, so that the file is a whole document after every
+    write, and still is when the disk fills: restoring the tail over bytes already on disk needs no
+    new space."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.name = str(path)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        self._good = 0  # bytes of whole pieces written, the tail not counted
+        self._tail = b""
+
+    def write(self, text: str, tail: str | None = None) -> int:
+        data = text.encode("utf-8")
+        new_tail = self._tail if tail is None else tail.encode("utf-8")
+        try:
+            self._write_at(self._good, data + new_tail)
+        except OSError as exc:
+            self._restore()
+            raise OutputError(self.name, exc) from None
+        self._good += len(data)
+        self._tail = new_tail
+        return len(text)
+
+    def _write_at(self, offset: int, data: bytes) -> None:
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            done += os.pwrite(self._fd, view[done:], offset + done)
+
+    def _restore(self) -> None:
+        """Back to the last whole piece and its tail, in place (a device such as /dev/full cannot be cut)."""
+        try:
+            self._write_at(self._good, self._tail)
+            os.ftruncate(self._fd, self._good + len(self._tail))
+        except OSError:
+            pass
+
+    def flush(self) -> None:
+        pass  # every write went to the file
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+
+_JSON_END = "\n  ]\n}\n"  # how a JSON report file ends after its last picture
+_JSON_EMPTY_END = "]\n}\n"  # ... and with no picture
 
 
 class ReportWriter:
@@ -20,46 +100,84 @@ class ReportWriter:
     leaves a valid file of what was finished: whole CSV rows and JSON lines, a closed JSON array.
     """
 
-    def __init__(self, out: TextIO, fmt: str, summary: bool = False, per_image: bool = False):
+    def __init__(self, out: TextSink, fmt: str, summary: bool = False, per_image: bool = False):
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
         self.out, self.fmt, self.summary, self.per_image = out, fmt, summary, per_image
         self.reports: list[Report] = []
-        self._csv = None
+        self._written = 0  # reports written whole
         self._closed = False
+        self.failed = False  # the output refused a write
         if fmt == "csv":
-            self._csv = csv.DictWriter(out, fieldnames=list(ROW_FIELDS), extrasaction="ignore")
-            self._csv.writeheader()
+            self._emit(",".join(ROW_FIELDS) + "\r\n")
         elif fmt == "json":
-            out.write('{\n  "images": [')
+            self._emit('{\n  "images": [', _JSON_EMPTY_END)
 
     def write(self, rep: Report) -> None:
-        self.reports.append(rep)
-        if self._csv is not None:
-            for row in rep.rows():
-                self._csv.writerow(csv_cells(row))
+        """One report, written as one piece (all its rows, or its JSON object) and flushed.
+
+        ``OutputError`` if the output refuses it (a full disk): nothing of it is kept, and ``close``
+        still ends the file validly where it can."""
+        if self.fmt == "csv":
+            buf = io.StringIO()
+            rows = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), extrasaction="ignore")
+            rows.writerows(csv_cells(row) for row in rep.rows())
+            piece = buf.getvalue()
         elif self.fmt == "jsonl":
-            self.out.write(json.dumps(rep.to_dict()) + "\n")
+            piece = json.dumps(rep.to_dict()) + "\n"
         elif self.fmt == "json":
-            sep = "\n" if len(self.reports) == 1 else ",\n"
-            self.out.write(sep + _indent(json.dumps(rep.to_dict(), indent=2), 4))
-        self.out.flush()
+            sep = "\n" if not self._written else ",\n"
+            piece = sep + _indent(json.dumps(rep.to_dict(), indent=2), 4)
+        else:
+            piece = ""
+        self._emit(piece, _JSON_END if self.fmt == "json" else None)
+        self.reports.append(rep)
+        self._written += 1
+
+    def _emit(self, text: str, tail: str | None = None) -> None:
+        """``text`` to the output, whole; ``tail``: what the file must end with until the next piece
+        (kept at the end by an ``OutputFile``; other outputs get it at ``close``)."""
+        try:
+            if isinstance(self.out, OutputFile):
+                self.out.write(text, tail)
+            elif text:
+                self.out.write(text)
+            self.out.flush()
+        except OutputError:
+            self.failed = True
+            raise
+        except OSError as exc:  # stdout, or a file object the caller opened
+            self.failed = True
+            raise OutputError(getattr(self.out, "name", "the output"), exc) from None
 
     def close(self) -> None:
-        """Finish the output (safe to call after an interruption, and more than once)."""
+        """Finish the output (safe to call after an interruption, and more than once). After a refused
+        write the end is tried once more and not raised again (the first refusal was)."""
         if self._closed:
             return
         self._closed = True
-        if self.fmt == "json":
-            self.out.write("\n  ]" if self.reports else "]")
-            if self.summary:
-                self.out.write(',\n  "summary": ' + _indent(json.dumps(overall_summary(self.reports), indent=2), 2)[2:])
-            self.out.write("\n}\n")
-        elif self.fmt == "jsonl" and self.summary:
-            self.out.write(json.dumps({"summary": overall_summary(self.reports)}) + "\n")
-        elif self.fmt == "table":
-            self._table()
-        self.out.flush()
+        failed_before = self.failed
+        try:
+            if self.fmt == "json":
+                end = _JSON_END if self._written else _JSON_EMPTY_END
+                if self.summary and not failed_before:
+                    summary = _indent(json.dumps(overall_summary(self.reports), indent=2), 2)[2:]
+                    end = end.removesuffix("\n}\n") + ',\n  "summary": ' + summary + "\n}\n"
+                if isinstance(self.out, OutputFile):
+                    self._emit("", end)  # the tail becomes the end, summary included
+                else:
+                    self._emit(end)
+            elif self.fmt == "jsonl" and self.summary and not failed_before:
+                self._emit(json.dumps({"summary": overall_summary(self.reports)}) + "\n")
+            elif self.fmt == "table":
+                try:
+                    self._table()
+                except OSError as exc:
+                    self.failed = True
+                    raise OutputError(getattr(self.out, "name", "the output"), exc) from None
+        except OutputError:
+            if not failed_before:
+                raise
 
     def _table(self) -> None:
         from rich.console import Console
@@ -67,7 +185,9 @@ class ReportWriter:
         from rich.text import Text
 
         # a file or a pipe gets each row on one line, however long the file names
-        console = Console(file=self.out, width=max(100, Console().width) if self.out.isatty() else 100_000)
+        console = Console(
+            file=cast(IO[str], self.out), width=max(100, Console().width) if self.out.isatty() else 100_000
+        )
         t = Table(show_lines=False)
         for c in ("label", "x1", "y1", "x2", "y2", "confidence", "image"):
             t.add_column(c, justify="right" if c not in ("label", "image") else "left")

@@ -22,7 +22,7 @@ from ..core.detector import Detector
 from ..core.errors import MaskwatchError
 from ..core.face import Face
 from ..core.imageio import ImageInput, load_image
-from .sources import READ_TIMEOUT_S, is_stream, is_video, open_capture
+from .sources import READ_TIMEOUT_S, FileFrames, frame_size_problem, is_stream, is_video, open_capture
 
 ROW_FIELDS = ("label", "x1", "y1", "x2", "y2", "confidence", "image", "score", "frame", "error")
 
@@ -134,13 +134,11 @@ def detect_image(
     return rep
 
 
-def _read(cap: cv2.VideoCapture) -> Generator[tuple[bool, Any], None, None]:
-    """A video file's or camera's frames, read here, until the first failed read."""
-    while True:
-        got = cap.read()
-        yield got
-        if not got[0]:
-            return
+def _read(frames: FileFrames) -> Generator[tuple[bool, Any], None, None]:
+    """A video file's frames, read here, past corrupt stretches (see ``FileFrames``), then one failed read."""
+    for _, img in frames:
+        yield True, img
+    yield False, None
 
 
 def _read_in_thread(cap: cv2.VideoCapture) -> Generator[tuple[bool, Any], None, None]:
@@ -187,12 +185,17 @@ def detect_video(
     if not cap.isOpened():
         yield Report(source, error="cannot open video or stream")
         return
+    if problem := frame_size_problem(cap):
+        cap.release()
+        yield Report(source, error=problem)
+        return
     writer = None
     out_path = None
     i = 0
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     threaded = is_stream(str(source))  # the reader thread owns the capture: see _read_in_thread
-    reads = _read_in_thread(cap) if threaded else _read(cap)
+    frames = None if threaded else FileFrames(cap)
+    reads = _read_in_thread(cap) if frames is None else _read(frames)
     try:
         n = 0
         while True:
@@ -222,6 +225,8 @@ def detect_video(
             i += 1
         if i == 0:
             yield Report(source, error="video holds no readable frame")
+        elif frames is not None and frames.problem and not (max_frames and n >= max_frames):
+            yield Report(source, frame=frames.end, error=frames.problem)  # an error row: exit code 1
     except Exception as exc:  # a frame or the writer failed: the frames done stay, the rest of the batch goes on
         yield Report(source, frame=i, error=f"video stopped at frame {i}: {type(exc).__name__}: {exc}")
     finally:

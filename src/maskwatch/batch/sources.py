@@ -6,10 +6,12 @@ import errno
 import glob
 import os
 from pathlib import Path
+from typing import Iterator
 
 import cv2
+import numpy as np
 
-from ..core.imageio import IMAGE_SUFFIXES
+from ..core.imageio import IMAGE_SUFFIXES, MAX_PIXELS, file_problem
 
 OPEN_TIMEOUT_S = 10.0  # a stream that cannot be opened is an error within this time, not a hang
 READ_TIMEOUT_S = 5.0  # a stream that gives no frame for this long has stalled
@@ -46,6 +48,8 @@ def expand_sources(sources: list[str]) -> list[tuple[str, str | None]]:
             out.extend(found)
         elif p.is_file():
             out.append((str(p), None))
+        elif p.exists():  # a FIFO, a device, a socket: named, never opened (a read would block or never end)
+            out.append((src, file_problem(p) or "not a regular file"))
         elif glob.has_magic(src):
             matched = sorted(f for f in glob.glob(os.path.expanduser(src), recursive=True) if Path(f).is_file())
             if not matched:
@@ -81,9 +85,75 @@ def _walk(folder: Path) -> list[tuple[str, str | None]]:
             if problem:
                 out.append((str(f), problem))
                 continue
-        if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES:
-            out.append((str(f), None))
+        if f.suffix.lower() not in MEDIA_SUFFIXES or f.is_dir():
+            continue
+        problem = file_problem(f)  # a FIFO or a device named *.jpg gets an error row, never a silent skip
+        out.append((str(f), problem))
     return out
+
+
+MAX_BAD_READS = 30  # failed reads in a row, before the declared end, after which a video file is given up
+
+
+class FileFrames:
+    """A video file's frames, ``(index, picture)`` in order, read past frames that cannot be decoded.
+
+    A read that fails before the end the file declares is a decode error, not the end: reading goes
+    on (a corrupt stretch in the middle loses its frames, not the rest of the video) until
+    ``MAX_BAD_READS`` reads in a row fail. ``problem`` then says what was lost (None for a clean file):
+    the caller reports it, as an error row or event and an exit code, instead of a quiet early end.
+    """
+
+    def __init__(self, cap: cv2.VideoCapture):
+        self.cap = cap
+        declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.declared = int(declared) if declared and declared > 0 else 0
+        self.read = 0
+        self.lost = 0  # frames that failed to decode, with frames after them
+        self.first_bad: int | None = None
+        self.end = 0  # the index after the last frame read
+        self.problem: str | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        index = 0
+        bad = 0
+        while True:
+            ok, img = self.cap.read()
+            if ok and img is not None:
+                if bad:  # frames again after a corrupt stretch
+                    self.lost += bad
+                    bad = 0
+                self.read += 1
+                yield index, img
+                index += 1
+                self.end = index
+                continue
+            if not self.declared or index >= self.declared or bad >= MAX_BAD_READS:
+                break
+            if self.first_bad is None:
+                self.first_bad = index
+            bad += 1
+            index += 1
+        self.problem = self._problem()
+
+    def _problem(self) -> str | None:
+        short = self.declared - self.end if self.declared else 0
+        if self.lost == 0 and short <= max(1, self.declared // 50):  # counts estimated from the duration
+            return None
+        parts = []
+        if self.lost:
+            parts.append(f"{self.lost} frames could not be decoded from frame {self.first_bad} on")
+        if short > max(1, self.declared // 50):
+            parts.append(f"the video stops at frame {self.end} of the {self.declared} it declares")
+        return "decode error: " + "; ".join(parts) + " (a corrupt or truncated file)"
+
+
+def frame_size_problem(cap: cv2.VideoCapture) -> str | None:
+    """Why a video's declared frame size is refused (over ``MAX_PIXELS``), or None: checked before a frame is decoded."""
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if w * h > MAX_PIXELS:
+        return f"refused: frames of {w}x{h} are {w * h / 1e6:.3g} megapixels, over the limit of {MAX_PIXELS / 1e6:g}"
+    return None
 
 
 def is_video(path: str) -> bool:

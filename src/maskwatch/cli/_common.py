@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..core.errors import MaskwatchError
+from ..core.errors import MaskwatchError, printable
 
 # soft_wrap: one message, one line (no wrapping at 80 columns when stderr is a file or a pipe)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -26,7 +26,7 @@ def flag(name: str, help: str, *aliases: str, **kw: Any) -> Any:
 
 def error(msg: str) -> None:
     """Print ``error: msg`` on stderr; ``msg`` is plain text (file names are data, never rich markup)."""
-    err.print(Text("error: ", style="red") + Text(msg))
+    err.print(Text("error: ", style="red") + Text(printable(msg)))  # one line, whatever a file name holds
 
 
 def fail_usage(msg: str) -> None:

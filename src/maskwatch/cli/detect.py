@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.text import Text
 
 from ._common import err, error, fail_usage, make_detector
+
+if TYPE_CHECKING:
+    from ..batch.output import OutputError
 
 DEFAULT_SAVE_DIR = Path("runs/detect/predict")  # as Ultralytics: runs/ is where results go unless told otherwise
 
@@ -70,7 +74,7 @@ def detect(
 ):
     """Detect faces and mask labels; rows of label, x1, y1, x2, y2, confidence, image."""
     from ..batch import runner as batch
-    from ..batch.output import FORMATS, ReportWriter, summary_text
+    from ..batch.output import FORMATS, OutputError, OutputFile, ReportWriter, summary_text
     from ..batch.sources import expand_sources
 
     if use_ray or ray_address or batch_size:
@@ -104,13 +108,17 @@ def detect(
     _check_output(output, items)
     save_dir = _prepare_save_dir(save_dir)
     try:
-        out = open(output, "w", newline="") if output else sys.stdout
+        out = OutputFile(output) if output else sys.stdout
     except OSError as exc:
         fail_usage(f"--output {output}: cannot write it ({exc.strerror or exc})")
-    writer = ReportWriter(out, fmt, summary, per_image)
     show = progress if progress is not None else len(items) > 1
     failed = 0
     interrupted = False
+    refused: OutputError | None = None
+    try:
+        writer = ReportWriter(out, fmt, summary, per_image)
+    except OutputError as exc:
+        _output_failed(exc, output, 0)
     try:
         with _progress("detect", disable=not show) as bar:
             task = bar.add_task("detect", total=len(items))
@@ -128,10 +136,17 @@ def detect(
                 writer.write(rep)  # written and flushed as it comes (a camera or stream never ends)
     except KeyboardInterrupt:  # Ctrl-C: the usual way to stop a camera; keep what was done
         interrupted = True
+    except OutputError as exc:  # a full disk: stop, keep the whole rows written so far
+        refused = exc
     finally:  # also on Ctrl-C: what was finished stays a valid file
-        writer.close()
+        try:
+            writer.close()
+        except OutputError as exc:
+            refused = refused or exc
         if output:
             out.close()
+    if refused is not None:
+        _output_failed(refused, output, len(writer.reports) if fmt != "table" else 0)
     if summary and fmt == "csv":  # CSV stays machine-readable; the summary goes to stderr
         sys.stderr.write(summary_text(writer.reports, per_image))
     if interrupted:
@@ -143,6 +158,17 @@ def detect(
         )
         raise typer.Exit(130)
     raise typer.Exit(1 if failed else 0)
+
+
+def _output_failed(exc: OutputError, output: Optional[Path], written: int) -> None:
+    """The output refused a write (a full disk): one line naming it, exit 1."""
+    if output is None:  # stdout: nothing more can go there, not even Python's last flush at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    kept = f"; {output} keeps the whole rows of the {written} inputs before it" if output and written else ""
+    error(f"{exc}{kept}")
+    raise typer.Exit(1)
 
 
 def _check_output(output: Optional[Path], items: list[tuple[str, Optional[str]]]) -> None:

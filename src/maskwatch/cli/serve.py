@@ -40,6 +40,7 @@ def serve(
         import uvicorn
 
         from ..serve import SETTINGS_ENV, SettingsError, create_app, load_settings, usable_cores
+        from ..serve.protocol import HeaderTimeoutProtocol
     except ImportError as exc:
         fail_usage(f"serving needs its extra: pip install 'maskwatch[serve]' ({exc})")
     try:
@@ -76,7 +77,7 @@ def serve(
         err=True,
     )
     if settings.workers == 1:  # this process serves: the app made above, its model already loaded
-        uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning", http=HeaderTimeoutProtocol)
         return
     os.environ[SETTINGS_ENV] = settings.model_dump_json()  # each worker process makes its own app
     # /metrics reports all workers: prometheus_client's multiprocess mode, in a folder removed at exit
@@ -89,4 +90,5 @@ def serve(
             workers=settings.workers,
             factory=True,
             log_level="warning",
+            http=HeaderTimeoutProtocol,
         )

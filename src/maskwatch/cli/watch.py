@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import typer
 
-from ._common import err, fail_usage, flag, make_detector
+from ._common import err, error, fail_usage, flag, make_detector
 
 
 def watch(
@@ -116,6 +116,9 @@ def watch(
     sys.stdout.flush()
     if events is not None:
         err.print(f"events written to {events}", markup=False, highlight=False)
+    if summary.get("error"):  # the source failed before its end (a corrupt file): say so, exit 1
+        error(f"{summary['stream']}: {summary['error']}")
+        raise typer.Exit(1)
 
 
 def summary_text(s: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ import onnxruntime as ort
 
 from .calibration import calibrate, raw_threshold
 from .detections import Detections
-from .errors import ModelError
+from .errors import ImageError, ModelError
 from .face import LABELS, Face
 from .geometry import anchor_points, class_vote, clip_boxes, distances_to_boxes, expand_boxes, nms, weighted_box_merge
 from .imageio import ImageInput, load_image
@@ -225,19 +225,44 @@ class Detector:
         """``detect`` as a ``Detections`` (arrays, one row per face)."""
         return self._detect_image(load_image(image), self._threshold(score_threshold))
 
-    def detect_batch(self, images: Iterable[ImageInput], score_threshold: float | None = None) -> list[list[Face]]:
-        """``detect`` for each picture, in order (pictures of one size share network runs)."""
-        return [d.to_faces() for d in self.detections_batch(images, score_threshold)]
+    def detect_batch(
+        self, images: Iterable[ImageInput], score_threshold: float | None = None, *, errors: str = "return"
+    ) -> list[list[Face] | ImageError]:
+        """``detect`` for each picture, in order (pictures of one size share network runs).
+
+        A picture that cannot be read does not stop the others: its entry is the ``ImageError`` that
+        names it, in its place (``errors="raise"``: the first such error is raised instead)."""
+        return [
+            d if isinstance(d, ImageError) else d.to_faces()
+            for d in self.detections_batch(images, score_threshold, errors=errors)
+        ]
 
     def detections_batch(
-        self, images: Iterable[ImageInput], score_threshold: float | None = None, max_batch: int = 8
-    ) -> list[Detections]:
+        self,
+        images: Iterable[ImageInput],
+        score_threshold: float | None = None,
+        max_batch: int = 8,
+        *,
+        errors: str = "return",
+    ) -> list[Detections | ImageError]:
         """``detections`` for each picture, in order. Pictures of the same size are preprocessed into
-        one network input of up to ``max_batch`` pictures, so they share one ``session.run``."""
+        one network input of up to ``max_batch`` pictures, so they share one ``session.run``. A picture
+        that cannot be read gives its ``ImageError`` in its place (``errors="raise"``: raised)."""
+        if errors not in ("return", "raise"):
+            raise ValueError(f'errors must be "return" or "raise", got {errors!r}')
         thr = self._threshold(score_threshold)
         raw_min = self._raw_min(thr)
         first_min = self._first_min(raw_min)
-        imgs = [load_image(im) for im in images]
+        loaded: list[np.ndarray | ImageError] = []
+        for im in images:
+            try:
+                loaded.append(load_image(im))
+            except ImageError as exc:
+                if errors == "raise":
+                    raise
+                loaded.append(exc)
+        good = [i for i, im in enumerate(loaded) if not isinstance(im, ImageError)]
+        imgs = [im for im in loaded if not isinstance(im, ImageError)]
         parts: list[list[Detections]] = [[] for _ in imgs]
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, img in enumerate(imgs):
@@ -252,7 +277,10 @@ class Detector:
                         parts[i].append(d)
                 for i in chunk:
                     parts[i] += [self._run_view(imgs[i], region, size, first_min) for region, size in regions]
-        return [self._zoom_and_finish(img, p, thr, raw_min) for img, p in zip(imgs, parts)]
+        out: list[Detections | ImageError] = list(loaded)  # type: ignore[arg-type]
+        for i, img, p in zip(good, imgs, parts):
+            out[i] = self._zoom_and_finish(img, p, thr, raw_min)
+        return out
 
     def passes(self, width: int, height: int) -> tuple[list[int], list[tuple[tuple[int, int, int, int], int]]]:
         """How a picture of this size is run: the network sizes (long side, px) of the whole-picture

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """``text`` on one line: control characters (a newline in a file name) written as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class MaskwatchError(Exception):
     """Base class for every error maskwatch raises about its inputs or models."""
 

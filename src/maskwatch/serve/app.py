@@ -9,11 +9,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from .. import __version__
-from .dependencies import BodyLimit, Service
+from .dependencies import BodyLimit, ConcurrencyLimit, Service
 from .errors import install_error_handlers
 from .routers import live, metrics, paddlehub, pages, rest, streams
 from .schemas import document_400_not_422
-from .settings import ServeSettings, load_settings
+from .protocol import HeaderTimeoutProtocol
+from .settings import ServeSettings, load_settings, usable_cores
 from .watchers import StreamHub
 
 SETTINGS_ENV = "MASKWATCH_SERVE_SETTINGS"  # how `serve --workers N` hands its settings to each worker process
@@ -50,6 +51,11 @@ def create_app(settings: ServeSettings | str | None = None, /, **options: Any) -
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
     app.add_middleware(BodyLimit, limit=settings.max_body)
+    in_flight = settings.max_in_flight or 4 * (settings.infer_threads or usable_cores())
+    app.add_middleware(
+        ConcurrencyLimit, limit=in_flight, max_queued=settings.max_queued, timeout=settings.queue_timeout
+    )
+    HeaderTimeoutProtocol.header_timeout = settings.header_timeout  # the connections of this process
     app.middleware("http")(service.require_key)
     app.middleware("http")(service.metrics.observe)  # outermost: refused requests are counted too
     install_error_handlers(app)

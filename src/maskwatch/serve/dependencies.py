@@ -72,8 +72,12 @@ class Service:
         key = self.settings.api_key
         if key is None:
             return True
-        given = conn.headers.get("x-api-key") or conn.query_params.get("key") or conn.cookies.get(KEY_COOKIE) or ""
-        return hmac.compare_digest(given.encode(), key.encode())
+        header = conn.headers.get("x-api-key")
+        if header:  # HTTP headers are bytes, decoded as Latin-1: the UTF-8 bytes of a non-ASCII key come back
+            given = header.encode("latin-1", errors="replace")
+        else:
+            given = (conn.query_params.get("key") or conn.cookies.get(KEY_COOKIE) or "").encode("utf-8", "replace")
+        return hmac.compare_digest(given, key.encode("utf-8"))
 
     async def require_key(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         """HTTP middleware: every route but OPEN_PATHS needs the key (pages and files too)."""
@@ -134,3 +138,54 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class ConcurrencyLimit:
+    """ASGI middleware: at most ``limit`` POST requests (the ones that carry pictures) are handled at once;
+    up to ``max_queued`` more wait for a slot (at most ``timeout`` seconds), and the rest get 503 with
+    ``Retry-After`` at once, before their bodies are read. Memory stays bounded however many clients come."""
+
+    def __init__(self, app: ASGIApp, limit: int, max_queued: int, timeout: float):
+        self.app, self.limit, self.max_queued, self.timeout = app, limit, max_queued, timeout
+        self.active = 0
+        self.waiting = 0
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.limit)
+        if slots.locked():
+            if self.waiting >= self.max_queued:
+                return await self._busy(scope, send)
+            self.waiting += 1
+            try:
+                await asyncio.wait_for(slots.acquire(), self.timeout)
+            except asyncio.TimeoutError:
+                return await self._busy(scope, send)
+            finally:
+                self.waiting -= 1
+        else:
+            await slots.acquire()
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+            slots.release()
+
+    async def _busy(self, scope: Scope, send: Send) -> None:
+        msg = f"busy: {self.limit} requests in progress and {self.waiting} waiting; retry shortly"
+        body = json.dumps(error_body(scope.get("path", ""), msg)).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", b"1"),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import ModelError
+
+log = logging.getLogger("maskwatch.serve")
 
 
 class BadRequest(Exception):
@@ -44,9 +47,10 @@ async def _bad_parameter(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
-    # still JSON (and still logged by the server): a model that cannot load is 503, anything else 500
+    # still JSON: a model that cannot load is 503; anything else is a bug, logged with its trace, 500
     if isinstance(exc, ModelError):
         return error_response(request, f"model unavailable: {exc}", 503)
+    log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request, f"internal error: {type(exc).__name__}", 500)
 
 

@@ -45,6 +45,13 @@ class ServeSettings(BaseSettings):
     cors_origins: list[str] | None = Field(None, description="browser origins allowed (CORS off unless given)")
     threads: int | None = Field(None, description="onnxruntime threads per inference (default: its own)")
     infer_threads: int | None = Field(None, description="inferences at once (default: the usable cores)")
+    max_in_flight: int | None = Field(
+        None,
+        description="POST requests handled at once (default: 4 x infer_threads); more wait, up to max_queued",
+    )
+    max_queued: int = Field(64, ge=0, description="POST requests waiting for a slot; past it, 503 with Retry-After")
+    queue_timeout: float = Field(30.0, description="seconds a request waits for a slot before its 503")
+    header_timeout: float = Field(10.0, description="seconds a client has to send its request headers")
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8866, ge=1, le=65535, description="port (PaddleHub Serving's is 8866)")
     workers: int = Field(1, ge=1, description="server processes, each with its own model")
@@ -83,7 +90,14 @@ class ServeSettings(BaseSettings):
             raise ValueError(f"must be a positive number, got {v}")
         return v
 
-    @field_validator("threads", "infer_threads")
+    @field_validator("queue_timeout", "header_timeout")
+    @classmethod
+    def _seconds(cls, v: float) -> float:
+        if not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"must be a positive number of seconds, got {v}")
+        return v
+
+    @field_validator("threads", "infer_threads", "max_in_flight")
     @classmethod
     def _threads(cls, v: int | None) -> int | None:
         if v is not None and v < 1:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from ..batch.sources import OPEN_TIMEOUT_S, READ_TIMEOUT_S, is_stream
+from ..batch.sources import OPEN_TIMEOUT_S, READ_TIMEOUT_S, FileFrames, frame_size_problem, is_stream
 from ..batch.sources import open_capture as _open
 from ..core.errors import MaskwatchError
 
@@ -130,6 +130,10 @@ class FrameReader:
                 f"{public_source(str(self.source))}: cannot open the {kind}" + (f" ({failure[0]})" if failure else "")
             )
         self._cap = opened[0]
+        if problem := frame_size_problem(self._cap):
+            self._cap.release()
+            self._cap = None
+            raise SourceError(f"{public_source(str(self.source))}: {problem}")
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 1.0 <= self.fps <= 240.0:
             self.fps = 25.0
@@ -143,6 +147,11 @@ class FrameReader:
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(self.read_timeout + 1)
+
+    @property
+    def error(self) -> str | None:
+        """Why the source ended before its end (a decode error in a file, a failure), or None."""
+        return self._error
 
     @property
     def done(self) -> bool:
@@ -189,9 +198,14 @@ class FrameReader:
         index = 0
         start = time.monotonic()
         live = is_live(self.source)
+        file_frames = FileFrames(cap) if cap is not None and not live else None
+        reads = iter(file_frames) if file_frames is not None else None
         try:
             while not self._stop.is_set():
-                ok, img = cap.read() if cap is not None else (False, None)
+                if reads is not None:  # a file: read past corrupt stretches (FileFrames)
+                    ok, img = next(((True, im) for _, im in reads), (False, None))
+                else:
+                    ok, img = cap.read() if cap is not None else (False, None)
                 if ok and img is not None:
                     now = time.monotonic()
                     if live:
@@ -215,6 +229,8 @@ class FrameReader:
                     break
                 self.reconnects += 1
                 self._status("stream_reconnected", f"reconnected after {self.reconnects} drop(s)")
+            if file_frames is not None and file_frames.problem and not self._stop.is_set():
+                self._error = file_frames.problem
         except Exception as exc:  # keep what was read; say why it stopped
             self._error = f"{type(exc).__name__}: {exc}"
         finally:

@@ -379,7 +379,7 @@ class Watcher:
             frame = last or Frame(np.zeros((1, 1, 3), np.uint8), 0, 0.0, time.monotonic(), time.time())
             frame = Frame(frame.image, frame.index, frame.video_time, frame.arrival, time.time())
             self._track_events(TrackUpdate(ended=self.tracker.finish()), frame)
-            detail = "stopped" if self._stop.is_set() else "end of the source"
+            detail = "stopped" if self._stop.is_set() else (self.reader.error or "end of the source")
             vt, n = (last.video_time, last.index) if last else (0.0, 0)
             self._emit(make_event("stream_ended", self.name, time.time(), vt, n, detail=detail, frames=self.frames))
         finally:
@@ -449,6 +449,7 @@ class Watcher:
             "frames_read": r.read if r else 0,
             "frames_dropped": r.dropped if r else 0,
             "reconnects": r.reconnects if r else 0,
+            "error": r.error if r else None,
             "seconds": round(elapsed, 2),
             "fps": round(self.frames / elapsed, 2) if elapsed > 0 else 0.0,
             "latency_ms_p50": round(1000 * lat[len(lat) // 2], 1) if lat else None,

@@ -16,10 +16,10 @@ router = APIRouter()
 async def live_ws(ws: WebSocket) -> None:
     """Each binary message a frame; each answer ``{width, height, faces, counts}`` or ``{"error": ...}``."""
     svc = get_service(ws)
+    await ws.accept()  # accepted first, so that a refusal is the documented close code, not an HTTP 403
     if not svc.key_given(ws):
-        await ws.close(code=1008)
+        await ws.close(code=1008, reason="missing or wrong API key")
         return
-    await ws.accept()
     det = svc.models.get()
     try:
         while True:
