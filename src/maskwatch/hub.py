@@ -63,8 +63,10 @@ def threshold_value(v: Any) -> float:
     finds nothing, as in PaddleHub); anything else is an error naming it."""
     if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
         raise MaskwatchError(f"confs_threshold: expected a number, got {_short_repr(v)}")
-    if isinstance(v, (int, np.integer)):  # exact: an integer of any length, never converted to float
-        return 0.0 if v <= 0 else 1.0
+    try:
+        v = float(v)
+    except OverflowError:  # an integer of hundreds of digits is no threshold anyone meant
+        raise MaskwatchError(f"confs_threshold: number out of range ({_short_repr(v)})") from None
     if np.isnan(v):
         raise MaskwatchError(f"confs_threshold: expected a number, got {v!r}")
     return min(max(float(v), 0.0), 1.0)

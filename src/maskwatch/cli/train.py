@@ -29,6 +29,27 @@ def train(
     lr: float = typer.Option(1e-3, "--lr", help="Learning rate for fine-tuning."),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue from the last checkpoint if there is one."),
     install: bool = typer.Option(False, "--install", help="Copy the result into the package's models folder."),
+    class_map: Optional[str] = typer.Option(
+        None,
+        "--class-map",
+        help="Fine-tuning: map your set's class names, NAME=CLASS,... (CLASS: mask, no_mask, incorrect, face or ignore).",
+    ),
+    unfreeze: bool = typer.Option(
+        False,
+        "--unfreeze",
+        help="Fine-tuning: train every layer (default: the backbone stays frozen under 1000 pictures).",
+    ),
+    patience: int = typer.Option(
+        3, "--patience", min=0, help="Fine-tuning: stop when val mAP has not risen for this many epochs (0: never)."
+    ),
+    val_fraction: float = typer.Option(
+        0.2,
+        "--val-fraction",
+        min=0.01,
+        max=0.9,
+        help="Fine-tuning: the share held out to validate, when the set has no val.txt.",
+    ),
+    batch: int = typer.Option(8, "--batch", min=1, help="Fine-tuning: pictures per step."),
 ):
     """Rebuild a shipped model, or fine-tune one on your own pictures (needs the [train] extra)."""
     try:
@@ -38,12 +59,20 @@ def train(
         fail_usage(f"training needs PyTorch: pip install -e '.[train]' ({exc})")
     try:
         if init:
+            from ..evaluation.datasets import parse_class_map
+
+            data = _fine_tuning_data(data)
             path, report = finetune(
                 init,
                 data,
                 out / "finetune" if out == Path("runs") else out,
-                epochs=epochs or 10,
+                epochs=10 if epochs is None else epochs,
                 lr=lr,
+                batch=batch,
+                freeze="none" if unfreeze else None,
+                class_map=parse_class_map(class_map),
+                val_fraction=val_fraction,
+                patience=patience,
                 log=lambda m: err.print(Text(m)),
             )
             _print_before_after(report)
@@ -54,11 +83,27 @@ def train(
     err.print(Text(f"wrote {path}"))
 
 
+def _fine_tuning_data(data: Path) -> Path:
+    """``--data`` for fine-tuning: a labelled folder (or COCO .json); ``samples`` is the labelled sample
+    pictures that ship inside the package (when no folder of that name is here)."""
+    if data == Path("samples") and not data.exists():
+        from ..samples import SAMPLES_DIR
+
+        return SAMPLES_DIR
+    if data == Path("../shared/data"):
+        fail_usage(
+            "--init fine-tunes on your own labelled pictures: give --data FOLDER (Pascal VOC, YOLO, COCO or "
+            "WIDER layout; see README, Fine-tuning), or --data samples to try it on the bundled samples"
+        )
+    return data
+
+
 def _print_before_after(report: dict) -> None:
     from rich.table import Table
 
     t = Table(
-        title=f"fine-tuning {report['init']} on {report['train_pictures']} pictures, validated on {report['val_pictures']}"
+        title=f"fine-tuning {report['init']} on {report['train_pictures']} pictures, validated on {report['val_pictures']}",
+        caption=f"epoch kept: {report['epoch_kept'] or 'none (the starting weights)'}; {report['stopped']}",
     )
     for c in ("figure", "before", "after"):
         t.add_column(c, justify="left" if c == "figure" else "right")

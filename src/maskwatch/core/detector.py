@@ -504,7 +504,7 @@ class _Prep:
         return Detections(b.astype(np.float32), r.scores, r.probs)
 
 
-CROP_BATCH = 128  # face crops per classifier run
+CROP_BATCH = 16  # face crops per classifier run: memory grows with it (128 kept 400-700 MB in the arena after a threshold-0 call), speed does not
 
 
 class CropModel:

@@ -23,27 +23,68 @@ from ..core.imageio import IMAGE_SUFFIXES
 
 UNKNOWN = -1
 
-# Names that labelled sets use for our three classes.
+IGNORE = -2  # a class mapped to "ignore": its boxes are left out
+
+# Names that labelled sets use for our three classes (compared in lower case, spaces and hyphens as "_").
 LABEL_ALIASES = {
     "mask": 0,
     "with_mask": 0,
     "masked": 0,
+    "masked_face": 0,
     "face_mask": 0,
+    "facemask": 0,
+    "face_with_mask": 0,
+    "mask_on": 0,
     "good": 0,
     "no_mask": 1,
     "without_mask": 1,
     "nomask": 1,
-    "no-mask": 1,
     "unmasked": 1,
+    "unmasked_face": 1,
+    "face_nomask": 1,
+    "face_no_mask": 1,
+    "face_without_mask": 1,
+    "no_face_mask": 1,
+    "bare": 1,
     "bad": 1,
-    "no mask": 1,
     "incorrect": 2,
     "mask_weared_incorrect": 2,
     "mask_worn_incorrectly": 2,
+    "mask_worn_incorrect": 2,
     "incorrect_mask": 2,
+    "with_incorrect_mask": 2,
+    "incorrectly_masked": 2,
+    "improperly_masked": 2,
+    "mask_incorrect": 2,
+    "mask_chin": 2,
+    "mask_mouth_chin": 2,
+    "mask_nose_mouth": 0,
+    "partial_mask": 2,
     "none": 2,
     "face": UNKNOWN,
+    "head": UNKNOWN,
+    "person_face": UNKNOWN,
 }
+CLASS_NAMES = {**{name: i for i, name in enumerate(LABELS)}, "face": UNKNOWN, "ignore": IGNORE}
+
+
+def _key(name: str) -> str:
+    return "_".join(name.strip().lower().replace("-", " ").split())
+
+
+def parse_class_map(spec: str | None) -> dict[str, int]:
+    """``--class-map NAME=CLASS,...`` (CLASS: mask, no_mask, incorrect, face or ignore) as a mapping."""
+    out: dict[str, int] = {}
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, cls = part.partition("=")
+        if not sep or not name.strip() or _key(cls) not in CLASS_NAMES:
+            raise MaskwatchError(
+                f"--class-map: {part.strip()!r}: give NAME=CLASS, CLASS one of {', '.join(CLASS_NAMES)}"
+            )
+        out[_key(name)] = CLASS_NAMES[_key(cls)]
+    return out
 
 
 def data_root(explicit: Path | None = None) -> Path | None:
@@ -60,14 +101,18 @@ def data_root(explicit: Path | None = None) -> Path | None:
     return None
 
 
-def label_index(name: str) -> int:
-    key = name.strip().lower()
+def label_index(name: str, class_map: dict[str, int] | None = None) -> int:
+    """Our class index for a set's class name: ``class_map`` first (``parse_class_map``), then the aliases;
+    ``IGNORE`` for a class mapped to ignore. An unknown name is an error that says how to map it."""
+    key = _key(name)
+    if class_map and key in class_map:
+        return class_map[key]
     if key in LABEL_ALIASES:
         return LABEL_ALIASES[key]
-    key = key.replace(" ", "_")
-    if key in LABEL_ALIASES:
-        return LABEL_ALIASES[key]
-    raise MaskwatchError(f"unknown class name {name!r}: expected one of {', '.join(LABELS)} (or a common alias)")
+    raise MaskwatchError(
+        f"unknown class name {name!r}: expected one of {', '.join(LABELS)} (or a common alias); "
+        f"map it with --class-map '{name}=mask' (or no_mask, incorrect, face, ignore)"
+    )
 
 
 @dataclass
@@ -109,11 +154,15 @@ def _left_out(problems: list[str] | None, path: Path, exc: Exception) -> None:
         problems.append(msg)
 
 
-def read_voc(root: Path, split: Path | None = None, problems: list[str] | None = None) -> list[Sample]:
-    """A folder with ``annotations/*.xml`` (Pascal VOC) and ``images/``."""
+def read_voc(
+    root: Path, split: Path | None = None, problems: list[str] | None = None, class_map: dict[str, int] | None = None
+) -> list[Sample]:
+    """A folder with ``annotations/*.xml`` (Pascal VOC) and ``images/`` (or the pictures beside the folder)."""
     root = Path(root)
     ann_dir = root / "annotations" if (root / "annotations").is_dir() else root / "Annotations"
     img_dir = root / "images" if (root / "images").is_dir() else root / "JPEGImages"
+    if not img_dir.is_dir():  # the pictures in the set's own folder, their labels in annotations/
+        img_dir = root
     names = _read_split(split)
     samples = []
     for xml in sorted(ann_dir.glob("*.xml")):
@@ -133,8 +182,11 @@ def read_voc(root: Path, split: Path | None = None, problems: list[str] | None =
                 b = [float(bb.findtext(k, "0")) for k in ("xmin", "ymin", "xmax", "ymax")]
                 if b[2] <= b[0] or b[3] <= b[1]:
                     continue
+                cls = label_index(obj.findtext("name", "face"), class_map)
+                if cls == IGNORE:
+                    continue
                 boxes.append(b)
-                labels.append(label_index(obj.findtext("name", "face")))
+                labels.append(cls)
                 ignore.append(obj.findtext("difficult", "0").strip() == "1")
         except (ET.ParseError, ValueError, OverflowError, OSError) as exc:
             _left_out(problems, xml, exc)
@@ -156,14 +208,16 @@ def _find_image(img_dir: Path, fname: str, stem: str) -> Path | None:
     return None
 
 
-def read_yolo(root: Path, split: Path | None = None, problems: list[str] | None = None) -> list[Sample]:
+def read_yolo(
+    root: Path, split: Path | None = None, problems: list[str] | None = None, class_map: dict[str, int] | None = None
+) -> list[Sample]:
     """A folder with ``images/`` and ``labels/*.txt`` (class cx cy w h, normalised).
 
     Class names come from ``classes.txt`` (or ``data.yaml`` names); without them the
     classes are taken as mask, no_mask, incorrect.
     """
     root = Path(root)
-    class_map = _yolo_classes(root)
+    classes = _yolo_classes(root, class_map)
     names = _read_split(split)
     samples = []
     img_dir = root / "images"
@@ -184,8 +238,10 @@ def read_yolo(root: Path, split: Path | None = None, problems: list[str] | None 
                 if len(parts) < 5:
                     continue
                 c, cx, cy, bw, bh = int(float(parts[0])), *map(float, parts[1:5])
+                if classes.get(c, UNKNOWN) == IGNORE:
+                    continue
                 boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
-                labels.append(class_map.get(c, UNKNOWN))
+                labels.append(classes.get(c, UNKNOWN))
         except (ValueError, OverflowError, UnicodeDecodeError, OSError) as exc:
             _left_out(problems, lab, exc)
             continue
@@ -193,7 +249,7 @@ def read_yolo(root: Path, split: Path | None = None, problems: list[str] | None 
     return samples
 
 
-def _yolo_classes(root: Path) -> dict[int, int]:
+def _yolo_classes(root: Path, class_map: dict[str, int] | None = None) -> dict[int, int]:
     names: list[str] = []
     if (root / "classes.txt").is_file():
         names = [ln.strip() for ln in (root / "classes.txt").read_text().splitlines() if ln.strip()]
@@ -201,7 +257,7 @@ def _yolo_classes(root: Path) -> dict[int, int]:
         names = _yaml_names(root / "data.yaml")
     if not names:
         names = list(LABELS)
-    return {i: label_index(n) for i, n in enumerate(names)}
+    return {i: label_index(n, class_map) for i, n in enumerate(names)}
 
 
 def _yaml_names(path: Path) -> list[str]:
@@ -270,24 +326,28 @@ def _parse_wider(root: Path, lines: list[str], names: set[str] | None, min_size:
     return samples
 
 
-def read_coco(json_path: Path, image_root: Path | None = None) -> list[Sample]:
+def read_coco(json_path: Path, image_root: Path | None = None, class_map: dict[str, int] | None = None) -> list[Sample]:
     """COCO detection json: categories are mapped to our classes by name."""
     json_path = Path(json_path)
     try:
-        return _parse_coco(json_path, json.loads(json_path.read_text()), image_root)
+        return _parse_coco(json_path, json.loads(json_path.read_text()), image_root, class_map)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise MaskwatchError(f"{json_path}: not a COCO detection file ({type(exc).__name__}: {exc})") from None
 
 
-def _parse_coco(json_path: Path, data: dict, image_root: Path | None) -> list[Sample]:
+def _parse_coco(
+    json_path: Path, data: dict, image_root: Path | None, class_map: dict[str, int] | None = None
+) -> list[Sample]:
     root = Path(image_root) if image_root else json_path.parent
     images = data.get("images") or []
     if images and not (root / images[0]["file_name"]).exists() and (root / "images").is_dir():
         root = root / "images"
-    cats = {c["id"]: label_index(c["name"]) for c in data.get("categories", [])}
+    cats = {c["id"]: label_index(c["name"], class_map) for c in data.get("categories", [])}
     per_img: dict[int, list] = {im["id"]: [] for im in data.get("images", [])}
     for a in data.get("annotations", []):
         x, y, w, h = a["bbox"]
+        if cats.get(a["category_id"], UNKNOWN) == IGNORE:
+            continue
         per_img.setdefault(a["image_id"], []).append(
             ([x, y, x + w, y + h], cats.get(a["category_id"], UNKNOWN), bool(a.get("iscrowd", 0)))
         )
@@ -323,11 +383,16 @@ def detect_format(root: Path) -> str:
 
 
 def load_dataset(
-    root: Path, split: Path | str | None = None, fmt: str = "auto", problems: list[str] | None = None
+    root: Path,
+    split: Path | str | None = None,
+    fmt: str = "auto",
+    problems: list[str] | None = None,
+    class_map: dict[str, int] | None = None,
 ) -> list[Sample]:
     """Read a labelled set in any supported format; ``split`` names a file listing images to keep.
 
     Files that cannot be read are left out; ``problems`` (when given) collects a line naming each.
+    ``class_map``: the set's own class names -> our classes (``parse_class_map``), before the aliases.
     """
     root = Path(root)
     if not root.exists():
@@ -339,12 +404,12 @@ def load_dataset(
     split = Path(split) if split is not None else None
     fmt = detect_format(root) if fmt == "auto" else fmt
     if fmt == "voc":
-        return read_voc(root, split, problems)
+        return read_voc(root, split, problems, class_map)
     if fmt == "yolo":
-        return read_yolo(root, split, problems)
+        return read_yolo(root, split, problems, class_map)
     if fmt == "wider":
         return read_wider(root, split)
     if fmt == "coco":
         js = root if root.is_file() else sorted((root / "annotations").glob("*.json"))[0]
-        return read_coco(js)
+        return read_coco(js, class_map=class_map)
     raise MaskwatchError(f"unknown format {fmt!r}: use voc, yolo, wider or coco")

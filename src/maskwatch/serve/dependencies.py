@@ -4,12 +4,15 @@ key check and the request body limit."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hmac
 import json
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote, unquote
 
 import anyio
 import anyio.to_thread
@@ -76,7 +79,8 @@ class Service:
         if header:  # HTTP headers are bytes, decoded as Latin-1: the UTF-8 bytes of a non-ASCII key come back
             given = header.encode("latin-1", errors="replace")
         else:
-            given = (conn.query_params.get("key") or conn.cookies.get(KEY_COOKIE) or "").encode("utf-8", "replace")
+            cookie = unquote(conn.cookies.get(KEY_COOKIE) or "")  # set percent-encoded: see require_key
+            given = (conn.query_params.get("key") or cookie).encode("utf-8", "replace")
         return hmac.compare_digest(given, key.encode("utf-8"))
 
     async def require_key(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -86,7 +90,7 @@ class Service:
             response = await call_next(request)
             if key is not None and request.query_params.get("key") and response.status_code < 400:
                 # a page opened with ?key=...: its scripts, model files and socket then pass with the cookie
-                response.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict")
+                response.set_cookie(KEY_COOKIE, quote(key, safe=""), httponly=True, samesite="strict")
             return response
         return error_response(request, "missing or wrong API key: send the X-API-Key header (pages: ?key=...)", 401)
 
@@ -140,6 +144,27 @@ class _TooLarge(Exception):
     pass
 
 
+TRIM_EVERY_S = 2.0  # how often, at most, freed memory is handed back (see release_memory)
+
+
+def release_memory() -> None:
+    """Hand the memory that requests freed back to the system (glibc's ``malloc_trim``; nothing elsewhere):
+    pictures of many sizes, decoded in many threads, otherwise leave the process's size up where the
+    busiest moment put it."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL("libc.so.6")
+            _libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
+
+
+_libc: Any = None
+
+
 class ConcurrencyLimit:
     """ASGI middleware: at most ``limit`` POST requests (the ones that carry pictures) are handled at once;
     up to ``max_queued`` more wait for a slot (at most ``timeout`` seconds), and the rest get 503 with
@@ -149,6 +174,7 @@ class ConcurrencyLimit:
         self.app, self.limit, self.max_queued, self.timeout = app, limit, max_queued, timeout
         self.active = 0
         self.waiting = 0
+        self._trimmed = 0.0
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
@@ -178,6 +204,10 @@ class ConcurrencyLimit:
         finally:
             self.active -= 1
             slots.release()
+            now = time.monotonic()
+            if now - self._trimmed >= TRIM_EVERY_S:  # memory the request freed goes back to the system
+                self._trimmed = now
+                await anyio.to_thread.run_sync(release_memory)
 
     async def _busy(self, scope: Scope, send: Send) -> None:
         msg = f"busy: {self.limit} requests in progress and {self.waiting} waiting; retry shortly"

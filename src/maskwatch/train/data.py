@@ -245,8 +245,17 @@ def paste_occluders(
 class DetectionDataset:
     """Random crops of ``size`` x ``size`` with faces at every scale the field shows."""
 
-    def __init__(self, samples: list[Sample], size: int = 320, seed: int = 0, augment: bool = True, paste: float = 0.0):
+    def __init__(
+        self,
+        samples: list[Sample],
+        size: int = 320,
+        seed: int = 0,
+        augment: bool = True,
+        paste: float = 0.0,
+        pad_value: int = PAD_VALUE,
+    ):
         self.samples = samples
+        self.pad_value = pad_value  # what crops past the picture's edge are filled with: the model's own
         self.size = size
         self.seed = seed
         self.augment = augment
@@ -261,7 +270,7 @@ class DetectionDataset:
         s = self.samples[i]
         img = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
         if img is None:
-            img = np.full((self.size, self.size, 3), PAD_VALUE, np.uint8)
+            img = np.full((self.size, self.size, 3), self.pad_value, np.uint8)
             return img, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, bool)
         return self.crop(img, s.boxes.copy(), s.labels.copy(), s.ignore.copy(), rng)
 
@@ -296,14 +305,16 @@ class DetectionDataset:
         # resize only the needed region to save time on big upscales
         src_x0, src_y0 = max(0, x0), max(0, y0)
         src_x1, src_y1 = min(nw, x0 + size), min(nh, y0 + size)
-        out = np.full((size, size, 3), PAD_VALUE, np.uint8)
+        out = np.full((size, size, 3), self.pad_value, np.uint8)
         if src_x1 > src_x0 and src_y1 > src_y0:
             ox0, oy0 = src_x0 / scale, src_y0 / scale
             ox1, oy1 = src_x1 / scale, src_y1 / scale
             m = np.array([[scale, 0, -ox0 * scale], [0, scale, -oy0 * scale]], np.float32)
             interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
             patch = (
-                cv2.warpAffine(img, m, (src_x1 - src_x0, src_y1 - src_y0), flags=interp, borderValue=(PAD_VALUE,) * 3)
+                cv2.warpAffine(
+                    img, m, (src_x1 - src_x0, src_y1 - src_y0), flags=interp, borderValue=(self.pad_value,) * 3
+                )
                 if interp == cv2.INTER_LINEAR
                 else cv2.resize(
                     img[int(oy0) : int(math.ceil(oy1)), int(ox0) : int(math.ceil(ox1))],

@@ -88,19 +88,39 @@ def export_classifier(
     return path
 
 
-def load_onnx_weights(net: torch.nn.Module, path: Path, prefix: str = "net.") -> int:
-    """Copy the initializers of a maskwatch ONNX file back into ``net`` (for fine-tuning)."""
+def load_onnx_weights(net: torch.nn.Module, path: Path, prefix: str = "net.", strict: bool = False) -> int:
+    """Copy the initializers of a maskwatch ONNX file back into ``net`` (for fine-tuning); returns how
+    many tensors were copied. ``strict``: every tensor of ``net`` must be in the file with its shape,
+    else ``MaskwatchError`` says how many and which were not (never a silent fresh start)."""
     import onnx
     from onnx import numpy_helper
+
+    from ..core.errors import MaskwatchError
 
     m = onnx.load(str(path))
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     state = net.state_dict()
     loaded = 0
+    missing: list[str] = []
+    unused = tuple(getattr(net, "export_unused", ()))  # parts that no output uses: not in an exported file
     for k in state:
         v = inits.get(prefix + k)
+        if v is None and unused and k.startswith(unused):
+            continue
         if v is not None and tuple(v.shape) == tuple(state[k].shape):
             state[k] = torch.from_numpy(v.copy())
             loaded += 1
+        elif state[k].dtype.is_floating_point:  # counters (BatchNorm's num_batches_tracked) are not weights
+            why = (
+                "not in the file" if v is None else f"shape {tuple(v.shape)} in the file, {tuple(state[k].shape)} here"
+            )
+            missing.append(f"{k} ({why})")
+    if strict and missing:
+        arch = getattr(net, "config", {}).get("arch", type(net).__name__)
+        raise MaskwatchError(
+            f"{path}: {len(missing)} of {len(missing) + loaded} tensors of the {arch} network are not in the file "
+            f"(it holds another network, or was not written by maskwatch): {', '.join(missing[:8])}"
+            + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        )
     net.load_state_dict(state)
     return loaded

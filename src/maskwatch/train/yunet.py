@@ -153,6 +153,8 @@ class YuNetMask(nn.Module):
         self.cls_shared = nn.ModuleList([Unit(64, 64) for _ in STRIDES])
         self.cls_out = nn.ModuleList([Out(64, NUM_CLASSES) for _ in STRIDES])
         self.config = {"arch": "YuNetMask"}
+        # YuNet's landmark head feeds no output of maskwatch's file: exported files leave it out
+        self.export_unused = ("base.outs.kps.",)
         self._init_class_branch()
 
     @torch.no_grad()
