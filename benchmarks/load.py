@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import urllib.error
+import zlib
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
@@ -95,7 +96,8 @@ def soak_mix(jpeg: bytes) -> list[tuple[str, str, bytes, dict[str, str], int]]:
     small_b64 = base64.b64encode(small.tobytes()).decode()
     hdr = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 8000 +X 8000\n" + bytes(4096)
     png_bomb = bytearray(cv2.imencode(".png", np.zeros((64, 64), np.uint8))[1].tobytes())
-    png_bomb[16:24] = (13000).to_bytes(4, "big") * 2  # the IHDR declares 13000x13000
+    png_bomb[16:24] = (13000).to_bytes(4, "big") * 2  # the IHDR declares 13000x13000, its CRC made right
+    png_bomb[29:33] = (zlib.crc32(bytes(png_bomb[12:29])) & 0xFFFFFFFF).to_bytes(4, "big")
     mp, mp_type = multipart(jpeg)
     key = {"X-API-Key": KEY}
     js = {**key, "Content-Type": "application/json"}

@@ -48,7 +48,9 @@ def test_a_file_whose_tensors_do_not_match_fails_loudly(tmp_path):
         node.input[:] = ["net.something.else" if i == "net.base.stem.weight" else i for i in node.input]
     bad = tmp_path / "renamed.onnx"
     onnx.save(m, str(bad))
-    with pytest.raises(MaskwatchError, match=r"1 of 130 tensors of the YuNetMask network are not in the file.*base\.stem\.weight"):
+    with pytest.raises(
+        MaskwatchError, match=r"1 of 130 tensors of the YuNetMask network are not in the file.*base\.stem\.weight"
+    ):
         network_of(bad, read_metadata(bad), "none", _quiet)
     r = CliRunner().invoke(app, ["train", "--init", str(bad), "--data", "samples", "--out", str(tmp_path / "o")])
     assert r.exit_code != 0 and "base.stem.weight" in r.output and not (tmp_path / "o" / "finetuned.onnx").exists()
@@ -75,7 +77,15 @@ def test_the_samples_walkthrough_runs_and_gives_a_drop_in_model(tmp_path):
     assert report["train_pictures"] == 5 and report["val_pictures"] == 1 and report["freeze"] == "backbone"
     assert (out / "train.txt").read_text().count("\n") == 5 and (out / "val.txt").read_text().count("\n") == 1
     shipped, tuned = read_metadata(MODEL_DIR / "mobile.onnx"), read_metadata(path)
-    for k in ("score_calibration", "score_threshold", "zoom", "min_input", "max_input", "classifier", "classifier_below"):
+    for k in (
+        "score_calibration",
+        "score_threshold",
+        "zoom",
+        "min_input",
+        "max_input",
+        "classifier",
+        "classifier_below",
+    ):
         assert tuned[k] == shipped[k], k
     det = Detector(str(path))
     faces = det.detect(SAMPLES_DIR / "maksssksksss307.jpg")
@@ -89,7 +99,9 @@ def test_the_samples_walkthrough_runs_and_gives_a_drop_in_model(tmp_path):
     from maskwatch.serve import create_app
 
     c = TestClient(create_app(str(path)))
-    res = c.post("/v1/detect", files={"images": ("a.jpg", (SAMPLES_DIR / "maksssksksss307.jpg").read_bytes(), "image/jpeg")})
+    res = c.post(
+        "/v1/detect", files={"images": ("a.jpg", (SAMPLES_DIR / "maksssksksss307.jpg").read_bytes(), "image/jpeg")}
+    )
     assert res.status_code == 200 and len(res.json()["results"][0]["faces"]) >= 2
 
 
@@ -145,7 +157,7 @@ def test_fine_tuning_mobile_on_a_new_domain_raises_its_held_out_map_and_keeps_ka
     train, val, test = stems[:150], stems[150:190], stems[190:]
     root = _subset(data, tmp_path / "webmask", train, val)
     held = [s for s in load_dataset(root) if s.image.stem in set(test)]
-    path, report = finetune("mobile", root, tmp_path / "ft", epochs=6, log=_quiet)
+    path, report = finetune("mobile", root, tmp_path / "ft", epochs=3, log=_quiet)
     shipped, tuned = Detector("mobile"), Detector(str(path))
     before, after = figures(shipped, held), figures(tuned, held)
     kaggle = kaggle_val(data, 1000)

@@ -36,7 +36,7 @@ def paddle_label(face: Face | Mapping[str, Any]) -> tuple[str, float]:
         return "MASK", float(d["confidence"])
     probs = d["probs"]
     p_no = probs.get("no_mask", 0.0) + probs.get("incorrect", 0.0) if any(probs.values()) else d["confidence"]
-    return "NO MASK", min(1.0, float(p_no))
+    return "NO MASK", round(min(1.0, float(p_no)), 4)  # a sum of rounded values, rounded again
 
 
 def paddle_face(d: Mapping[str, Any], width: int, height: int) -> dict[str, Any]:

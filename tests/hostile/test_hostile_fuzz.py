@@ -136,7 +136,11 @@ def _answered_not_500(r) -> None:
         JSON_VALUES,
         st.fixed_dictionaries({"images": JSON_VALUES}),
         st.fixed_dictionaries(
-            {"images": st.lists(st.one_of(st.text(max_size=50), mutated().map(lambda b: base64.b64encode(b).decode())), max_size=3)},
+            {
+                "images": st.lists(
+                    st.one_of(st.text(max_size=50), mutated().map(lambda b: base64.b64encode(b).decode())), max_size=3
+                )
+            },
             optional={"confs_threshold": JSON_VALUES, "visualization": JSON_VALUES},
         ),
     ),
@@ -150,7 +154,9 @@ def test_random_json_bodies_get_an_answer_not_a_500(memory_bound, client, route,
 @given(
     route=st.sampled_from(ROUTES),
     body=st.binary(max_size=2048),
-    ctype=st.sampled_from(["application/json", "multipart/form-data; boundary=x", "multipart/form-data", "text/plain", "", "image/jpeg"]),
+    ctype=st.sampled_from(
+        ["application/json", "multipart/form-data; boundary=x", "multipart/form-data", "text/plain", "", "image/jpeg"]
+    ),
 )
 def test_random_bodies_and_content_types_get_an_answer_not_a_500(memory_bound, client, route, body, ctype):
     r = client.post(route, content=body, headers={"Content-Type": ctype} if ctype else {})

@@ -159,10 +159,19 @@ def test_no_memory_is_kept_after_a_confs_threshold_zero_request(client):
     assert rss_mb() - before < 150  # 400 MB stayed with 128 crops a classifier run
 
 
-def test_confidence_is_rounded_once(client):
+def test_paddlehub_confidence_is_rounded_once():
+    from maskwatch.hub import paddle_label
+
+    label, conf = paddle_label(
+        {"label": "no_mask", "confidence": 0.4, "probs": {"mask": 0.3009, "no_mask": 0.4, "incorrect": 0.2991}}
+    )
+    assert label == "NO MASK" and repr(conf) == "0.6991"  # 0.4 + 0.2991 is 0.6990999999999999
+
+
+def test_paddlehub_answers_carry_four_decimals(client):
     body = json.dumps({"images": [_b64(open_sample())], "confs_threshold": 0.3})
     r = client.post("/predict/pyramidbox_lite_server_mask", content=body, headers={"Content-Type": "application/json"})
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.json()["results"][0]["data"]
     for face in r.json()["results"][0]["data"]:
         assert len(repr(face["confidence"]).split(".")[-1]) <= 4
 

@@ -20,6 +20,24 @@ app = typer.Typer(
     help="Find every face in pictures and videos and tell whether it wears a mask.",
 )
 
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"maskwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print maskwatch's version and exit."
+    ),
+) -> None:
+    """Find every face in pictures and videos and tell whether it wears a mask."""
+
+
 # clean_errors: any MaskwatchError ends the command with one line and exit code 1
 app.command("detect")(clean_errors(detect.detect))
 app.command("demo")(clean_errors(demo.demo))

@@ -24,10 +24,17 @@ def detect(
     ),
     model: str = typer.Option("mobile", "--model", "-m", help="mobile, server, or a maskwatch .onnx file."),
     threshold: Optional[float] = typer.Option(
-        None, "--threshold", "-t", help="Face score threshold (default: the model's)."
+        None,
+        "--threshold",
+        "--conf",
+        "-t",
+        help="Face score threshold (default: the model's); --conf as in Ultralytics.",
     ),
     fmt: Optional[str] = typer.Option(
-        None, "--format", "-f", help="table, csv, json or jsonl (default: table on a terminal, csv otherwise)."
+        None,
+        "--format",
+        "-f",
+        help="table, csv, json or jsonl (default: from the --output file's suffix, else table on a terminal, csv otherwise).",
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results to this file instead of stdout."),
     save_dir: Optional[Path] = typer.Option(
@@ -97,7 +104,7 @@ def detect(
             ray_address,
             batch_size,
         )
-    fmt = fmt or ("table" if (output is None and sys.stdout.isatty()) else "csv")
+    fmt = fmt or format_of(output) or ("table" if (output is None and sys.stdout.isatty()) else "csv")
     if fmt not in FORMATS:
         fail_usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     summary = summary or per_image
@@ -158,6 +165,12 @@ def detect(
         )
         raise typer.Exit(130)
     raise typer.Exit(1 if failed else 0)
+
+
+def format_of(output: Optional[Path]) -> Optional[str]:
+    """The format an ``--output`` name asks for by its suffix (faces.json -> json), or None."""
+    suffix = output.suffix.lower().lstrip(".") if output is not None else ""
+    return {"csv": "csv", "json": "json", "jsonl": "jsonl", "ndjson": "jsonl", "txt": "table"}.get(suffix)
 
 
 def _output_failed(exc: OutputError, output: Optional[Path], written: int) -> None:

@@ -26,7 +26,7 @@ def train(
     init: Optional[str] = typer.Option(
         None, "--init", help="Fine-tune: start from this model (mobile, server or a .onnx) on --data."
     ),
-    lr: float = typer.Option(1e-3, "--lr", help="Learning rate for fine-tuning."),
+    lr: float = typer.Option(3e-4, "--lr", help="Learning rate for fine-tuning."),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue from the last checkpoint if there is one."),
     install: bool = typer.Option(False, "--install", help="Copy the result into the package's models folder."),
     class_map: Optional[str] = typer.Option(

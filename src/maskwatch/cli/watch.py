@@ -21,7 +21,12 @@ def watch(
     ),
     model: str = typer.Option("mobile", "--model", "-m", help="mobile, server, or a maskwatch .onnx file."),
     threshold: Optional[float] = typer.Option(
-        None, "--threshold", "--score-threshold", "-t", help="Face score threshold (default: the model's)."
+        None,
+        "--threshold",
+        "--score-threshold",
+        "--conf",
+        "-t",
+        help="Face score threshold (default: the model's); --conf as in Ultralytics.",
     ),
     tile: bool = typer.Option(False, "--tile", help="Also scan large frames in full-resolution tiles (small faces)."),
     scales: Optional[str] = typer.Option(None, "--scales", help="Input-size multipliers, e.g. 1,2 (small faces)."),
@@ -60,7 +65,14 @@ def watch(
     ),
 ):
     """Watch a video or stream: each person counted once, a label per person, an alert per person without a mask."""
+    from ..core.errors import MaskwatchError
+    from ..watch import tracking
     from ..watch.watcher import Watcher
+
+    try:
+        tracking.require()  # a missing extra is a usage error (exit 2), as for serve, export and train
+    except MaskwatchError as exc:
+        fail_usage(str(exc))
 
     if threshold is not None and not 0 <= threshold <= 1:
         fail_usage(f"--threshold must be between 0 and 1, got {threshold}")

@@ -305,14 +305,17 @@ class Detector:
         regions = [(r, tile_size) for r in tiles(width, height, tile_px)] if cut else []
         return whole, regions
 
-    def zoom_sizes(self, width: int, height: int, found: Detections) -> list[int]:
+    def zoom_sizes(self, width: int, height: int, found: Detections | Sequence[Face]) -> list[int]:
         """The network sizes (long side, px) of the enlarged passes a picture of this size gets after
-        its first passes found ``found`` (network scores, picture pixels); [] for none.
+        its first passes found ``found`` (a ``Detections`` of network scores, or the faces ``detect``
+        returned; picture pixels); [] for none.
 
         With ``zoom`` on and no tiles: when a candidate scored at least ``zoom_score`` has a short
         side under ``zoom_below`` px at the first pass's input, each whole-picture pass is run again
         ``zoom`` times larger (at most ``zoom_max_input``); none when that is no larger.
         """
+        if not isinstance(found, Detections):
+            found = Detections.from_faces(list(found))
         if self.zoom <= 1 or not len(found):
             return []
         whole, regions = self.passes(width, height)

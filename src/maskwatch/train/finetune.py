@@ -38,7 +38,7 @@ from .data import DetectionDataset
 from .export import _set_meta, export_detector, load_onnx_weights
 from .loop import EMA, FROZEN_STAGES, DetectorRecipe, _param_groups, _train_epoch, build_network, lr_schedule
 
-DISTILL = 1.0  # weight of the starting network's face scores and boxes as targets (holds what it found before)
+DISTILL = 2.0  # weight of the starting network's face scores and boxes as targets (holds what it found before)
 SMALL_SET = 1000  # training pictures under which the backbone stays frozen by default
 MIN_CALIBRATION_FACES = 20  # labelled faces the validation split needs before the face score is re-calibrated
 FIGURES = ("map", "face_ap", "recall", "precision", "label_accuracy")
@@ -134,7 +134,7 @@ def finetune(
     data: Path,
     out: Path,
     epochs: int = 10,
-    lr: float = 1e-3,
+    lr: float = 3e-4,
     batch: int = 8,
     size: int = 320,
     seed: int = 0,

@@ -21,12 +21,12 @@ router = APIRouter(include_in_schema=False)
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def index() -> HTMLResponse:
     return HTMLResponse((WEB_DIR / "index.html").read_text())
 
 
-@router.get("/live", response_class=HTMLResponse)
+@router.api_route("/live", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def live() -> HTMLResponse:
     return HTMLResponse((WEB_DIR / "live.html").read_text())
 

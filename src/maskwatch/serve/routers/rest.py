@@ -91,7 +91,7 @@ async def list_models(svc: ServiceDep) -> Any:
     return {"models": await svc.infer(model_list)}  # off the event loop
 
 
-@router.get("/healthz", response_model=Health)
+@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=Health)
 async def healthz(svc: ServiceDep) -> Any:
     """Open without the API key."""
     return {"status": "ok", "version": __version__, "model": svc.models.default}
