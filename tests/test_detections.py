@@ -110,6 +110,6 @@ def test_pickled_detector_gives_the_same_faces(data):
 
 def test_providers_are_passed_to_onnxruntime(mobile):
     det = Detector("mobile", providers=["CPUExecutionProvider"])
-    assert det._sess.get_providers() == ["CPUExecutionProvider"]
+    assert det.session.get_providers() == ["CPUExecutionProvider"]
     img = np.full((64, 64, 3), 128, np.uint8)
     assert det.detect(img) == mobile.detect(img)

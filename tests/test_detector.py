@@ -413,9 +413,9 @@ def test_sessions_taking_turns_do_not_spin():
     spinning after its run (the server model took twice as long); a lone network keeps the default."""
     key = "session.intra_op.allow_spinning"
     server = Detector("server")
-    assert server._sess.get_session_options().get_session_config_entry(key) == "0"
+    assert server.session.get_session_options().get_session_config_entry(key) == "0"
     assert all(c.session.get_session_options().get_session_config_entry(key) == "0" for c in server._classifiers)
-    lone = Detector("mobile")._sess.get_session_options()
+    lone = Detector("mobile").session.get_session_options()
     with pytest.raises(RuntimeError, match="allow_spinning"):  # not set: onnxruntime's default (spinning)
         lone.get_session_config_entry(key)
 

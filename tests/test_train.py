@@ -157,8 +157,12 @@ def test_finetune_from_shipped_model_reports_before_and_after(tmp_path):
     voc = make_voc(tmp_path / "mine", n=10)
     path, report = finetune("mobile", voc, tmp_path / "ft", epochs=4, batch=4, size=128, log=lambda *a: None)
     rows = [json.loads(ln) for ln in (tmp_path / "ft" / "log.jsonl").read_text().splitlines()]
-    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1)) and all(r["loss"] > 0 for r in rows)
     assert set(report["before"]) >= {"map", "face_ap"} and set(report["after"]) >= {"map", "face_ap"}
+    # never worse than it started: the epoch kept is the best by val mAP, the starting weights included
+    best = max([report["before"]["map"], *(r["map"] for r in rows)])
+    kept = report["before"]["map"] if report["epoch_kept"] == 0 else rows[report["epoch_kept"] - 1]["map"]
+    assert kept == best
     assert report["train_pictures"] == 8 and report["val_pictures"] == 2
     det = Detector(str(path))
     shipped = Detector("mobile")

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .batch.annotate import annotate
+from .batch.annotate import annotate, check_anonymize
 from .core.detector import Detector
 from .core.registry import ModelSpec, classifier_files, paddlehub_modules
 from .core.errors import MaskwatchError, ModelError
@@ -107,14 +107,17 @@ class Module:
         confs_threshold=0.6,
         *,
         data=None,
+        anonymize: str | None = None,
     ) -> list[dict[str, Any]]:
         """Find faces and tell MASK / NO MASK, one dict per picture: {'path': ..., 'data': [...]}.
 
         ``images``: BGR arrays; ``paths``: files. ``shrink`` is accepted for compatibility:
         maskwatch sizes its input itself (its model card says how) because shrinking loses small
         faces. ``use_multi_scale`` adds a pass at twice the input size. ``use_gpu`` is ignored
-        (onnxruntime on the CPU).
+        (onnxruntime on the CPU). ``anonymize`` ("blur" or "pixelate", maskwatch's own): faces hidden in
+        the ``visualization`` pictures, boxes and labels kept.
         """
+        check_anonymize(anonymize)
         if data:  # PaddleHub's older calling form
             if "image" in data:
                 paths = list(paths or []) + list(data["image"])
@@ -139,7 +142,7 @@ class Module:
             faces = det.detect(img, score_threshold=threshold)
             res = {"path": name, "data": to_paddle(faces, img.shape[1], img.shape[0])}
             if visualization:
-                res["save_path"] = _save(img, faces, name, output_dir)
+                res["save_path"] = _save(img, faces, name, output_dir, anonymize)
             results.append(res)
         return results
 
@@ -193,7 +196,7 @@ class Module:
 
 def _contract(det: Detector, filename: str) -> str:
     """The input/output contract of a detector file, for the app that runs it."""
-    sess = det._sess
+    sess = det.session
     inp = sess.get_inputs()[0]
     outs = ", ".join(f"`{o.name}` {o.shape}" for o in sess.get_outputs())
     cls = ", ".join(classifier_files(det.meta)) or "none"
@@ -246,13 +249,13 @@ def _calibration_note(spec: ModelSpec) -> str:
     )
 
 
-def _save(img: np.ndarray, faces: list[Face], name: str, output_dir: str) -> str:
+def _save(img: np.ndarray, faces: list[Face], name: str, output_dir: str, anonymize: str | None = None) -> str:
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = Path(name).stem if not name.startswith("ndarray_time=") else name
     path = out_dir / f"{stem}.jpg"
     if path.exists():
         path = out_dir / f"{stem}time={int(time.time())}.jpg"
-    if not cv2.imwrite(str(path), annotate(img, faces)):
+    if not cv2.imwrite(str(path), annotate(img, faces, anonymize_faces=anonymize)):
         raise MaskwatchError(f"{path}: could not write the annotated picture")
     return str(path)

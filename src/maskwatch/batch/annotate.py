@@ -72,11 +72,49 @@ def _legend(out: np.ndarray, labels: list[str]) -> None:
         y += th + base + 6
 
 
-def annotate(image: np.ndarray, faces: Iterable[Face], thickness: int | None = None) -> np.ndarray:
-    """A copy of ``image`` (BGR uint8) with a box per face, coloured by label, and a "label 0.97" tag where
-    it can be read (see ``label_layout``); when some faces have no tag, a colour legend in the corner."""
-    faces = list(faces)
+ANONYMIZE_MODES = ("blur", "pixelate")
+ANONYMIZE_MARGIN = 0.15  # share of the box added on each side: hair line, ears and chin are hidden too
+
+
+def check_anonymize(mode: str | None) -> str | None:
+    """``mode`` if it is None or one of ``ANONYMIZE_MODES``, else ``ValueError`` naming them."""
+    if mode is not None and mode not in ANONYMIZE_MODES:
+        raise ValueError(f"anonymize must be one of {', '.join(ANONYMIZE_MODES)}, got {mode!r}")
+    return mode
+
+
+def anonymize(image: np.ndarray, boxes: Iterable[Iterable[float]], mode: str = "blur") -> np.ndarray:
+    """A copy of ``image`` with each box (x1, y1, x2, y2, grown by ``ANONYMIZE_MARGIN``) blurred or pixelated
+    past recognition: a Gaussian blur whose kernel is half the face, or blocks of a sixth of it."""
+    check_anonymize(mode)
     out: np.ndarray = image.copy()
+    h, w = out.shape[:2]
+    for box in boxes:
+        x1, y1, x2, y2 = (float(v) for v in box)
+        mx, my = (x2 - x1) * ANONYMIZE_MARGIN, (y2 - y1) * ANONYMIZE_MARGIN
+        a, b = max(0, int(x1 - mx)), max(0, int(y1 - my))
+        c, d = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
+        if c - a < 2 or d - b < 2:
+            continue
+        region = out[b:d, a:c]
+        if mode == "pixelate":
+            blocks = (max(1, (c - a) // max(2, (c - a) // 6)), max(1, (d - b) // max(2, (d - b) // 6)))
+            small = cv2.resize(region, blocks, interpolation=cv2.INTER_AREA)
+            out[b:d, a:c] = cv2.resize(small, (c - a, d - b), interpolation=cv2.INTER_NEAREST)
+        else:
+            k = max(3, (max(c - a, d - b) // 2) | 1)
+            out[b:d, a:c] = cv2.GaussianBlur(region, (k, k), 0)
+    return out
+
+
+def annotate(
+    image: np.ndarray, faces: Iterable[Face], thickness: int | None = None, anonymize_faces: str | None = None
+) -> np.ndarray:
+    """A copy of ``image`` (BGR uint8) with a box per face, coloured by label, and a "label 0.97" tag where
+    it can be read (see ``label_layout``); when some faces have no tag, a colour legend in the corner.
+    ``anonymize_faces`` ("blur" or "pixelate"): each face is hidden first, its box and label kept."""
+    faces = list(faces)
+    out: np.ndarray = anonymize(image, (f.box for f in faces), anonymize_faces) if anonymize_faces else image.copy()
     h, w = out.shape[:2]
     t = thickness or max(1, round(max(h, w) / 500))
     for f in faces:

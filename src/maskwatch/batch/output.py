@@ -224,6 +224,18 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
+def _what(reports: list[Report], overall: dict) -> str:
+    """What the overall line sums: "12 inputs", or "1 video: 100 frames" (and the pictures beside it)."""
+    frames = [r for r in reports if r.frame is not None]
+    if not frames:
+        return f"{overall['images']} inputs"
+    videos = len({r.source for r in frames})
+    pictures = len({r.source for r in reports if r.frame is None})
+    return f"{videos} video{'s' if videos != 1 else ''}: {len({(r.source, r.frame) for r in frames})} frames" + (
+        f", {pictures} other inputs" if pictures else ""
+    )
+
+
 def summary_text(reports: list[Report], per_image: bool = False, overall: dict | None = None) -> str:
     """Plain text, one line per row: the overall figures first (``overall``, or computed from ``reports``),
     then each picture when ``per_image``.
@@ -241,7 +253,7 @@ def summary_text(reports: list[Report], per_image: bool = False, overall: dict |
         )
 
     o = overall_summary(reports) if overall is None else overall
-    lines = ["summary", "  ".join(head) + "  image", line(o, f"all ({o['images']} inputs)")]
+    lines = ["summary", "  ".join(head) + "  image", line(o, f"all ({_what(reports, o)})")]
     if per_image:
         for rep in reports:
             name = rep.source + (f" #{rep.frame}" if rep.frame is not None else "")

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Iterable, Iterator
 
 import cv2
+import numpy as np
 
-from .annotate import annotate, summarize, summarize_counts
+from .annotate import annotate, anonymize, summarize, summarize_counts
 from ..core.detector import Detector
 from ..core.errors import MaskwatchError
-from ..core.face import Face
+from ..core.face import LABELS, Face
 from ..core.imageio import ImageInput, load_image
 from .sources import READ_TIMEOUT_S, FileFrames, frame_size_problem, is_stream, is_video, open_capture
 
@@ -93,7 +94,7 @@ def _save_path(save_dir: Path, source: str, common: Path | None) -> Path:
     return out
 
 
-def _common_root(paths: list[str]) -> Path | None:
+def common_root(paths: list[str]) -> Path | None:
     files = [Path(p).resolve() for p in paths if Path(p).is_file()]
     if len(files) < 2:
         return files[0].parent if files else None
@@ -103,18 +104,35 @@ def _common_root(paths: list[str]) -> Path | None:
         return None
 
 
+@dataclass(frozen=True)
+class Options:
+    """What a batch keeps of each picture besides its rows (``detect --classes --anonymize --save-txt --save-crop``)."""
+
+    classes: frozenset[str] | None = None  # only faces with these labels are reported, drawn and saved
+    anonymize: str | None = None  # "blur" or "pixelate": faces hidden in every picture saved
+    save_txt: bool = False  # YOLO labels (class cx cy w h confidence, normalised) under SAVE_DIR/labels/
+    save_crop: bool = False  # each face's crop under SAVE_DIR/crops/LABEL/
+
+    def keep(self, faces: list[Face]) -> list[Face]:
+        return faces if self.classes is None else [f for f in faces if f.label in self.classes]
+
+
+NO_OPTIONS = Options()
+
+
 def detect_image(
     detector: Detector,
     source: str,
     save_dir: Path | None = None,
     common: Path | None = None,
     data: ImageInput | None = None,
+    options: Options = NO_OPTIONS,
 ) -> Report:
     """The report for one picture: ``source`` names it (and is read, unless ``data`` holds the picture already:
     encoded bytes or a BGR array, as a Ray read step gives)."""
     try:
         img = load_image(source if data is None else data)
-        faces = detector.detect(img)
+        faces = options.keep(detector.detect(img))
     except MaskwatchError as exc:
         return Report(source, error=str(exc.reason) if hasattr(exc, "reason") else str(exc))
     except Exception as exc:  # nothing may stop the batch; say what happened
@@ -124,7 +142,10 @@ def detect_image(
         out = _save_path(Path(save_dir), source, common)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            written = cv2.imwrite(str(out), annotate(img, faces))
+            written = cv2.imwrite(str(out), annotate(img, faces, anonymize_faces=options.anonymize))
+            written = written and save_extras(
+                img, faces, Path(save_dir), out.relative_to(save_dir).with_suffix(""), options
+            )
         except (OSError, cv2.error):
             written = False
         if written:
@@ -132,6 +153,34 @@ def detect_image(
         else:
             rep.error = f"could not write annotated picture to {out}"
     return rep
+
+
+def save_extras(img: np.ndarray, faces: list[Face], save_dir: Path, stem: Path, options: Options) -> bool:
+    """``--save-txt``: ``SAVE_DIR/labels/STEM.txt``, a line per face, ``class cx cy w h confidence``
+    (normalised, class in ``LABELS`` order: YOLO's layout, which ``maskwatch eval`` and training read);
+    ``--save-crop``: ``SAVE_DIR/crops/LABEL/STEM_I.jpg`` per face (hidden too under ``--anonymize``).
+    False when a file could not be written."""
+    h, w = img.shape[:2]
+    if options.save_txt:
+        txt = save_dir / "labels" / stem.with_suffix(".txt")
+        txt.parent.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for f in faces:
+            x1, y1, x2, y2 = f.box
+            cx, cy, bw, bh = (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h
+            lines.append(f"{LABELS.index(f.label)} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f} {f.confidence:.4f}\n")
+        txt.write_text("".join(lines))
+    if options.save_crop:
+        shown = anonymize(img, [f.box for f in faces], options.anonymize) if options.anonymize else img
+        for i, f in enumerate(faces):
+            x1, y1, x2, y2 = (int(round(v)) for v in f.box)
+            crop = shown[max(0, y1) : min(h, y2), max(0, x1) : min(w, x2)]
+            if crop.size:
+                path = save_dir / "crops" / f.label / f"{stem.name}_{i}.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if not cv2.imwrite(str(path), crop):
+                    return False
+    return True
 
 
 def _read(frames: FileFrames) -> Generator[tuple[bool, Any], None, None]:
@@ -178,9 +227,15 @@ def _read_in_thread(cap: cv2.VideoCapture) -> Generator[tuple[bool, Any], None, 
 
 
 def detect_video(
-    detector: Detector, source: str, save_dir: Path | None = None, stride: int = 1, max_frames: int | None = None
+    detector: Detector,
+    source: str,
+    save_dir: Path | None = None,
+    stride: int = 1,
+    max_frames: int | None = None,
+    options: Options = NO_OPTIONS,
 ) -> Iterator[Report]:
-    """Reports for every ``stride``-th frame of a video file, camera index or stream URL."""
+    """Reports for every ``stride``-th frame of a video file, camera index or stream URL (``options``: as
+    for pictures; labels and crops are named after the video and the frame)."""
     cap = open_capture(source)
     if not cap.isOpened():
         yield Report(source, error="cannot open video or stream")
@@ -203,7 +258,7 @@ def detect_video(
             if not ok:
                 break
             if i % stride == 0:
-                faces = detector.detect(frame)
+                faces = options.keep(detector.detect(frame))
                 rep = Report(source, faces, width=frame.shape[1], height=frame.shape[0], frame=i)
                 if save_dir is not None:
                     if writer is None:
@@ -216,7 +271,8 @@ def detect_video(
                             fps / stride,
                             (frame.shape[1], frame.shape[0]),
                         )
-                    writer.write(annotate(frame, faces))
+                    writer.write(annotate(frame, faces, anonymize_faces=options.anonymize))
+                    save_extras(frame, faces, Path(save_dir), Path(f"{name}_{i:06d}"), options)
                     rep.saved = str(out_path)
                 yield rep
                 n += 1
@@ -245,6 +301,7 @@ def run(
     save_dir: Path | None = None,
     vid_stride: int = 1,
     on_done: Callable[[Report], None] | None = None,
+    options: Options = NO_OPTIONS,
 ) -> Iterator[Report]:
     """Reports for every source in order; pictures run on ``workers`` threads (one shared detector).
 
@@ -252,25 +309,24 @@ def run(
     its rows must not wait for the end).
     """
     items = list(sources)
-    common = _common_root([s for s, e in items if e is None and not is_video(s)])
+    common = common_root([s for s, e in items if e is None and not is_video(s)])
     save = Path(save_dir) if save_dir else None
 
     def one(item: tuple[str, str | None]) -> list[Report]:
         src, err = item
         if err is not None:
             return [Report(src, error=err)]
-        return [detect_image(detector, src, save, common)]
+        return [detect_image(detector, src, save, common, options=options)]
 
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
         for video, group in groupby(items, key=lambda it: it[1] is None and is_video(it[0])):
             if video:
                 for src, _ in group:
-                    rep = None
-                    for rep in detect_video(detector, src, save, vid_stride):
+                    for rep in detect_video(detector, src, save, vid_stride, options=options):
                         yield rep
-                    if on_done and rep is not None:
-                        on_done(rep)
+                        if on_done:  # a video's progress is its frames
+                            on_done(rep)
                 continue
             for reps in pool.map(one, group) if pool else map(one, group):
                 yield from reps
@@ -279,6 +335,27 @@ def run(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def work_units(items: Iterable[tuple[str, str | None]], stride: int = 1) -> int | None:
+    """How many reports ``run`` will give for ``items``: a picture one, a video file each ``stride``-th of
+    the frames its container declares (None: a camera or a stream, which has no end, or a count unknown)."""
+    total = 0
+    for src, err in items:
+        if err is not None or not is_video(src):
+            total += 1
+            continue
+        if is_stream(src):
+            return None
+        cap = open_capture(src)
+        try:
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 1
+        finally:
+            cap.release()
+        if n <= 0:
+            return None
+        total += -(-n // max(1, stride))
+    return total
 
 
 def overall_summary(reports: list[Report]) -> dict:

@@ -65,6 +65,20 @@ def detect(
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress", help="Progress bar on stderr (default: when more than one input)."
     ),
+    anonymize: Optional[str] = typer.Option(
+        None,
+        "--anonymize",
+        help="Hide faces in the annotated pictures and videos: blur or pixelate (boxes and labels kept).",
+    ),
+    classes: Optional[str] = typer.Option(
+        None, "--classes", help="Keep only faces with these labels, e.g. no_mask,incorrect (rows, pictures, summary)."
+    ),
+    save_txt: bool = typer.Option(
+        False, "--save-txt", help="Also write YOLO labels (class cx cy w h confidence) under SAVE_DIR/labels/."
+    ),
+    save_crop: bool = typer.Option(
+        False, "--save-crop", help="Also write each face's crop under SAVE_DIR/crops/LABEL/."
+    ),
     use_ray: bool = typer.Option(
         False,
         "--ray",
@@ -87,6 +101,8 @@ def detect(
     if use_ray or ray_address or batch_size:
         if not use_ray:
             fail_usage("--ray-address and --batch-size go with --ray")
+        if anonymize or classes or save_txt or save_crop:
+            fail_usage("--anonymize, --classes, --save-txt and --save-crop are not available with --ray yet")
         _detect_ray(
             sources,
             model,
@@ -108,7 +124,8 @@ def detect(
     if fmt not in FORMATS:
         fail_usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     summary = summary or per_image
-    if save and save_dir is None:
+    options = _options(anonymize, classes, save_txt, save_crop)
+    if (save or save_txt or save_crop) and save_dir is None:  # as Ultralytics: labels and crops beside the pictures
         save_dir = DEFAULT_SAVE_DIR
     det = make_detector(model, threshold, tile, scales, zoom=zoom)
     items = expand_sources(sources)
@@ -128,7 +145,8 @@ def detect(
         _output_failed(exc, output, 0)
     try:
         with _progress("detect", disable=not show) as bar:
-            task = bar.add_task("detect", total=len(items))
+            # pictures count one each, videos their frames (a per-frame bar); a stream: no total
+            task = bar.add_task("detect", total=batch.work_units(items, vid_stride) if show else len(items))
             for rep in batch.run(
                 det,
                 items,
@@ -136,6 +154,7 @@ def detect(
                 save_dir=save_dir,
                 vid_stride=vid_stride,
                 on_done=lambda r: bar.advance(task),
+                options=options,
             ):
                 if rep.error:
                     failed += 1
@@ -165,6 +184,22 @@ def detect(
         )
         raise typer.Exit(130)
     raise typer.Exit(1 if failed else 0)
+
+
+def _options(anonymize: Optional[str], classes: Optional[str], save_txt: bool, save_crop: bool):
+    """``batch.runner.Options`` from the flags, or a usage error naming the flag."""
+    from ..batch.annotate import ANONYMIZE_MODES
+    from ..batch.runner import Options
+    from ..core.face import LABELS
+
+    if anonymize is not None and anonymize not in ANONYMIZE_MODES:
+        fail_usage(f"--anonymize takes {' or '.join(ANONYMIZE_MODES)}, got {anonymize!r}")
+    kept = None
+    if classes is not None:
+        kept = frozenset(c.strip() for c in classes.split(",") if c.strip())
+        if not kept or not kept <= set(LABELS):
+            fail_usage(f"--classes takes labels among {', '.join(LABELS)}, separated by commas; got {classes!r}")
+    return Options(classes=kept, anonymize=anonymize, save_txt=save_txt, save_crop=save_crop)
 
 
 def format_of(output: Optional[Path]) -> Optional[str]:

@@ -25,6 +25,9 @@ def serve(
     max_megapixels: Optional[float] = flag("--max-megapixels", "Largest picture accepted [default: 40]."),
     max_faces: Optional[int] = flag("--max-faces", "Most faces one picture gives, the highest scored [default: 1000]."),
     cors: Optional[List[str]] = flag("--cors", "Allow these browser origins (off unless given)."),
+    anonymize: Optional[str] = flag(
+        "--anonymize", "Hide faces (blur or pixelate) in every picture the service draws: previews, annotated answers."
+    ),
     watch: Optional[List[str]] = flag(
         "--watch",
         "Watch a camera or stream inside the service, NAME=SOURCE (repeat for more): GET /v1/streams, "
@@ -55,6 +58,7 @@ def serve(
             max_faces=max_faces,
             cors_origins=cors or None,
             watch=watch or None,
+            anonymize=anonymize,
         )
         if settings.watch and settings.workers > 1:
             raise SettingsError("watch", "streams are watched in one process: use --workers 1 with --watch")
@@ -62,8 +66,13 @@ def serve(
             cores = max(1, usable_cores() // settings.workers)  # the worker processes share the cores
             settings = settings.model_copy(update={"threads": cores, "infer_threads": cores})
     except SettingsError as exc:
-        flag = FLAGS.get(exc.field, "--" + exc.field.replace("_", "-"))
-        fail_usage(f"{flag}: {exc.msg}")
+        given = locals().get(exc.field if exc.field != "cors_origins" else "cors")
+        env = "MASKWATCH_" + exc.field.upper()
+        # name what the user set: the flag, or the environment variable when the flag was not given
+        where = env if given is None and env in os.environ else FLAGS.get(exc.field, "--" + exc.field.replace("_", "-"))
+        fail_usage(f"{where}: {exc.msg}")
+    if problem := _port_problem(settings.host, settings.port):
+        fail_usage(problem)
     try:
         app_ = create_app(settings)  # fail early, with a clear message, on a model that cannot load
     except MaskwatchError as exc:  # a model file that cannot load
@@ -77,7 +86,14 @@ def serve(
         err=True,
     )
     if settings.workers == 1:  # this process serves: the app made above, its model already loaded
-        uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning", http=HeaderTimeoutProtocol)
+        uvicorn.run(
+            app_,
+            host=settings.host,
+            port=settings.port,
+            log_level=None,
+            log_config=log_config(settings.access_log),
+            http=HeaderTimeoutProtocol,
+        )
         return
     os.environ[SETTINGS_ENV] = settings.model_dump_json()  # each worker process makes its own app
     # /metrics reports all workers: prometheus_client's multiprocess mode, in a folder removed at exit
@@ -89,6 +105,43 @@ def serve(
             port=settings.port,
             workers=settings.workers,
             factory=True,
-            log_level="warning",
+            log_level=None,
+            log_config=log_config(settings.access_log),
             http=HeaderTimeoutProtocol,
         )
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Why ``serve`` cannot listen on host:port (another server has it...), found before it says it serves."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"--host {host}: cannot resolve it ({exc.strerror or exc})"
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"--port {port}: {host}:{port} is in use (another server?); choose another port"
+            return f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})"
+    return None
+
+
+def log_config(access_log: bool) -> dict:
+    """uvicorn's logging: its own messages from warnings up on stderr, and with ``access_log`` a line per
+    request on stdout (time, client, request line, status)."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    cfg = copy.deepcopy(LOGGING_CONFIG)
+    cfg["loggers"]["uvicorn.error"]["level"] = "WARNING"
+    cfg["loggers"]["uvicorn"]["level"] = "WARNING"
+    cfg["loggers"]["uvicorn.access"]["level"] = "INFO" if access_log else "WARNING"
+    cfg["formatters"]["access"]["fmt"] = '%(asctime)s %(client_addr)s "%(request_line)s" %(status_code)s'
+    return cfg

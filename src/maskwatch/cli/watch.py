@@ -58,6 +58,10 @@ def watch(
     max_frames: Optional[int] = flag("--max-frames", "Stop after this many processed frames.", min=1),
     name: Optional[str] = typer.Option(None, "--name", help="Stream name in events (default: the source)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+    anonymize: Optional[str] = flag(
+        "--anonymize",
+        "Hide faces (blur or pixelate) in the saved video and the alert snapshots; boxes and labels kept.",
+    ),
     status: Optional[bool] = typer.Option(
         None,
         "--status/--no-status",
@@ -76,6 +80,8 @@ def watch(
 
     if threshold is not None and not 0 <= threshold <= 1:
         fail_usage(f"--threshold must be between 0 and 1, got {threshold}")
+    if anonymize is not None and anonymize not in ("blur", "pixelate"):
+        fail_usage(f"--anonymize takes blur or pixelate, got {anonymize!r}")
     if save is not None and save.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
         fail_usage(f"--save {save}: name a video file (.mp4)")
     det = make_detector(model, threshold, tile, scales, input_size, zoom)
@@ -91,6 +97,7 @@ def watch(
         lost_after=lost_after,
         min_hits=min_frames,
         max_frames=max_frames,
+        anonymize=anonymize,
     )
 
     def on_signal(signum: int, _frame: Optional[FrameType]) -> None:

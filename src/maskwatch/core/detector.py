@@ -165,11 +165,11 @@ class Detector:
         # against 167 ms on the calling thread alone)
         asks = self._cls_below > 0
         turns = bool(self.spec.classifiers) and self._cls_below > 1
-        self._sess = _session(path, threads, providers, spin=not turns)
+        self.session = _session(path, threads, providers, spin=not turns)  # the detector's onnxruntime session
         self.meta = dict(self.spec.meta)
         if self.meta.get("kind", "detector") != "detector":
             raise ModelError(f"{path}: is a maskwatch {self.meta.get('kind')} model, not a detector")
-        self._input = self._sess.get_inputs()[0].name
+        self._input = self.session.get_inputs()[0].name
         self._buffers = threading.local()  # per-thread input buffers (see _blob)
         spec = self.spec
         self.labels = spec.labels
@@ -446,7 +446,7 @@ class Detector:
         blob = self._blob(per * len(views), prep.ph, prep.pw)
         for i, view in enumerate(views):
             prep.fill(blob[i * per : (i + 1) * per], view, self.spec.pad_value)
-        scores, dists, probs = self._sess.run(None, {self._input: blob})
+        scores, dists, probs = self.session.run(None, {self._input: blob})
         out = []
         for i in range(len(views)):
             found = []

@@ -27,7 +27,7 @@ import ray  # the Ray library (imports are absolute)
 import ray.data
 
 from ..batch.output import csv_cells
-from ..batch.runner import ROW_FIELDS, Report, Tally, _common_root, detect_image
+from ..batch.runner import ROW_FIELDS, Report, Tally, common_root, detect_image
 from ..batch.sources import expand_sources, is_video
 from ..core.detector import Detector
 from ..core.errors import MaskwatchError
@@ -194,7 +194,7 @@ def sources_dataset(
     errors = [e if e is not None else (VIDEO_ERROR if is_video(s) else None) for s, e in items]
     del items
     # the folder that annotated pictures mirror (``--save-dir``), as the local command finds it
-    common = _common_root([p for p, e in zip(paths, errors) if e is None]) if with_common else None
+    common = common_root([p for p, e in zip(paths, errors) if e is None]) if with_common else None
     # one Arrow table (a few bytes per picture beyond its name), cut into blocks: at least 64 of them for
     # small runs (every worker busy to the end), at most BLOCK_ROWS pictures each for large ones (the
     # driver keeps some bookkeeping per block and per task: fewer, larger blocks keep it small)

@@ -40,12 +40,16 @@ def create_app(settings: ServeSettings | str | None = None, /, **options: Any) -
         version=__version__,
         description="Face and mask detection: PaddleHub Serving compatible endpoints and a REST API.",
         lifespan=streams.lifespan,  # the watchers of --watch start and stop with the app
+        docs_url=None,  # /docs and /redoc are served with their assets from a pip package: pages.mount_docs
+        redoc_url=None,
     )
     service = Service(settings)
     service.models.get()  # fail early, with a clear message (ModelError names the file), on a bad model
     app.state.service, app.state.settings = service, settings
     app.state.models, app.state.metrics = service.models, service.metrics
-    app.state.streams = StreamHub(settings.watch, service.models.get() if settings.watch else None)
+    app.state.streams = StreamHub(
+        settings.watch, service.models.get() if settings.watch else None, anonymize=settings.anonymize
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
@@ -62,6 +66,7 @@ def create_app(settings: ServeSettings | str | None = None, /, **options: Any) -
     for router in (paddlehub.router, rest.router, metrics.router, pages.router, live.router, streams.router):
         app.include_router(router)
     pages.mount_files(app)
+    pages.mount_docs(app)
     document_400_not_422(app)
     return app
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +52,11 @@ class ServeSettings(BaseSettings):
     max_queued: int = Field(64, ge=0, description="POST requests waiting for a slot; past it, 503 with Retry-After")
     queue_timeout: float = Field(30.0, description="seconds a request waits for a slot before its 503")
     header_timeout: float = Field(10.0, description="seconds a client has to send its request headers")
+    anonymize: Literal["blur", "pixelate"] | None = Field(
+        None,
+        description="hide faces (blur or pixelate) in every picture the service draws: previews, annotated answers",
+    )
+    access_log: bool = Field(True, description="a line per request on stdout (time, client, request, status)")
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8866, ge=1, le=65535, description="port (PaddleHub Serving's is 8866)")
     workers: int = Field(1, ge=1, description="server processes, each with its own model")

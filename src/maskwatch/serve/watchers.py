@@ -24,8 +24,16 @@ RETRY_S = (2.0, 5.0, 10.0, 30.0)  # waits before watching a failed stream again 
 class Stream:
     """One named source watched in a thread, started again after failures."""
 
-    def __init__(self, name: str, source: str, detector: Detector, retry: tuple[float, ...] = RETRY_S):
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        detector: Detector,
+        anonymize: str | None = None,
+        retry: tuple[float, ...] = RETRY_S,
+    ):
         self.name, self.source, self.detector, self.retry = name, source, detector, retry
+        self.anonymize = anonymize  # faces hidden in the preview
         self.state = "starting"
         self.error: str | None = None
         self.restarts = 0
@@ -47,7 +55,7 @@ class Stream:
         attempt = 0
         while not self._stop.is_set():
             src: str | int = int(self.source) if self.source.isdigit() else self.source
-            w = Watcher(src, self.detector, name=self.name)
+            w = Watcher(src, self.detector, name=self.name, anonymize=self.anonymize)
             w.keep_preview = True
             self.watcher = w
             try:
@@ -102,7 +110,7 @@ class Stream:
 class StreamHub:
     """The service's streams, by name; started and stopped with the application."""
 
-    def __init__(self, specs: list[str] | None, detector: Detector | None):
+    def __init__(self, specs: list[str] | None, detector: Detector | None, anonymize: str | None = None):
         self.streams: dict[str, Stream] = {}
         if specs:
             try:
@@ -112,7 +120,7 @@ class StreamHub:
         for spec in specs or []:
             name, _, source = spec.partition("=")
             assert detector is not None
-            self.streams[name] = Stream(name, source, detector)
+            self.streams[name] = Stream(name, source, detector, anonymize)
         self._started = False
         self.started_at = time.time()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..export import write_metadata as _set_meta
+from ..export import write_metadata
 from ..core.face import LABELS
 from ..core.registry import DEFAULTS
 from .net import ClassifierExport, CropClassifier, ExportWrapper
@@ -57,7 +57,7 @@ def export_detector(net: torch.nn.Module, path: Path, meta: dict | None = None) 
         "config": net.config,
     }
     full.update(meta or {})
-    _set_meta(path, full)
+    write_metadata(path, full)
     return path
 
 
@@ -84,7 +84,7 @@ def export_classifier(
         "config": net.config,
     }
     full.update(meta or {})
-    _set_meta(path, full)
+    write_metadata(path, full)
     return path
 
 

@@ -35,7 +35,8 @@ from ..evaluation.datasets import Sample, load_dataset
 from ..evaluation.metrics import best_f1_threshold, evaluate_results, pr_curve
 from ..evaluation.run import run_eval
 from .data import DetectionDataset
-from .export import _set_meta, export_detector, load_onnx_weights
+from ..export import write_metadata
+from .export import export_detector, load_onnx_weights
 from .loop import EMA, FROZEN_STAGES, DetectorRecipe, _param_groups, _train_epoch, build_network, lr_schedule
 
 DISTILL = 2.0  # weight of the starting network's face scores and boxes as targets (holds what it found before)
@@ -112,7 +113,7 @@ def recalibrate(path: Path, val: list[Sample], meta: dict, log: Callable[[str], 
         )
         return False
     raw_meta = {k: v for k, v in meta.items() if k != "score_calibration"}
-    _set_meta(path, raw_meta)
+    write_metadata(path, raw_meta)
     results, _ = run_eval(Detector(path, score_threshold=0.02), val)
     default_raw, f1 = best_f1_threshold(results)
     rec, _, sc, _ = pr_curve(results, 0.5, None)
@@ -121,7 +122,7 @@ def recalibrate(path: Path, val: list[Sample], meta: dict, log: Callable[[str], 
     meta["score_threshold"] = round(float(calibrate(np.array([default_raw]), knots)[0]), 4)
     meta["threshold_f1"] = round(f1, 4)
     meta["threshold_chosen_on"] = ["fine-tuning validation split"]
-    _set_meta(path, meta)
+    write_metadata(path, meta)
     log(
         f"face score re-calibrated on the validation split ({faces} faces): default threshold "
         f"{meta['score_threshold']} (best F1 {f1:.3f})"
@@ -220,7 +221,7 @@ def finetune(
     best_path.unlink(missing_ok=True)
     new_meta = copy.deepcopy(meta) | {"finetuned_from": str(init), "finetune_data": str(data)}
     new_meta["finetune_epoch"] = best["epoch"]
-    _set_meta(final, new_meta)
+    write_metadata(final, new_meta)
     if best["epoch"] == 0:
         log("no epoch beat the starting weights on val mAP: kept them")
     recalibrated = recalibrate(final, val, new_meta, log)

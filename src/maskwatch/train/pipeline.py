@@ -29,7 +29,7 @@ from ..core.errors import MaskwatchError
 from ..evaluation.metrics import best_f1_threshold
 from ..evaluation.run import run_eval
 from .classifier import ClassifierRecipe, train_classifier
-from .export import _set_meta
+from ..export import write_metadata
 from .loop import default_sources, train_detector
 from .recipes import DETECTORS
 
@@ -113,7 +113,7 @@ def calibrate_scores(path: Path, data: Path) -> dict:
 
     meta = read_meta(path)
     meta.pop("score_calibration", None)
-    _set_meta(path, meta)
+    write_metadata(path, meta)
     _, val = default_sources(data)
     det = Detector(path, score_threshold=0.02)
     per_set = [run_eval(det, load_dataset(Path(r), Path(s)))[0] for r, s in val]
@@ -124,7 +124,7 @@ def calibrate_scores(path: Path, data: Path) -> dict:
     meta["score_threshold"] = round(float(calibrate(np.array([default_raw]), knots)[0]), 4)
     meta["threshold_f1"] = round(f1, 4)
     meta["threshold_chosen_on"] = [f"{Path(r).name}/{Path(s).name}" for r, s in val]
-    _set_meta(path, meta)
+    write_metadata(path, meta)
     return meta
 
 
@@ -147,7 +147,7 @@ def _assemble(
     if classifiers:
         meta["classifier"] = [c.name for c in classifiers]
     meta["detector_from"] = det_recipe
-    _set_meta(path, meta)
+    write_metadata(path, meta)
     calibrate_scores(path, data)  # the default threshold, and the face score's scale
     if install:
         _install([path] + [path.parent / c.name for c in classifiers])

@@ -20,18 +20,6 @@ import numpy as np
 
 from ..core.errors import MaskwatchError
 
-EVENT_KINDS = (
-    "stream_started",
-    "track_started",
-    "label_settled",
-    "label_changed",
-    "alert",
-    "track_ended",
-    "stream_lost",
-    "stream_reconnected",
-    "stream_ended",
-)
-
 
 def iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -107,13 +95,14 @@ class EventLog:
 class Snapshots:
     """Saves the face crop (with a margin) of each alert as ``DIR/<stream>_track<id>_frame<n>.jpg``."""
 
-    def __init__(self, folder: str | os.PathLike[str], margin: float = 0.3):
+    def __init__(self, folder: str | os.PathLike[str], margin: float = 0.3, anonymize: str | None = None):
         self.folder = Path(folder)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise MaskwatchError(f"--snapshots {folder}: cannot create it ({exc.strerror or exc})") from None
         self.margin = margin
+        self.anonymize = anonymize  # "blur" or "pixelate": the face is hidden in the crop too
         self.saved = 0
 
     def save(self, image: np.ndarray, event: dict[str, Any]) -> str | None:
@@ -126,7 +115,12 @@ class Snapshots:
             return None
         stream = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(event["stream"]))[-40:]
         out = self.folder / f"{stream}_track{event['track_id']}_frame{event['frame']}.jpg"
-        if not cv2.imwrite(str(out), image[b:d, a:c]):
+        crop = image[b:d, a:c]
+        if self.anonymize:
+            from ..batch.annotate import anonymize
+
+            crop = anonymize(crop, [(x1 - a, y1 - b, x2 - a, y2 - b)], self.anonymize)
+        if not cv2.imwrite(str(out), crop):
             return None
         self.saved += 1
         return str(out)

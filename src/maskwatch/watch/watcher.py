@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..batch.annotate import COLORS_BGR, FONT
+from ..batch.annotate import COLORS_BGR, FONT, anonymize, check_anonymize
 from ..core.detections import Detections
 from ..core.detector import Detector
 from ..core.errors import MaskwatchError
@@ -91,8 +91,10 @@ class Watcher:
         settle_share: float = 0.6,
         max_frames: int | None = None,
         open_timeout: float = 10.0,
+        anonymize: str | None = None,
     ):
         self.source = source
+        self.anonymize = check_anonymize(anonymize)  # faces hidden in the saved video, previews and snapshots
         self.name = name or public_source(str(source))  # events and summaries never show a camera's password
         if detector is None or isinstance(detector, (str, Path)):
             detector = Detector(detector or "mobile")
@@ -184,7 +186,7 @@ class Watcher:
             elif self._webhook_url is not None:
                 self.webhook = Webhook(self._webhook_url)
             if self._snap_dir is not None:
-                self.snapshots = Snapshots(self._snap_dir)
+                self.snapshots = Snapshots(self._snap_dir, anonymize=self.anonymize)
             if self._events_path is not None:
                 self.event_log = EventLog(self._events_path)
                 self.sinks.append(self.event_log)
@@ -331,7 +333,7 @@ class Watcher:
             self.webhook(event)
 
     def _draw(self, frame: Frame, tracked: Detections) -> None:
-        img = frame.image.copy()
+        img = anonymize(frame.image, tracked.boxes, self.anonymize) if self.anonymize else frame.image.copy()
         h, w = img.shape[:2]
         t = max(1, round(max(h, w) / 500))
         scale = max(0.4, max(h, w) / 1600)

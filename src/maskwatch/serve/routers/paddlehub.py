@@ -51,7 +51,7 @@ async def predict(module_name: str, request: Request, svc: ServiceDep) -> Any:
                 "data": to_paddle(faces, img.shape[1], img.shape[0]),
             }
             if visualization:  # returned in the response, never written to disk
-                ok, enc = cv2.imencode(".jpg", annotate(img, faces))
+                ok, enc = cv2.imencode(".jpg", annotate(img, faces, anonymize_faces=settings.anonymize))
                 res["base64"] = base64.b64encode(enc.tobytes()).decode() if ok else ""
             out.append(res)
         return out

@@ -31,6 +31,48 @@ async def live() -> HTMLResponse:
     return HTMLResponse((WEB_DIR / "live.html").read_text())
 
 
+DOCS_ASSETS = "/docs-static"
+
+
+def mount_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their scripts and styles from the ``fastapi-offline``
+    package (the serve extra), so they work with no network: FastAPI's own pages load them from a CDN."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    try:
+        import fastapi_offline
+    except ImportError:  # without it, the pages as FastAPI makes them (their assets from a CDN)
+        assets = None
+    else:
+        assets = Path(fastapi_offline.__file__).parent / "static"
+        app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-static")
+    title, openapi = f"{app.title} - API", app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        if assets is None:
+            return get_swagger_ui_html(openapi_url=openapi, title=title)
+        return get_swagger_ui_html(
+            openapi_url=openapi,
+            title=title,
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        if assets is None:
+            return get_redoc_html(openapi_url=openapi, title=title)
+        return get_redoc_html(
+            openapi_url=openapi,
+            title=title,
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def mount_files(app: FastAPI) -> None:
     """``/static`` (scripts) and ``/models`` (the ONNX files, for on-device mode); the pages and
     ``/static`` are sent with the isolation headers."""

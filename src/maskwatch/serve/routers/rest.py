@@ -60,7 +60,8 @@ async def detect(
     done = await svc.infer(work)
     if drawn:
         name, img, faces = done[0]
-        ok, enc = await svc.infer(lambda: cv2.imencode(".jpg", annotate(img, faces), [cv2.IMWRITE_JPEG_QUALITY, 90]))
+        drawn_img = annotate(img, faces, anonymize_faces=settings.anonymize)
+        ok, enc = await svc.infer(lambda: cv2.imencode(".jpg", drawn_img, [cv2.IMWRITE_JPEG_QUALITY, 90]))
         if not ok:
             raise BadRequest(
                 f"{name}: {img.shape[1]}x{img.shape[0]} is too large for an annotated JPEG (65500 px a side)"
