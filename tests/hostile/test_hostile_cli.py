@@ -149,3 +149,10 @@ def test_twenty_one_broken_inputs_each_get_a_row(tmp_path):
     rows = [row for row in _rows(r.stdout) if row.get("image")]
     assert sorted(Path(row["image"]).name for row in rows) == sorted(cases)
     assert all(row["error"] for row in rows) and r.exit_code == 1
+
+
+def test_verbose_shows_ffmpegs_own_lines(tmp_path):
+    video = corrupt_video(tmp_path)
+    r = _cli("detect", str(video), "-f", "csv", "--no-progress", "--verbose")
+    assert r.returncode == 1 and "@ 0x" in r.stderr and "decode error" in r.stderr
+    assert "@ 0x" not in r.stdout  # the rows stay clean

@@ -17,8 +17,10 @@ OPEN_TIMEOUT_S = 10.0  # a stream that cannot be opened is an error within this 
 READ_TIMEOUT_S = 5.0  # a stream that gives no frame for this long has stalled
 
 # FFmpeg's and OpenCV's own messages ("Connection refused", "can't capture by name") would repeat each
-# error in another form: ours name the source in one line
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+# error in another form: ours name the source in one line. ``--verbose`` (MASKWATCH_VERBOSE=1) shows them.
+VERBOSE_ENV = "MASKWATCH_VERBOSE"
+if not os.environ.get(VERBOSE_ENV):  # unset, FFmpeg writes its errors to stderr itself
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
@@ -165,10 +167,11 @@ def open_capture(
 ) -> cv2.VideoCapture:
     """An OpenCV capture for a video file, a camera index or a stream URL (with open and read timeouts:
     a stream that stalls makes ``read`` fail after ``read_timeout`` seconds)."""
-    try:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our errors name the source
-    except AttributeError:  # an OpenCV build without the logging module
-        pass
+    if not os.environ.get(VERBOSE_ENV):
+        try:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our errors name the source
+        except AttributeError:  # an OpenCV build without the logging module
+            pass
     if isinstance(source, int) or str(source).isdigit():
         return cv2.VideoCapture(int(source))
     if is_stream(str(source)):

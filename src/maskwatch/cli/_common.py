@@ -29,6 +29,21 @@ def error(msg: str) -> None:
     err.print(Text("error: ", style="red") + Text(printable(msg)))  # one line, whatever a file name holds
 
 
+def verbose_logs() -> None:
+    """``--verbose``: FFmpeg's and OpenCV's own messages (decode errors, stream trouble) on stderr.
+    Called before any video is opened (FFmpeg reads its log level when it first starts)."""
+    import os
+
+    os.environ["MASKWATCH_VERBOSE"] = "1"
+    os.environ.pop("OPENCV_FFMPEG_LOGLEVEL", None)  # unset, FFmpeg writes its errors to stderr (set, to stdout)
+    import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING)
+    except AttributeError:  # an OpenCV build without the logging module
+        pass
+
+
 def fail_usage(msg: str) -> None:
     error(msg)
     raise typer.Exit(2)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 from rich.text import Text
 
-from ._common import err, error, fail_usage, make_detector
+from ._common import err, error, fail_usage, make_detector, verbose_logs
 
 if TYPE_CHECKING:
     from ..batch.output import OutputError
@@ -79,6 +79,7 @@ def detect(
     save_crop: bool = typer.Option(
         False, "--save-crop", help="Also write each face's crop under SAVE_DIR/crops/LABEL/."
     ),
+    verbose: bool = typer.Option(False, "--verbose", help="Also show FFmpeg's and OpenCV's own messages on stderr."),
     use_ray: bool = typer.Option(
         False,
         "--ray",
@@ -94,6 +95,8 @@ def detect(
     ),
 ):
     """Detect faces and mask labels; rows of label, x1, y1, x2, y2, confidence, image."""
+    if verbose:
+        verbose_logs()
     from ..batch import runner as batch
     from ..batch.output import FORMATS, OutputError, OutputFile, ReportWriter, summary_text
     from ..batch.sources import expand_sources

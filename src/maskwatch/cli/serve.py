@@ -69,7 +69,10 @@ def serve(
         given = locals().get(exc.field if exc.field != "cors_origins" else "cors")
         env = "MASKWATCH_" + exc.field.upper()
         # name what the user set: the flag, or the environment variable when the flag was not given
-        where = env if given is None and env in os.environ else FLAGS.get(exc.field, "--" + exc.field.replace("_", "-"))
+        flag_name = FLAGS.get(exc.field, "--" + exc.field.replace("_", "-"))
+        where = (
+            f"{env} (the environment variable behind {flag_name})" if given is None and env in os.environ else flag_name
+        )
         fail_usage(f"{where}: {exc.msg}")
     if problem := _port_problem(settings.host, settings.port):
         fail_usage(problem)

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import typer
 
-from ._common import err, error, fail_usage, flag, make_detector
+from ._common import err, error, fail_usage, flag, make_detector, verbose_logs
 
 
 def watch(
@@ -58,6 +58,7 @@ def watch(
     max_frames: Optional[int] = flag("--max-frames", "Stop after this many processed frames.", min=1),
     name: Optional[str] = typer.Option(None, "--name", help="Stream name in events (default: the source)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", help="Also show FFmpeg's and OpenCV's own messages on stderr."),
     anonymize: Optional[str] = flag(
         "--anonymize",
         "Hide faces (blur or pixelate) in the saved video and the alert snapshots; boxes and labels kept.",
@@ -69,6 +70,8 @@ def watch(
     ),
 ):
     """Watch a video or stream: each person counted once, a label per person, an alert per person without a mask."""
+    if verbose:
+        verbose_logs()
     from ..core.errors import MaskwatchError
     from ..watch import tracking
     from ..watch.watcher import Watcher

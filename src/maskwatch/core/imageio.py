@@ -24,10 +24,11 @@ from .errors import ImageError, printable
 
 # OpenCV's own decoder messages ("[ERROR:0@2.9] global grfmt_tiff.cpp ...") would repeat each
 # ImageError, which names the input, in another form on the user's terminal
-try:
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-except AttributeError:  # an OpenCV build without the logging module
-    pass
+if not os.environ.get("MASKWATCH_VERBOSE"):  # maskwatch --verbose shows them
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # an OpenCV build without the logging module
+        pass
 
 ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, np.ndarray]
 
