@@ -160,14 +160,18 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+WARMUP_MIN = 2  # minutes of load before the server's memory is compared
+
+
 def rss_figures(rss: list[tuple[float, float]]) -> dict:
-    """The server's memory by minute of load (the mean of its samples), the first minute left out as
-    warm-up, and how far apart the highest and lowest minute are: "flat within" that share."""
+    """The server's memory by minute of load (the mean of its samples), the first ``WARMUP_MIN`` minutes
+    left out (onnxruntime's arenas and the allocator's pools grow to the load's working set), and how
+    far apart the highest and lowest minute are: "flat within" that share."""
     minutes: dict[int, list[float]] = {}
     for t, mb in rss:
         minutes.setdefault(int(t // 60), []).append(mb)
     means = {m: round(statistics.mean(v), 1) for m, v in sorted(minutes.items())}
-    full = [m for m in means if m >= 1 and len(minutes[m]) >= 3]  # whole minutes after the first
+    full = [m for m in means if m >= WARMUP_MIN and len(minutes[m]) >= 3]  # whole minutes after the warm-up
     loaded = [means[m] for m in full] or list(means.values())
     return {
         "rss_mb_by_minute": means,
@@ -265,6 +269,7 @@ def soak(args: argparse.Namespace) -> None:
         "rss_mb_at_start": round(rss_start, 1),
         "rss_mb": rss,
         **rss_figures(rss),
+        "warmup_minutes": WARMUP_MIN,
     }
     report(out, args.json)
 

@@ -338,3 +338,10 @@ def test_a_python_call_draws_a_result():
         and (drawn != img).any()
         and (img == cv2.imread(str(SAMPLES_DIR / "maksssksksss307.jpg"))).all()
     )
+
+
+def test_detect_takes_input_size_as_watch_does(tmp_path):
+    a = runner.invoke(app, ["detect", str(paths()[0]), "-f", "csv", "--input-size", "320"])
+    assert a.exit_code == 0, a.output
+    small = Detector("mobile", input_size=320).detect(paths()[0])
+    assert len(a.stdout.strip().splitlines()) - 1 == max(1, len(small))

@@ -61,6 +61,13 @@ def detect(
         "--zoom",
         help="Crowds: run pictures with faces too small for one pass again this much larger (0: off; default: the model's).",
     ),
+    input_size: Optional[int] = typer.Option(
+        None,
+        "--input-size",
+        min=64,
+        max=4096,
+        help="Fixed network input: the picture's long side becomes this many pixels (default: the model's rule).",
+    ),
     vid_stride: int = typer.Option(1, "--vid-stride", min=1, help="Use every N-th video frame."),
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress", help="Progress bar on stderr (default: when more than one input)."
@@ -130,7 +137,7 @@ def detect(
     options = _options(anonymize, classes, save_txt, save_crop)
     if (save or save_txt or save_crop) and save_dir is None:  # as Ultralytics: labels and crops beside the pictures
         save_dir = DEFAULT_SAVE_DIR
-    det = make_detector(model, threshold, tile, scales, zoom=zoom)
+    det = make_detector(model, threshold, tile, scales, input_size, zoom=zoom)
     items = expand_sources(sources)
     _check_output(output, items)
     save_dir = _prepare_save_dir(save_dir)
