@@ -19,6 +19,38 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Options that several commands share, declared once (typer reads them as each parameter's default).
+MODEL = typer.Option("mobile", "--model", "-m", help="mobile, server, or a maskwatch .onnx file.")
+THRESHOLD = typer.Option(
+    None,
+    "--threshold",
+    "--score-threshold",
+    "--conf",
+    "-t",
+    help="Face score threshold (default: the model's); --conf as in Ultralytics.",
+)
+TILE = typer.Option(False, "--tile", help="Also scan large pictures in full-resolution tiles (small faces).")
+SCALES = typer.Option(None, "--scales", help="Input-size multipliers, e.g. 1,2 (small faces).")
+ZOOM = typer.Option(
+    None,
+    "--zoom",
+    help="Crowds: run pictures with faces too small for one pass again this much larger (0: off; default: the model's).",
+)
+INPUT_SIZE = typer.Option(
+    None,
+    "--input-size",
+    min=64,
+    max=4096,
+    help="Fixed network input: the picture's long side becomes this many pixels (default: the model's rule).",
+)
+ANONYMIZE = typer.Option(
+    None,
+    "--anonymize",
+    help="Hide faces in what is saved or shown: blur or pixelate (boxes and labels kept).",
+)
+VERBOSE = typer.Option(False, "--verbose", help="Also show FFmpeg's and OpenCV's own messages on stderr.")
+
+
 def flag(name: str, help: str, *aliases: str, **kw: Any) -> Any:
     """An option with no default of its own (None: the command, a setting or the model decides)."""
     return typer.Option(None, name, *aliases, help=help, **kw)
@@ -83,9 +115,9 @@ def make_detector(
             fail_usage(f"--scales takes positive numbers separated by commas, e.g. 1,2; got {scales!r}")
     if zoom is not None and not valid_zoom(zoom):
         fail_usage(f"--zoom takes 0 (off) or a factor above 1 and at most {MAX_ZOOM:g}, e.g. 1.75; got {zoom!r}")
-    if threshold is not None and not 0 <= threshold <= 1:
-        fail_usage(f"--threshold must be between 0 and 1, got {threshold}")
     try:
         return Detector(model, score_threshold=threshold, tile=tile, scales=sc, input_size=input_size, zoom=zoom)
-    except (MaskwatchError, ValueError) as exc:
+    except ValueError as exc:  # the Detector checks the threshold (core.detector.check_threshold)
+        fail_usage(f"--threshold: {exc}" if "score_threshold" in str(exc) else str(exc))
+    except MaskwatchError as exc:
         fail_usage(str(exc))

@@ -10,7 +10,21 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 from rich.text import Text
 
-from ._common import err, error, fail_usage, make_detector, verbose_logs
+from ._common import (
+    ANONYMIZE,
+    INPUT_SIZE,
+    MODEL,
+    SCALES,
+    THRESHOLD,
+    TILE,
+    VERBOSE,
+    ZOOM,
+    err,
+    error,
+    fail_usage,
+    make_detector,
+    verbose_logs,
+)
 
 if TYPE_CHECKING:
     from ..batch.output import OutputError
@@ -22,14 +36,8 @@ def detect(
     sources: List[str] = typer.Argument(
         ..., help="Pictures, folders (recursive), globs, videos, camera indexes or stream URLs."
     ),
-    model: str = typer.Option("mobile", "--model", "-m", help="mobile, server, or a maskwatch .onnx file."),
-    threshold: Optional[float] = typer.Option(
-        None,
-        "--threshold",
-        "--conf",
-        "-t",
-        help="Face score threshold (default: the model's); --conf as in Ultralytics.",
-    ),
+    model: str = MODEL,
+    threshold: Optional[float] = THRESHOLD,
     fmt: Optional[str] = typer.Option(
         None,
         "--format",
@@ -54,29 +62,15 @@ def detect(
         min=1,
         help="Pictures processed at once (default 1; with --ray: actors in the pool, default as many as the cluster's CPUs).",
     ),
-    tile: bool = typer.Option(False, "--tile", help="Also scan large pictures in full-resolution tiles (small faces)."),
-    scales: Optional[str] = typer.Option(None, "--scales", help="Input-size multipliers, e.g. 1,2 (small faces)."),
-    zoom: Optional[float] = typer.Option(
-        None,
-        "--zoom",
-        help="Crowds: run pictures with faces too small for one pass again this much larger (0: off; default: the model's).",
-    ),
-    input_size: Optional[int] = typer.Option(
-        None,
-        "--input-size",
-        min=64,
-        max=4096,
-        help="Fixed network input: the picture's long side becomes this many pixels (default: the model's rule).",
-    ),
+    tile: bool = TILE,
+    scales: Optional[str] = SCALES,
+    zoom: Optional[float] = ZOOM,
+    input_size: Optional[int] = INPUT_SIZE,
     vid_stride: int = typer.Option(1, "--vid-stride", min=1, help="Use every N-th video frame."),
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress", help="Progress bar on stderr (default: when more than one input)."
     ),
-    anonymize: Optional[str] = typer.Option(
-        None,
-        "--anonymize",
-        help="Hide faces in the annotated pictures and videos: blur or pixelate (boxes and labels kept).",
-    ),
+    anonymize: Optional[str] = ANONYMIZE,
     classes: Optional[str] = typer.Option(
         None, "--classes", help="Keep only faces with these labels, e.g. no_mask,incorrect (rows, pictures, summary)."
     ),
@@ -86,7 +80,7 @@ def detect(
     save_crop: bool = typer.Option(
         False, "--save-crop", help="Also write each face's crop under SAVE_DIR/crops/LABEL/."
     ),
-    verbose: bool = typer.Option(False, "--verbose", help="Also show FFmpeg's and OpenCV's own messages on stderr."),
+    verbose: bool = VERBOSE,
     use_ray: bool = typer.Option(
         False,
         "--ray",

@@ -12,36 +12,34 @@ from typing import Any, Optional
 
 import typer
 
-from ._common import err, error, fail_usage, flag, make_detector, verbose_logs
+from ._common import (
+    ANONYMIZE,
+    INPUT_SIZE,
+    MODEL,
+    SCALES,
+    THRESHOLD,
+    TILE,
+    VERBOSE,
+    ZOOM,
+    err,
+    error,
+    fail_usage,
+    flag,
+    make_detector,
+    verbose_logs,
+)
 
 
 def watch(
     source: str = typer.Argument(
         ..., help="A video file, a webcam index (0, 1...) or an rtsp:// / http:// stream URL."
     ),
-    model: str = typer.Option("mobile", "--model", "-m", help="mobile, server, or a maskwatch .onnx file."),
-    threshold: Optional[float] = typer.Option(
-        None,
-        "--threshold",
-        "--score-threshold",
-        "--conf",
-        "-t",
-        help="Face score threshold (default: the model's); --conf as in Ultralytics.",
-    ),
-    tile: bool = typer.Option(False, "--tile", help="Also scan large frames in full-resolution tiles (small faces)."),
-    scales: Optional[str] = typer.Option(None, "--scales", help="Input-size multipliers, e.g. 1,2 (small faces)."),
-    zoom: Optional[float] = typer.Option(
-        None,
-        "--zoom",
-        help="Crowds: run pictures with faces too small for one pass again this much larger (0: off; default: the model's).",
-    ),
-    input_size: Optional[int] = typer.Option(
-        None,
-        "--input-size",
-        min=64,
-        max=4096,
-        help="Model input side in pixels (default: the model's); the frame's long side avoids upscaling small frames.",
-    ),
+    model: str = MODEL,
+    threshold: Optional[float] = THRESHOLD,
+    tile: bool = TILE,
+    scales: Optional[str] = SCALES,
+    zoom: Optional[float] = ZOOM,
+    input_size: Optional[int] = INPUT_SIZE,
     events: Optional[Path] = flag("--events", "Append events (JSON lines, flushed one by one) to this file."),
     save: Optional[Path] = flag("--save", "Write the annotated video (track ids, running counts) to this .mp4."),
     webhook: Optional[str] = flag("--webhook", "POST each no_mask alert as JSON to this URL (once per person)."),
@@ -58,11 +56,8 @@ def watch(
     max_frames: Optional[int] = flag("--max-frames", "Stop after this many processed frames.", min=1),
     name: Optional[str] = typer.Option(None, "--name", help="Stream name in events (default: the source)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
-    verbose: bool = typer.Option(False, "--verbose", help="Also show FFmpeg's and OpenCV's own messages on stderr."),
-    anonymize: Optional[str] = flag(
-        "--anonymize",
-        "Hide faces (blur or pixelate) in the saved video and the alert snapshots; boxes and labels kept.",
-    ),
+    verbose: bool = VERBOSE,
+    anonymize: Optional[str] = ANONYMIZE,
     status: Optional[bool] = typer.Option(
         None,
         "--status/--no-status",
@@ -81,8 +76,6 @@ def watch(
     except MaskwatchError as exc:
         fail_usage(str(exc))
 
-    if threshold is not None and not 0 <= threshold <= 1:
-        fail_usage(f"--threshold must be between 0 and 1, got {threshold}")
     if anonymize is not None and anonymize not in ("blur", "pixelate"):
         fail_usage(f"--anonymize takes blur or pixelate, got {anonymize!r}")
     if save is not None and save.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):

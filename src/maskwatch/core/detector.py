@@ -70,6 +70,15 @@ CANDIDATES_PER_FACE = 4  # boxes per allowed face that one pass may send to NMS 
 MAX_CANDIDATES = CANDIDATES_PER_FACE * MAX_FACES
 
 
+def check_threshold(value: float) -> float:
+    """A face score threshold as a float in [0, 1], or ``ValueError`` saying so: the one check every
+    edge (command line, service, watcher) relies on, translating the error into its own words."""
+    thr = float(value)
+    if not 0.0 <= thr <= 1.0:  # also refuses nan
+        raise ValueError(f"score_threshold must be between 0 and 1, got {value}")
+    return thr
+
+
 def valid_zoom(zoom: float) -> bool:
     """A crowd zoom factor Detector accepts: 0 (off) or above 1 and at most ``MAX_ZOOM``."""
     return not isinstance(zoom, bool) and (zoom == 0 or (bool(np.isfinite(zoom)) and 1 < zoom <= MAX_ZOOM))
@@ -177,13 +186,11 @@ class Detector:
         # sized to the picture (the model's rule) unless a fixed input size is asked for
         self.upscale = spec.upscale if input_size is None else None
         self.min_input, self.max_input = spec.min_input, spec.max_input
-        self.score_threshold = float(score_threshold if score_threshold is not None else spec.score_threshold)
+        self.score_threshold = check_threshold(score_threshold if score_threshold is not None else spec.score_threshold)
         self.nms_threshold = float(nms_threshold if nms_threshold is not None else spec.nms_threshold)
         self.flip = bool(spec.flip if flip is None else flip)
         self.tile = bool(tile)
         self.scales = tuple(float(s) for s in (scales or spec.scales))
-        if not 0.0 <= self.score_threshold <= 1.0:
-            raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         # a second, enlarged pass for pictures whose first pass finds small faces (0: never)
         self.zoom = float(spec.zoom if zoom is None else zoom)
         if not valid_zoom(self.zoom if zoom is None else zoom):
@@ -331,10 +338,7 @@ class Detector:
     # -- internals: preprocess, run, postprocess --------------------------------------------------
 
     def _threshold(self, score_threshold: float | None) -> float:
-        thr = self.score_threshold if score_threshold is None else float(score_threshold)
-        if not 0.0 <= thr <= 1.0:
-            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
-        return thr
+        return self.score_threshold if score_threshold is None else check_threshold(score_threshold)
 
     def _detect_image(self, img: np.ndarray, min_score: float) -> Detections:
         """All detections above ``min_score`` on a BGR uint8 picture, after NMS and classification."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..batch.annotate import COLORS_BGR, FONT, anonymize, check_anonymize
 from ..core.detections import Detections
-from ..core.detector import Detector
+from ..core.detector import Detector, check_threshold
 from ..core.errors import MaskwatchError
 from ..core.face import LABELS
 from .events import EventLog, Snapshots, make_event
@@ -99,9 +99,12 @@ class Watcher:
         if detector is None or isinstance(detector, (str, Path)):
             detector = Detector(detector or "mobile")
         self.detector = detector
-        self.threshold = float(score_threshold if score_threshold is not None else detector.score_threshold)
-        if not 0.0 <= self.threshold <= 1.0:
-            raise MaskwatchError(f"score threshold must be between 0 and 1, got {self.threshold}")
+        try:
+            self.threshold = check_threshold(
+                score_threshold if score_threshold is not None else detector.score_threshold
+            )
+        except ValueError as exc:
+            raise MaskwatchError(str(exc)) from None
         self.every_frame, self.buffer, self.reconnect = every_frame, buffer, reconnect
         self.lost_after, self.min_hits, self.settle_share = lost_after, min_hits, settle_share
         self.max_frames = max_frames

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from ... import __version__
 from ...batch.annotate import annotate, summarize
+from ...core.detector import check_threshold
 from ...core.face import Face
 from ...core.registry import available, resolve_model
 from ..dependencies import ServiceDep
@@ -37,8 +38,11 @@ async def detect(
     drawn = (annotate_ or "").lower() in ("1", "true", "yes")
     if model is not None and model not in available():
         raise BadRequest(f"model must be one of {', '.join(available())}")
-    if threshold is not None and not 0 <= threshold <= 1:
-        raise BadRequest("threshold must be between 0 and 1")
+    if threshold is not None:
+        try:
+            check_threshold(threshold)  # the Detector's own check, in the service's words
+        except ValueError:
+            raise BadRequest(f"threshold must be between 0 and 1, got {threshold}") from None
     settings = svc.settings
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         raws = await multipart_images(request, settings.max_images, settings.max_body)
