@@ -345,3 +345,33 @@ def test_detect_takes_input_size_as_watch_does(tmp_path):
     assert a.exit_code == 0, a.output
     small = Detector("mobile", input_size=320).detect(paths()[0])
     assert len(a.stdout.strip().splitlines()) - 1 == max(1, len(small))
+
+
+def test_a_faces_probabilities_are_keyed_by_its_models_labels():
+    import numpy as np
+
+    from maskwatch import Detections
+
+    d = Detections(
+        np.array([[0, 0, 10, 10]], np.float32),
+        np.array([0.9], np.float32),
+        np.array([[0.2, 0.8]], np.float32),
+        labels=("hat", "no_hat"),
+    )
+    face = d.to_faces()[0]
+    assert face.label == "no_hat" and face.to_dict()["probs"] == {"hat": 0.2, "no_hat": 0.8}
+    assert Detections.from_faces([face]).labels == ("hat", "no_hat")
+
+
+def test_annotate_draws_track_ids_and_a_caption():
+    import numpy as np
+
+    from maskwatch.batch.annotate import annotate, tag_text
+    from maskwatch.core.face import Face
+
+    f = Face((40.0, 50.0, 120.0, 150.0), "mask", 0.97, 0.9, (0.97, 0.02, 0.01), track_id=7)
+    assert tag_text(f) == "#7 mask 0.97"
+    assert tag_text(Face((0.0, 0.0, 1.0, 1.0), "no_mask", 0.5, 0.9)) == "no_mask 0.50"
+    img = np.full((240, 320, 3), 200, np.uint8)
+    out = annotate(img, [f], caption="people 1  mask 1")
+    assert tuple(out[2, 2]) == (32, 32, 32) and tuple(annotate(img, [f])[2, 2]) == (200, 200, 200)

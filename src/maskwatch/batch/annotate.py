@@ -43,7 +43,7 @@ def label_layout(faces: list[Face], shape: tuple[int, ...]) -> list[tuple[Rect, 
         scale = _text_scale(f.width, max(h, w))
         if scale < MIN_TEXT_SCALE:
             continue
-        (tw, th), base = cv2.getTextSize(f"{f.label} {f.confidence:.2f}", FONT, scale, 1)
+        (tw, th), base = cv2.getTextSize(tag_text(f), FONT, scale, 1)
         tw, th = tw + 2, th + base + 2
         lx = min(max(0, x1), max(0, w - tw))
         for top in (y1 - th, y2, y1):
@@ -58,12 +58,23 @@ def label_layout(faces: list[Face], shape: tuple[int, ...]) -> list[tuple[Rect, 
     return out
 
 
-def _legend(out: np.ndarray, labels: list[str]) -> None:
-    """Colour key in the top-left corner, for pictures where some faces have no tag."""
+def _caption(out: np.ndarray, text: str) -> int:
+    """One line of white text on a dark band in the top-left corner (a watcher's running counts);
+    returns the height it takes."""
+    h, w = out.shape[:2]
+    scale = max(0.4, max(h, w) / 1600)
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, 1)
+    cv2.rectangle(out, (0, 0), (tw + 8, th + base + 8), (32, 32, 32), -1)
+    cv2.putText(out, text, (4, th + 4), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return th + base + 8
+
+
+def _legend(out: np.ndarray, labels: list[str], top: int = 0) -> None:
+    """Colour key in the top-left corner (below ``top``), for pictures where some faces have no tag."""
     h, w = out.shape[:2]
     scale = max(0.45, max(h, w) / 1600)
     (_, th), base = cv2.getTextSize("no_mask", FONT, scale, 1)
-    y = 4
+    y = top + 4
     for lab in labels:
         (tw, _), _ = cv2.getTextSize(lab, FONT, scale, 1)
         cv2.rectangle(out, (4, y), (4 + th + 6 + tw + 4, y + th + base + 4), (32, 32, 32), -1)
@@ -108,11 +119,16 @@ def anonymize(image: np.ndarray, boxes: Iterable[Iterable[float]], mode: str = "
 
 
 def annotate(
-    image: np.ndarray, faces: Iterable[Face], thickness: int | None = None, anonymize_faces: str | None = None
+    image: np.ndarray,
+    faces: Iterable[Face],
+    thickness: int | None = None,
+    anonymize_faces: str | None = None,
+    caption: str | None = None,
 ) -> np.ndarray:
     """A copy of ``image`` (BGR uint8) with a box per face, coloured by label, and a "label 0.97" tag where
-    it can be read (see ``label_layout``); when some faces have no tag, a colour legend in the corner.
-    ``anonymize_faces`` ("blur" or "pixelate"): each face is hidden first, its box and label kept."""
+    it can be read (see ``label_layout``; "#7 label 0.97" for a face a tracker gave id 7); when some faces
+    have no tag, a colour legend in the corner. ``anonymize_faces`` ("blur" or "pixelate"): each face is
+    hidden first, its box and label kept. ``caption``: a line in the top-left corner (running counts)."""
     faces = list(faces)
     out: np.ndarray = anonymize(image, (f.box for f in faces), anonymize_faces) if anonymize_faces else image.copy()
     h, w = out.shape[:2]
@@ -127,13 +143,17 @@ def annotate(
         (x1, y1, x2, y2), scale = spot
         _, base = cv2.getTextSize(f.label, FONT, scale, 1)
         cv2.rectangle(out, (x1, y1), (x2, y2), COLORS_BGR.get(f.label, (200, 200, 200)), -1)
-        cv2.putText(
-            out, f"{f.label} {f.confidence:.2f}", (x1 + 1, y2 - base - 1), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA
-        )
+        cv2.putText(out, tag_text(f), (x1 + 1, y2 - base - 1), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    top = _caption(out, caption) if caption else 0
     untagged = sorted({f.label for f, spot in zip(faces, layout) if spot is None}, key=LABELS.index)
     if untagged:
-        _legend(out, untagged)
+        _legend(out, untagged, top)
     return out
+
+
+def tag_text(f: Face) -> str:
+    """A face's tag: "label 0.97", or "#7 label 0.97" when a tracker gave it an id."""
+    return (f"#{f.track_id} " if f.track_id is not None else "") + f"{f.label} {f.confidence:.2f}"
 
 
 def summarize(faces: Iterable[Face]) -> dict[str, Any]:

@@ -138,10 +138,10 @@ def watch(
 
 def summary_text(s: dict[str, Any]) -> str:
     """The final summary: people (not frames) by label, compliance, alerts, then frames, speed and drops."""
-    rate = "-" if s["compliance"] is None else f"{100 * s['compliance']:.1f}%"
+    from ..watch.watcher import counts_line
+
     lines = [
-        f"people {s['people']}  mask {s['mask']}  no_mask {s['no_mask']}  incorrect {s['incorrect']}  "
-        f"compliance {rate}  alerts {s['alerts']}  ({s['stream']})",
+        f"{counts_line(s)}  ({s['stream']})",
         f"frames {s['frames']} processed, {s['frames_dropped']} dropped, {s['fps']} fps; "
         f"latency p50 {s['latency_ms_p50']} ms, p95 {s['latency_ms_p95']} ms; reconnects {s['reconnects']}",
     ]

@@ -82,7 +82,9 @@ class Detections:
         )
 
     @staticmethod
-    def from_faces(faces: Sequence[Face], labels: Sequence[str] = LABELS) -> Detections:
+    def from_faces(faces: Sequence[Face], labels: Sequence[str] | None = None) -> Detections:
+        """The rows of ``faces``; ``labels``: their names (default: the faces' own, else ``LABELS``)."""
+        labels = labels or (faces[0].labels if faces else LABELS)
         if not faces:
             return Detections.empty(labels)
         tids = [f.track_id for f in faces]
@@ -162,6 +164,7 @@ class Detections:
             probs=tuple(float(v) for v in p),
             track_id=None if self.tracker_id is None else int(self.tracker_id[i]),
             data={k2: v[i] for k2, v in self.data.items()},
+            labels=tuple(self.labels),
         )
 
     def to_faces(self) -> list[Face]:

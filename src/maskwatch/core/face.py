@@ -45,9 +45,10 @@ class Face:
     confidence: probability of ``label`` for this face.
     score: how sure the model is that this is a face at all (for ``server``, the detector's score
         lowered by its crop classifier's doubt that the box is a face).
-    probs: probabilities of all labels, in ``LABELS`` order.
+    probs: probabilities of all labels, in ``labels`` order.
     track_id: the track this face belongs to (a tracker sets it), or None.
     data: extra values for this face (the row of ``Detections.data``).
+    labels: the model's labels, the names of ``probs`` (``LABELS`` for the shipped models).
 
     A ``Face`` is a view of one row of ``Detections`` (``Detections.to_faces``).
     """
@@ -59,6 +60,7 @@ class Face:
     probs: tuple[float, ...] = (0.0, 0.0, 0.0)
     track_id: int | None = None
     data: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    labels: tuple[str, ...] = LABELS
 
     @property
     def width(self) -> float:
@@ -70,5 +72,5 @@ class Face:
 
     def to_dict(self) -> dict[str, Any]:
         return face_dict(
-            self.box, self.label, self.confidence, self.score, self.probs, LABELS, self.track_id, self.data
+            self.box, self.label, self.confidence, self.score, self.probs, self.labels, self.track_id, self.data
         )

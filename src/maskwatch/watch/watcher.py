@@ -12,14 +12,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from ..batch.annotate import COLORS_BGR, FONT, anonymize, check_anonymize
+from ..batch.annotate import annotate, check_anonymize
 from ..core.detections import Detections
 from ..core.detector import Detector, check_threshold
 from ..core.errors import MaskwatchError
@@ -54,6 +54,16 @@ class _Minute:
     start: float  # epoch seconds of the minute
     people: int = 0
     by_label: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LABELS, 0))
+
+
+def counts_line(c: dict[str, Any], alerts: bool = True) -> str:
+    """People by label, compliance (and alerts): the one line the status, the drawn video and the
+    final summary all show."""
+    rate = "-" if c.get("compliance") is None else f"{100 * c['compliance']:.1f}%"
+    line = (
+        f"people {c['people']}  mask {c['mask']}  no_mask {c['no_mask']}  incorrect {c['incorrect']}  compliance {rate}"
+    )
+    return line + (f"  alerts {c['alerts']}" if alerts else "")
 
 
 class Watcher:
@@ -336,26 +346,16 @@ class Watcher:
             self.webhook(event)
 
     def _draw(self, frame: Frame, tracked: Detections) -> None:
-        img = anonymize(frame.image, tracked.boxes, self.anonymize) if self.anonymize else frame.image.copy()
-        h, w = img.shape[:2]
-        t = max(1, round(max(h, w) / 500))
-        scale = max(0.4, max(h, w) / 1600)
         assert self.tracker is not None
-        for i in range(len(tracked)):
-            tid = int(tracked.tracker_id[i]) if tracked.tracker_id is not None else -1
-            tr = self.tracker.tracks.get(tid)
-            label = (tr.label if tr is not None and tr.label else None) or tracked.label_names[i]
-            x1, y1, x2, y2 = (round(float(v)) for v in tracked.boxes[i])
-            color = COLORS_BGR.get(label, (200, 200, 200))
-            cv2.rectangle(img, (x1, y1), (x2, y2), color, t, cv2.LINE_AA)
-            cv2.putText(img, f"#{tid} {label}", (x1, max(12, y1 - 4)), FONT, scale, color, 1, cv2.LINE_AA)
-        c = self.counts()
-        text = f"people {c['people']}  mask {c['mask']}  no_mask {c['no_mask']}  incorrect {c['incorrect']}" + (
-            f"  compliance {100 * c['compliance']:.0f}%" if c["compliance"] is not None else ""
+        faces = []  # each face under its track's settled label: what the person is counted as
+        for face in tracked.to_faces():
+            tr = self.tracker.tracks.get(face.track_id if face.track_id is not None else -1)
+            label = tr.label if tr is not None and tr.label else face.label
+            faces.append(replace(face, label=label, confidence=face.probs[face.labels.index(label)]))
+        img = annotate(
+            frame.image, faces, anonymize_faces=self.anonymize, caption=counts_line(self.counts(), alerts=False)
         )
-        (tw, th), base = cv2.getTextSize(text, FONT, scale, 1)
-        cv2.rectangle(img, (0, 0), (tw + 8, th + base + 8), (32, 32, 32), -1)
-        cv2.putText(img, text, (4, th + 4), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        h, w = img.shape[:2]
         if self._save_path is not None:
             if self._writer is None:
                 Path(self._save_path).parent.mkdir(parents=True, exist_ok=True)
@@ -421,12 +421,7 @@ class Watcher:
             }
 
     def status_line(self) -> str:
-        c = self.counts()
-        rate = "-" if c["compliance"] is None else f"{100 * c['compliance']:.1f}%"
-        return (
-            f"people {c['people']} (mask {c['mask']}, no_mask {c['no_mask']}, incorrect {c['incorrect']})"
-            f"  compliance {rate}  alerts {c['alerts']}  {self.fps:.1f} fps"
-        )
+        return f"{counts_line(self.counts())}  {self.fps:.1f} fps"
 
     def per_minute(self) -> list[dict[str, Any]]:
         """People counted per minute (when their label settled) and the compliance rate in that minute."""
