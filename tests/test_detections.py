@@ -27,14 +27,14 @@ def test_columns_filtering_and_indexing():
     assert len(d) == 5
     assert list(d.class_id) == [int(np.argmax(p)) for p in d.probs]
     assert np.allclose(d.confidence, d.probs.max(1))
-    kept = d.with_threshold(0.5)
+    kept = d[d.scores >= 0.5]
     assert isinstance(kept, Detections) and np.all(kept.scores >= 0.5) and len(kept) == int((d.scores >= 0.5).sum())
     assert list(kept.data["frame"]) == [i for i in range(5) if d.scores[i] >= 0.5]
     masked = d[d.class_id == d.class_id[0]]
     assert isinstance(masked, Detections) and np.all(masked.class_id == d.class_id[0])
     one = d[2]
     assert isinstance(one, Detections) and len(one) == 1 and np.array_equal(one.boxes[0], d.boxes[2])
-    assert len(d[1:3]) == 2 and len(d.filter(np.zeros(5, bool))) == 0
+    assert len(d[1:3]) == 2 and len(d[np.zeros(5, bool)]) == 0
     with pytest.raises(IndexError):
         d[5]
     with pytest.raises(ValueError, match="rows"):
@@ -80,7 +80,7 @@ def test_per_call_threshold_and_detections(data, mobile):
     low = mobile.detections(img, score_threshold=0.1)
     assert isinstance(low, Detections) and np.all(low.scores >= 0.1)
     default = mobile.detect(img)
-    assert default == low.with_threshold(mobile.score_threshold).to_faces()
+    assert default == low[low.scores >= mobile.score_threshold].to_faces()
     assert mobile.detect(img, score_threshold=0.1) == low.to_faces()
     with pytest.raises(ValueError, match="score_threshold"):
         mobile.detect(img, score_threshold=1.5)

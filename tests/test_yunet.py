@@ -334,7 +334,7 @@ def test_crowd_zoom_reports_the_enlarged_pass(tmp_path, monkeypatch):
             else:
                 rows = [(100, 100, 180, 190, 0.9), (300, 300, 330, 330, 0.3)]
             found = _faces(*rows)
-            out.append(found.take(found.scores >= min_score))
+            out.append(found[found.scores >= min_score])
         return out
 
     monkeypatch.setattr(det, "_run_views", fake_views)

@@ -25,7 +25,21 @@ from ..core.face import LABELS, Face
 from ..core.imageio import ImageInput, load_image
 from .sources import READ_TIMEOUT_S, FileFrames, frame_size_problem, is_stream, is_video, open_capture
 
-ROW_FIELDS = ("label", "x1", "y1", "x2", "y2", "confidence", "image", "score", "frame", "error")
+# A batch row's columns, in PaddleHub's order first, and each one's type: the one definition behind the
+# CSV header, the table and the Ray pipeline's Arrow schema (ray/pipeline.py)
+ROW_TYPES: dict[str, type] = {
+    "label": str,
+    "x1": float,
+    "y1": float,
+    "x2": float,
+    "y2": float,
+    "confidence": float,
+    "image": str,
+    "score": float,
+    "frame": int,
+    "error": str,
+}
+ROW_FIELDS = tuple(ROW_TYPES)
 
 
 @dataclass

@@ -138,18 +138,6 @@ class Detections:
             {k: v[sel] for k, v in self.data.items()},
         )
 
-    def take(self, idx: np.ndarray) -> Detections:
-        """The rows at ``idx`` (indices or a boolean mask), in that order."""
-        return self[idx]
-
-    def filter(self, mask: np.ndarray) -> Detections:
-        """The rows where ``mask`` is true."""
-        return self[np.asarray(mask, bool)]
-
-    def with_threshold(self, score_threshold: float) -> Detections:
-        """The rows whose face score reaches ``score_threshold``."""
-        return self[self.scores >= score_threshold]
-
     # -- conversion -------------------------------------------------------------------------------
 
     def face(self, i: int) -> Face:

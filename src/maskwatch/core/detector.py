@@ -371,7 +371,7 @@ class Detector:
             if sizes:
                 parts = [self._run_view(img, (0, 0, w, h), size, pool_min) for size in sizes]
             else:
-                parts = [p.take(p.scores >= pool_min) for p in parts]
+                parts = [p[p.scores >= pool_min] for p in parts]
         return self._finish(img, parts, min_score, raw_min)
 
     def _raw_min(self, min_score: float) -> float:
@@ -388,7 +388,7 @@ class Detector:
             return out
         scores = calibrate(out.scores, cal)
         out = Detections(out.boxes, scores, out.probs, out.labels)
-        return out.take(scores >= min_score)
+        return out[scores >= min_score]
 
     def _postprocess(self, img: np.ndarray, parts: list[Detections], min_score: float) -> Detections:
         """The passes over one picture -> its faces: clip, NMS (or a vote of the passes), second stage."""
@@ -396,9 +396,9 @@ class Detector:
         pool = Detections.merge(parts)
         pool = Detections(clip_boxes(pool.boxes, w, h), pool.scores, pool.probs, self.labels)
         # a candidate lying wholly in the padding clips to nothing: it is no face (and would merge to 0,0,0,0)
-        pool = pool.take(np.minimum(pool.boxes[:, 2] - pool.boxes[:, 0], pool.boxes[:, 3] - pool.boxes[:, 1]) >= 1)
+        pool = pool[np.minimum(pool.boxes[:, 2] - pool.boxes[:, 0], pool.boxes[:, 3] - pool.boxes[:, 1]) >= 1]
         above = np.flatnonzero(pool.scores >= min_score)  # the pool may reach lower, to vote: see _pool_min
-        raw = pool.take(above)
+        raw = pool[above]
         if not len(raw):
             return raw
         keep = nms(raw.boxes, raw.scores, self.nms_threshold, max_keep=self.max_faces)  # the highest scored
@@ -411,7 +411,7 @@ class Detector:
             raw = Detections(raw.boxes[keep], raw.scores[keep], probs, self.labels)
         if self._classifiers and len(raw):
             raw = self._second_stage(img, raw)
-            raw = raw.take(raw.scores >= min_score)
+            raw = raw[raw.scores >= min_score]
         return raw
 
     def _second_stage(self, img: np.ndarray, raw: Detections) -> Detections:
@@ -420,12 +420,12 @@ class Detector:
         ask = raw.probs.max(axis=1) < self._cls_below
         if not ask.any():
             return raw
-        sub = raw.take(np.flatnonzero(ask))
+        sub = raw[np.flatnonzero(ask)]
         sub = second_stage(sub, [c(img, sub.boxes) for c in self._classifiers], self._cls_weight, self._verify_weight)
         if ask.all():
             return sub
-        out = Detections.merge([sub, raw.take(np.flatnonzero(~ask))])
-        return out.take(np.argsort(-out.scores, kind="stable"))
+        out = Detections.merge([sub, raw[np.flatnonzero(~ask)]])
+        return out[np.argsort(-out.scores, kind="stable")]
 
     def _blob(self, n: int, h: int, w: int) -> np.ndarray:
         """This thread's network input buffer, shaped (n, 3, h, w). Reused from call to call (it

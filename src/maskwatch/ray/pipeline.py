@@ -27,25 +27,14 @@ import ray  # the Ray library (imports are absolute)
 import ray.data
 
 from ..batch.output import csv_cells
-from ..batch.runner import ROW_FIELDS, Report, Tally, common_root, detect_image
+from ..batch.runner import ROW_FIELDS, ROW_TYPES, Report, Tally, common_root, detect_image
 from ..batch.sources import expand_sources, is_video
 from ..core.detector import Detector
 from ..core.errors import MaskwatchError
 from ..core.imageio import IMAGE_SUFFIXES
 
 ROW_SCHEMA = pa.schema(
-    [
-        ("label", pa.string()),
-        ("x1", pa.float64()),
-        ("y1", pa.float64()),
-        ("x2", pa.float64()),
-        ("y2", pa.float64()),
-        ("confidence", pa.float64()),
-        ("image", pa.string()),
-        ("score", pa.float64()),
-        ("frame", pa.int64()),
-        ("error", pa.string()),
-    ]
+    [(name, {str: pa.string(), float: pa.float64(), int: pa.int64()}[kind]) for name, kind in ROW_TYPES.items()]
 )
 # one record per picture: what ``maskwatch detect --format jsonl`` writes for it, and what the summary needs
 REPORT_SCHEMA = pa.schema(
@@ -65,8 +54,6 @@ READ_CPUS = 0  # per read or write task: storage-bound, and the detection actors
 CONNECT_TIMEOUT_S = 10.0
 BLOCK_ROWS = 256  # pictures per input block at most (a task's work: many actor calls of batch_size)
 PARQUET_ROWS = 100_000  # rows per Parquet file at least (the last one excepted)
-
-assert tuple(ROW_SCHEMA.names) == ROW_FIELDS
 
 
 def is_uri(source: str) -> bool:
