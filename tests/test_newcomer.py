@@ -375,3 +375,25 @@ def test_annotate_draws_track_ids_and_a_caption():
     img = np.full((240, 320, 3), 200, np.uint8)
     out = annotate(img, [f], caption="people 1  mask 1")
     assert tuple(out[2, 2]) == (32, 32, 32) and tuple(annotate(img, [f])[2, 2]) == (200, 200, 200)
+
+
+def test_one_letterbox_for_the_runtime_and_the_int8_calibration(tmp_path):
+    import cv2
+    import numpy as np
+
+    from maskwatch.core.detector import Letterbox
+    from maskwatch.export import calibration_blobs
+    from maskwatch.models import MODEL_DIR
+
+    det = Detector("mobile")
+    img = cv2.imread(str(SAMPLES_DIR / "maksssksksss307.jpg"))  # 400x226
+    blob = det.input_blob(img)
+    size = det.passes(img.shape[1], img.shape[0])[0][0]
+    box = Letterbox.of(img.shape[:2], size, max(det.spec.strides))
+    assert blob.shape == (1, 3, box.ph, box.pw) and max(box.nw, box.nh) == size == 640
+    assert (blob[0, :, box.nh :, :] == det.spec.pad_value).all() and det.spec.pad_value == 0
+    (tmp_path / "calib").mkdir()
+    cv2.imwrite(str(tmp_path / "calib" / "a.jpg"), img)
+    got = calibration_blobs(tmp_path / "calib", MODEL_DIR / "mobile.onnx")
+    again = det.input_blob(cv2.imread(str(tmp_path / "calib" / "a.jpg")))
+    assert len(got) == 1 and got[0].shape == again.shape and np.array_equal(got[0], again)

@@ -17,12 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
 from . import models as registry
-from .core.registry import META_KEY, PAD_VALUE, SECOND_STAGE, read_metadata, resolve_model
+from .core.registry import META_KEY, SECOND_STAGE, read_metadata, resolve_model
 from .core.errors import MaskwatchError
 from .core.imageio import IMAGE_SUFFIXES
 
@@ -81,21 +80,21 @@ def calibration_files(folder: Path, count: int = 64) -> list[Path]:
     return [by_stem[Path(n).stem] for n in names if Path(n).stem in by_stem][:count]
 
 
-def calibration_blobs(folder: Path, input_size: int, count: int = 64) -> list[np.ndarray]:
+def calibration_blobs(folder: Path, model: Path, count: int = 64) -> list[np.ndarray]:
+    """The network inputs int8 is calibrated on: pictures of ``folder`` letterboxed by ``model``'s own
+    ``Detector`` (its input size rule and pad value), the inputs the quantised graph will see."""
+    from .core.detector import Detector
+
     files = calibration_files(folder, count)
     if not files:
         raise MaskwatchError(f"{folder}: no pictures to calibrate int8 quantisation on (use --calib DIR)")
+    det = Detector(model, classifier_below=0)
     blobs = []
     for f in files:
-        img = cv2.imread(str(f))
-        if img is None:
+        try:
+            blobs.append(det.input_blob(f))
+        except MaskwatchError:  # a picture that cannot be read is left out
             continue
-        h, w = img.shape[:2]
-        s = input_size / max(h, w)
-        nw, nh = max(1, round(w * s)), max(1, round(h * s))
-        pad = np.full((-(-nh // 32) * 32, -(-nw // 32) * 32, 3), PAD_VALUE, np.uint8)
-        pad[:nh, :nw] = cv2.resize(img, (nw, nh))
-        blobs.append(pad.transpose(2, 0, 1)[None].astype(np.float32))
     return blobs
 
 
@@ -104,7 +103,7 @@ def quantise_int8(src: Path, dst: Path, calib: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     meta = read_metadata(src)
-    blobs = calibration_blobs(calib, int(meta.get("input_size", 640)))
+    blobs = calibration_blobs(calib, src)
     name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
 
     class Reader(CalibrationDataReader):

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from ..core.detector import Letterbox
 from ..core.geometry import nms
 
 TEACHER_FILE = "yunet_n_dynamic.onnx"
@@ -59,12 +60,10 @@ class YuNetTeacher:
             scale = 640 / max(h0, w0)
         if self.long_side:
             scale = self.long_side / max(h0, w0)
-        img = cv2.resize(bgr, (round(w0 * scale), round(h0 * scale))) if scale != 1.0 else bgr
-        h, w = img.shape[:2]
-        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
-        pad = np.zeros((ph, pw, 3), np.float32)
-        pad[:h, :w] = img
-        blob = pad.transpose(2, 0, 1)[None]
+        box = Letterbox.of((h0, w0), round(max(h0, w0) * scale), 32)  # the runtime's letterbox, padded with 0
+        blob = box.blob(bgr, 0)  # as YuNet-n was trained
+        pw = box.pw
+        scale = box.scale
         outs = dict(zip([o.name for o in self.sess.get_outputs()], self.sess.run(None, {"input": blob})))
         boxes, scores = [], []
         for s in (8, 16, 32):
