@@ -63,7 +63,7 @@ def test_model_settings_are_kept_once():
     the web page's JavaScript keeps no copy of them (it once had its own strides, 32, 114 and 0.45)."""
     import re
 
-    from maskwatch.core.detector import _Prep
+    from maskwatch.core.detector import Letterbox
     from maskwatch.core.registry import DEFAULTS, STRIDES
 
     spec = resolve_model("mobile")
@@ -71,7 +71,7 @@ def test_model_settings_are_kept_once():
     assert s["strides"] == list(STRIDES) == DEFAULTS["strides"] and s["pad_multiple"] == max(STRIDES)
     # the file's own pad value (YuNet-n pads with 0), else the default
     assert s["pad_value"] == spec.meta.get("pad_value", DEFAULTS["pad_value"]) == 0 and 0 < s["nms_threshold"] < 1
-    assert _Prep.of((100, 70), 100, 64).pw == 128  # padded to the model's largest stride, not a fixed 32
+    assert Letterbox.of((100, 70), 100, 64).pw == 128  # padded to the model's largest stride, not a fixed 32
     js = (MODEL_DIR.parent / "web" / "static" / "ondevice.js").read_text()
     code = "\n".join(line.split("//")[0] for line in js.splitlines())
     assert not re.search(r"\b(8, 16, 32|114|0\.45|640|32)\b", code), "a model setting written into ondevice.js"
