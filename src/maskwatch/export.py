@@ -175,7 +175,7 @@ def export_model(
     # a cascade without a veto (mobile: the crop classifier relabels only faces the graph is unsure
     # of) exports as its graph alone, which a device runs by the contract of docs/mobile.md; a model
     # whose classifier labels or vetoes every face (server) is two files and is not for devices
-    cascade = spec.classifier_below <= 1 and spec.verify_weight == 0
+    cascade = spec.settings.classifier_below <= 1 and spec.settings.verify_weight == 0
     if spec.classifiers and not cascade:
         raise MaskwatchError(f"{model}: has a second-stage classifier; export the single-file mobile model for devices")
     name = Path(src).stem + ("_int8" if int8 else "")

@@ -207,11 +207,11 @@ Written by `maskwatch.hub.Module.save_inference_model`. Run it with ONNX Runtime
 
 ## Input
 `{inp.name}`: float32 {inp.shape}, BGR, values 0-255 (no normalisation). Resize the picture so that its
-long side is {_size_rule(spec)}, place it top-left and pad right and bottom with {spec.pad_value} up to
-multiples of {spec.pad_multiple}.
+long side is {_size_rule(spec)}, place it top-left and pad right and bottom with {spec.settings.pad_value} up to
+multiples of {spec.settings.pad_multiple}.
 
 ## Outputs
-{outs}: per anchor point (strides {", ".join(map(str, spec.strides))}, row-major over each stride's grid, the point at
+{outs}: per anchor point (strides {", ".join(map(str, spec.settings.strides))}, row-major over each stride's grid, the point at
 the cell centre) the face score, the distances left, top, right, bottom to the box edges in input pixels,
 and the label probabilities ({", ".join(det.labels)}).
 
@@ -223,26 +223,26 @@ classifier file(s): {cls} (settings in the model's `maskwatch` metadata).
 
 
 def _size_rule(spec: ModelSpec) -> str:
-    if spec.upscale is None:
-        rule = f"{spec.input_size} px"
+    if spec.settings.upscale is None:
+        rule = f"{spec.settings.input_size} px"
     else:
         rule = (
-            f"the picture's own long side x {spec.upscale:g}, kept between {spec.min_input} and {spec.max_input} px "
-            f"({spec.input_size} px for a 640x480 picture)"
+            f"the picture's own long side x {spec.settings.upscale:g}, kept between {spec.settings.min_input} and {spec.settings.max_input} px "
+            f"({spec.settings.input_size} px for a 640x480 picture)"
         )
-    if spec.zoom > 1:
+    if spec.settings.zoom > 1:
         rule += (
-            f"; when that pass finds a face (network score >= {spec.zoom_score:g}) under {spec.zoom_below:g} px, "
-            f"the picture is run again {spec.zoom:g} times larger (at most {spec.zoom_max_input} px) and that "
+            f"; when that pass finds a face (network score >= {spec.settings.zoom_score:g}) under {spec.settings.zoom_below:g} px, "
+            f"the picture is run again {spec.settings.zoom:g} times larger (at most {spec.settings.zoom_max_input} px) and that "
             "pass's faces are the answer"
         )
     return rule
 
 
 def _calibration_note(spec: ModelSpec) -> str:
-    if spec.score_calibration is None:
+    if spec.settings.score_calibration is None:
         return ""
-    raw, cal = spec.score_calibration
+    raw, cal = spec.settings.score_calibration
     return (
         f", in calibrated units: map the network's score through the piecewise-linear knots raw {list(raw)} "
         f"-> {list(cal)} first"

@@ -16,6 +16,6 @@ def models() -> None:
                 " (" + ("every face" if below > 1 else "none" if below <= 0 else f"faces whose class < {below:g}") + ")"
             )
         print(
-            f"{name:8s} {spec.size_bytes / 1e6:5.2f} MB  input {spec.input_policy()}  threshold {spec.score_threshold}"
+            f"{name:8s} {spec.size_bytes / 1e6:5.2f} MB  input {spec.settings.input_policy()}  threshold {spec.settings.score_threshold}"
             f"  flip {spec.flip}  classifier {cls}  paddlehub {spec.paddlehub_module}"
         )

@@ -180,37 +180,45 @@ class Detector:
             raise ModelError(f"{path}: is a maskwatch {self.meta.get('kind')} model, not a detector")
         self._input = self.session.get_inputs()[0].name
         self._buffers = threading.local()  # per-thread input buffers (see _blob)
-        spec = self.spec
-        self.labels = spec.labels
-        self.input_size = int(input_size or spec.input_size)
-        # sized to the picture (the model's rule) unless a fixed input size is asked for
-        self.upscale = spec.upscale if input_size is None else None
-        self.min_input, self.max_input = spec.min_input, spec.max_input
-        self.score_threshold = check_threshold(score_threshold if score_threshold is not None else spec.score_threshold)
-        self.nms_threshold = float(nms_threshold if nms_threshold is not None else spec.nms_threshold)
-        self.flip = bool(spec.flip if flip is None else flip)
-        self.tile = bool(tile)
-        self.scales = tuple(float(s) for s in (scales or spec.scales))
-        # a second, enlarged pass for pictures whose first pass finds small faces (0: never)
-        self.zoom = float(spec.zoom if zoom is None else zoom)
-        if not valid_zoom(self.zoom if zoom is None else zoom):
+        if zoom is not None and not valid_zoom(zoom):
             raise ValueError(f"zoom must be 0 (off) or a factor above 1 and at most {MAX_ZOOM:g}, got {zoom!r}")
-        self.zoom_below, self.zoom_score = spec.zoom_below, spec.zoom_score
-        self.zoom_max_input = min(spec.zoom_max_input, MAX_INPUT)
+        overrides: dict[str, Any] = {
+            "score_threshold": None if score_threshold is None else check_threshold(score_threshold),
+            "nms_threshold": None if nms_threshold is None else float(nms_threshold),
+            "flip": None if flip is None else bool(flip),
+            "scales": tuple(float(s) for s in scales) if scales else None,
+            "zoom": None if zoom is None else float(zoom),
+            "classifier_below": self._cls_below,
+        }
+        # this detector's settings: the model's, with what this call asked for (registry.ModelSettings)
+        self.settings = self.spec.settings.replace(**{k: v for k, v in overrides.items() if v is not None})
+        if input_size is not None:  # the old fixed rule: the long side becomes input_size
+            self.settings = self.settings.replace(input_size=int(input_size), upscale=None)
+        settings = self.settings
+        self.labels = settings.labels
+        self.input_size, self.upscale = settings.input_size, settings.upscale
+        self.min_input, self.max_input = settings.min_input, settings.max_input
+        self.score_threshold = check_threshold(settings.score_threshold)
+        self.nms_threshold, self.flip = settings.nms_threshold, settings.flip
+        self.tile = bool(tile)
+        self.scales = settings.scales
+        # a second, enlarged pass for pictures whose first pass finds small faces (0: never)
+        self.zoom, self.zoom_below, self.zoom_score = settings.zoom, settings.zoom_below, settings.zoom_score
+        self.zoom_max_input = min(settings.zoom_max_input, MAX_INPUT)
         top = self.input_size if self.upscale is None else self.max_input
         bad = [s for s in self.scales if not (np.isfinite(s) and MIN_INPUT <= top * s <= MAX_INPUT)]
         if bad:
             raise ValueError(f"scales {bad} give inputs outside {MIN_INPUT}-{MAX_INPUT} px at input size {top}")
         # second stage: one crop classifier file, or several whose probabilities are averaged
         self._classifiers = []
-        for cls_file in spec.classifiers if asks else ():
+        for cls_file in settings.classifier if asks else ():
             cpath = path.parent / cls_file
             if not cpath.is_file():
                 raise ModelError(f"{path}: its classifier {cls_file} is missing")
-            self._classifiers.append(CropModel.load(cpath, threads, providers, flip=spec.classifier_flip))
-        self._cls_weight = spec.classifier_weight
+            self._classifiers.append(CropModel.load(cpath, threads, providers, flip=settings.classifier_flip))
+        self._cls_weight = settings.classifier_weight
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
-        self._verify_weight = spec.verify_weight
+        self._verify_weight = settings.verify_weight
 
     def __repr__(self) -> str:
         return f"Detector(model={self.name!r}, score_threshold={self.score_threshold}, input_size={self.input_size})"
@@ -317,7 +325,7 @@ class Detector:
         (size from ``passes``, the model's pad value): what int8 calibration must see."""
         img = load_image(image)
         size = self.passes(img.shape[1], img.shape[0])[0][0]
-        return Letterbox.of(img.shape[:2], size, self.spec.pad_multiple).blob(img, self.spec.pad_value)
+        return Letterbox.of(img.shape[:2], size, self.settings.pad_multiple).blob(img, self.settings.pad_value)
 
     def zoom_sizes(self, width: int, height: int, found: Detections | Sequence[Face]) -> list[int]:
         """The network sizes (long side, px) of the enlarged passes a picture of this size gets after
@@ -383,14 +391,14 @@ class Detector:
 
     def _raw_min(self, min_score: float) -> float:
         """The network score that gives face score ``min_score`` (the same without a calibration)."""
-        cal = self.spec.score_calibration
+        cal = self.settings.score_calibration
         return min_score if cal is None else raw_threshold(min_score, cal)
 
     def _finish(self, img: np.ndarray, parts: list[Detections], min_score: float, raw_min: float) -> Detections:
         """Postprocess (at ``raw_min``, the network score of face score ``min_score``), then report
         calibrated face scores (``maskwatch.core.calibration``)."""
         out = self._postprocess(img, parts, raw_min)
-        cal = self.spec.score_calibration
+        cal = self.settings.score_calibration
         if cal is None or not len(out):
             return out
         scores = calibrate(out.scores, cal)
@@ -452,11 +460,11 @@ class Detector:
         self, views: Sequence[np.ndarray], size: int, min_score: float, offset: tuple[int, int] = (0, 0)
     ) -> list[Detections]:
         """One pass over pictures of the same size, in one ``session.run``: preprocess, run, postprocess."""
-        prep = Letterbox.of(views[0].shape[:2], size, self.spec.pad_multiple)
+        prep = Letterbox.of(views[0].shape[:2], size, self.settings.pad_multiple)
         per = 2 if self.flip else 1
         blob = self._blob(per * len(views), prep.ph, prep.pw)
         for i, view in enumerate(views):
-            prep.fill(blob[i * per : (i + 1) * per], view, self.spec.pad_value)
+            prep.fill(blob[i * per : (i + 1) * per], view, self.settings.pad_value)
         scores, dists, probs = self.session.run(None, {self._input: blob})
         out = []
         for i in range(len(views)):
@@ -469,7 +477,7 @@ class Detector:
                     probs[k],
                     (prep.ph, prep.pw),
                     min_score,
-                    self.spec.strides,
+                    self.settings.strides,
                     CANDIDATES_PER_FACE * self.max_faces,
                 )
                 if len(r):

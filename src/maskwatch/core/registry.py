@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,43 +29,8 @@ VOTE_IOU = 0.5
 # vote alone: 0.02 -> 0.974 / 0.964, 0.1 -> 0.974 / 0.963, 0.25 -> 0.976 / 0.960, 0.4 -> 0.976 / -
 VOTE_SCORE = 0.1
 VERIFY_WEIGHT = 0.5  # default veto strength: chosen on validation (models/server.md)
-# the settings a model file's metadata may leave out, and their values (train/export.py writes them
-# into every new file; the web page reads them, through GET /v1/models, from ModelSpec.summary)
-DEFAULTS: dict[str, Any] = {
-    "labels": list(LABELS),
-    "strides": list(STRIDES),
-    "input_size": 640,
-    "score_threshold": 0.5,
-    "nms_threshold": 0.45,
-    "pad_value": PAD_VALUE,
-}
 # a crop classifier file's settings when its metadata leaves them out (core.detector.CropModel)
 CROP_DEFAULTS: dict[str, Any] = {"input_size": 96, "crop_expand": 1.3}
-# the metadata keys that set how Detector runs a model file (what a fine-tuned copy must keep)
-RUNTIME_SETTINGS = (
-    "input_size",
-    "upscale",
-    "min_input",
-    "max_input",
-    "zoom",
-    "zoom_below",
-    "zoom_score",
-    "zoom_max_input",
-    "score_calibration",
-    "score_threshold",
-    "nms_threshold",
-    "flip",
-    "scales",
-    "classifier",
-    "classifier_weight",
-    "classifier_below",
-    "verify_weight",
-    "classifier_flip",
-)
-
-# the settings of the second stage (crop classifiers): what a file of the network alone leaves out
-SECOND_STAGE = ("classifier", "classifier_weight", "classifier_below", "verify_weight", "classifier_flip")
-
 # shipped model name -> its aliases (PaddleHub's module name first)
 SHIPPED: dict[str, tuple[str, ...]] = {
     "mobile": ("pyramidbox_lite_mobile_mask",),
@@ -124,76 +89,86 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return meta_from_custom(sess.get_modelmeta().custom_metadata_map)
 
 
+def _floats(v: Any) -> tuple[float, ...]:
+    return tuple(float(x) for x in v)
+
+
+def _calibration(v: Any) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    return (_floats(v[0]), _floats(v[1])) if v else None
+
+
+def _names(v: Any) -> tuple[str, ...]:
+    return (v,) if isinstance(v, str) else tuple(str(x) for x in (v or ()))
+
+
+def _setting(default: Any, convert: Any, doc: str, second_stage: bool = False) -> Any:
+    """A field of ``ModelSettings``: its default, how a metadata value becomes it, what it means."""
+    return field(default=default, metadata={"convert": convert, "doc": doc, "second_stage": second_stage})
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
 @dataclass(frozen=True)
-class ModelSpec:
-    """A model: its name, file, aliases, and runtime settings (from the file's metadata)."""
+class ModelSettings:
+    """A model file's runtime settings, each with its default for a file that leaves it out: the one
+    definition that ``ModelSpec``, ``Detector`` (``settings.replace(**overrides)``), ``maskwatch models``,
+    the PaddleHub module and the web page (``GET /v1/models``) read. ``from_meta`` reads a file's
+    metadata, ``asdict`` gives the JSON form that training writes back."""
 
-    name: str
-    path: Path
-    aliases: tuple[str, ...] = ()
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    kind: str = _setting("detector", str, "what the file is: a detector (or a crop classifier)")
+    labels: tuple[str, ...] = _setting(tuple(LABELS), _names, "the class names of the network's class branch")
+    strides: tuple[int, ...] = _setting(tuple(STRIDES), lambda v: tuple(int(x) for x in v), "feature strides, px")
+    input_size: int = _setting(640, int, "the network input's long side (px), with no upscale rule")
+    upscale: float | None = _setting(None, _opt_float, "input sized to the picture: its long side times this")
+    min_input: int = _setting(320, int, "with upscale: the smallest network input (long side, px)")
+    max_input: int = _setting(1280, int, "with upscale: the largest network input; larger pictures also get tiles")
+    zoom: float = _setting(0.0, float, "crowds: run again this many times larger when faces are too small (0: never)")
+    zoom_below: float = _setting(
+        12.0, float, "with zoom: a face whose short side is under this many input px asks for it"
+    )
+    zoom_score: float = _setting(0.25, float, "with zoom: the network score a small face needs to ask for it")
+    zoom_max_input: int = _setting(0, int, "with zoom: the largest enlarged input (0 in a file: twice max_input)")
+    score_calibration: tuple[tuple[float, ...], tuple[float, ...]] | None = _setting(
+        None, _calibration, "knots (network score, face score) of the face score's map; None: the network's own"
+    )
+    score_threshold: float = _setting(0.5, float, "the default face score threshold (best F1 on validation)")
+    nms_threshold: float = _setting(0.45, float, "IoU above which NMS drops the lower-scored box")
+    pad_value: int = _setting(PAD_VALUE, int, "the value the network input is padded with")
+    flip: bool = _setting(False, bool, "also run the picture mirrored and average")
+    scales: tuple[float, ...] = _setting((1.0,), _floats, "input-size multipliers: a pass each")
+    classifier: tuple[str, ...] = _setting((), _names, "crop classifier files beside the model", True)
+    classifier_weight: float = _setting(0.7, float, "the crop classifiers' share of a face's class probabilities", True)
+    classifier_below: float = _setting(
+        1.01, float, "ask the crop classifiers only where the top class is under this", True
+    )
+    verify_weight: float = _setting(VERIFY_WEIGHT, float, "veto strength: score x P(face) ** this", True)
+    classifier_flip: bool = _setting(False, bool, "the crop classifiers also see each crop mirrored", True)
 
-    @property
-    def paddlehub_module(self) -> str | None:
-        return self.aliases[0] if self.aliases and self.aliases[0].startswith("pyramidbox_") else None
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> ModelSettings:
+        """The settings a file's metadata gives, the defaults for what it leaves out."""
+        given = {f.name: f.metadata["convert"](meta[f.name]) for f in fields(cls) if meta.get(f.name) is not None}
+        out = cls(**given)
+        return out if out.zoom_max_input else replace(out, zoom_max_input=2 * out.max_input)
 
-    @property
-    def kind(self) -> str:
-        return str(self.meta.get("kind", "detector"))
+    def asdict(self) -> dict[str, Any]:
+        """The JSON form (lists for tuples), as a file's metadata holds it."""
 
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(self.meta.get("labels", DEFAULTS["labels"]))
+        def plain(v: Any) -> Any:
+            return [plain(x) for x in v] if isinstance(v, tuple) else v
 
-    @property
-    def input_size(self) -> int:
-        return int(self.meta.get("input_size", DEFAULTS["input_size"]))
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
 
-    @property
-    def upscale(self) -> float | None:
-        """Input sized to the picture: its long side times this (None: a fixed ``input_size``)."""
-        v = self.meta.get("upscale")
-        return None if v is None else float(v)
-
-    @property
-    def min_input(self) -> int:
-        """With ``upscale``: the smallest network input (long side, px); smaller pictures are enlarged to it."""
-        return int(self.meta.get("min_input", 320))
-
-    @property
-    def max_input(self) -> int:
-        """With ``upscale``: the largest network input (long side, px); larger pictures also get tiles."""
-        return int(self.meta.get("max_input", 1280))
-
-    @property
-    def zoom(self) -> float:
-        """Crowds: when the first pass finds faces smaller than ``zoom_below`` px, the picture is run
-        again enlarged this many times more, and that pass's faces are reported (0: never)."""
-        return float(self.meta.get("zoom", 0.0))
-
-    @property
-    def zoom_below(self) -> float:
-        """With ``zoom``: a face whose short side is under this many network-input px asks for the enlarged pass."""
-        return float(self.meta.get("zoom_below", 12.0))
-
-    @property
-    def zoom_score(self) -> float:
-        """With ``zoom``: the network score (before any calibration) a small face needs to ask for it."""
-        return float(self.meta.get("zoom_score", 0.25))
+    def replace(self, **overrides: Any) -> ModelSettings:
+        """These settings with some changed (``Detector``'s per-instance overrides)."""
+        return replace(self, **overrides)
 
     @property
-    def zoom_max_input(self) -> int:
-        """With ``zoom``: the largest enlarged network input (long side, px)."""
-        return int(self.meta.get("zoom_max_input", 2 * self.max_input))
-
-    @property
-    def score_calibration(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-        """Knots (network score, face score) of the map from the network's score to the face score
-        maskwatch reports (see ``maskwatch.core.calibration``); None: reported as the network gives it."""
-        v = self.meta.get("score_calibration")
-        if not v:
-            return None
-        return tuple(float(x) for x in v[0]), tuple(float(x) for x in v[1])
+    def pad_multiple(self) -> int:
+        """The network input's sides are multiples of this (the largest stride)."""
+        return max(self.strides)
 
     def input_policy(self) -> str:
         """The input size rule in words, as ``maskwatch models`` prints it."""
@@ -207,58 +182,46 @@ class ModelSpec:
             )
         return rule
 
-    @property
-    def strides(self) -> tuple[int, ...]:
-        return tuple(int(s) for s in self.meta.get("strides", DEFAULTS["strides"]))
+
+# the settings a fine-tuned or exported copy of a model keeps (all but what the file is)
+RUNTIME_SETTINGS = tuple(f.name for f in fields(ModelSettings) if f.name != "kind")
+# the settings of the second stage (crop classifiers): what a file of the network alone leaves out
+SECOND_STAGE = tuple(f.name for f in fields(ModelSettings) if f.metadata["second_stage"])
+# what training writes into every new detector file (train/export.py), from the defaults above
+DEFAULTS: dict[str, Any] = {
+    k: v
+    for k, v in ModelSettings().asdict().items()
+    if k in ("labels", "strides", "input_size", "score_threshold", "nms_threshold", "pad_value")
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model: its name, file, aliases, metadata, and the runtime settings it gives (``settings``).
+    Every setting also reads as an attribute: ``spec.input_size`` is ``spec.settings.input_size``."""
+
+    name: str
+    path: Path
+    aliases: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    settings: ModelSettings = field(default_factory=ModelSettings, compare=False)
+
+    def __getattr__(self, name: str) -> Any:
+        """The settings' fields and properties (called only for names the spec itself lacks)."""
+        try:
+            settings = object.__getattribute__(self, "settings")
+        except AttributeError:  # not built yet (unpickling)
+            raise AttributeError(name) from None
+        return getattr(settings, name)
 
     @property
-    def pad_multiple(self) -> int:
-        """The network input's sides are multiples of this (the largest stride)."""
-        return max(self.strides)
-
-    @property
-    def pad_value(self) -> int:
-        return int(self.meta.get("pad_value", DEFAULTS["pad_value"]))
-
-    @property
-    def score_threshold(self) -> float:
-        return float(self.meta.get("score_threshold", DEFAULTS["score_threshold"]))
-
-    @property
-    def nms_threshold(self) -> float:
-        return float(self.meta.get("nms_threshold", DEFAULTS["nms_threshold"]))
-
-    @property
-    def flip(self) -> bool:
-        return bool(self.meta.get("flip", False))
-
-    @property
-    def scales(self) -> tuple[float, ...]:
-        return tuple(float(s) for s in self.meta.get("scales", (1.0,)))
+    def paddlehub_module(self) -> str | None:
+        return self.aliases[0] if self.aliases and self.aliases[0].startswith("pyramidbox_") else None
 
     @property
     def classifiers(self) -> tuple[str, ...]:
         """The second-stage crop classifier files (names beside the model file)."""
-        return tuple(classifier_files(self.meta))
-
-    @property
-    def classifier_weight(self) -> float:
-        return float(self.meta.get("classifier_weight", 0.7))
-
-    @property
-    def classifier_below(self) -> float:
-        """The crop classifiers label only the faces whose own class probability (the detector's
-        top class) is under this: a cascade that asks them only where the detector is unsure
-        (above 1, the default: every face)."""
-        return float(self.meta.get("classifier_below", 1.01))
-
-    @property
-    def verify_weight(self) -> float:
-        return float(self.meta.get("verify_weight", VERIFY_WEIGHT))
-
-    @property
-    def classifier_flip(self) -> bool:
-        return bool(self.meta.get("classifier_flip", False))
+        return self.settings.classifier
 
     def classifier_settings(self) -> list[dict[str, Any]]:
         """Each crop classifier's file, input size, crop expansion and labels (from its own
@@ -288,34 +251,16 @@ class ModelSpec:
         return sum(f.stat().st_size for f in self.files if f.is_file())
 
     def summary(self) -> dict[str, Any]:
-        """What ``maskwatch models`` and ``GET /v1/models`` show."""
+        """What ``maskwatch models`` and ``GET /v1/models`` show: every setting, and what follows from them."""
+        settings = {k: v for k, v in self.settings.asdict().items() if k not in ("kind", "classifier")}
         return {
             "name": self.name,
             "paddlehub_module": self.paddlehub_module,
-            "input_size": self.input_size,
-            "strides": list(self.strides),
-            "pad_multiple": self.pad_multiple,
-            "pad_value": self.pad_value,
-            "upscale": self.upscale,
-            "min_input": self.min_input,
-            "max_input": self.max_input,
-            "zoom": self.zoom,
-            "zoom_below": self.zoom_below,
-            "zoom_score": self.zoom_score,
-            "zoom_max_input": self.zoom_max_input,
-            "score_calibration": None if self.score_calibration is None else [list(k) for k in self.score_calibration],
-            "score_threshold": self.score_threshold,
-            "nms_threshold": self.nms_threshold,
+            **settings,
+            "pad_multiple": self.settings.pad_multiple,
             "vote_iou": VOTE_IOU,
             "vote_score": VOTE_SCORE,
-            "flip": self.flip,
-            "scales": list(self.scales),
-            "labels": list(self.labels),
             "classifiers": list(self.classifiers),
-            "classifier_below": self.classifier_below,
-            "classifier_weight": self.classifier_weight,
-            "verify_weight": self.verify_weight,
-            "classifier_flip": self.classifier_flip,
             "classifier_settings": self.classifier_settings(),
             "file_bytes": self.size_bytes,
         }
@@ -328,7 +273,8 @@ def _file_meta(path: str, mtime: float) -> dict[str, Any]:
 
 @lru_cache(maxsize=64)
 def _spec(name: str, path: str, mtime: float, alias: tuple[str, ...]) -> ModelSpec:
-    return ModelSpec(name, Path(path), alias, read_metadata(Path(path)))
+    meta = read_metadata(Path(path))
+    return ModelSpec(name, Path(path), alias, meta, ModelSettings.from_meta(meta))
 
 
 def resolve_model(name_or_path: str | os.PathLike[str]) -> ModelSpec:

@@ -173,7 +173,7 @@ def finetune(
     before = figures(start, val)
     log(f"before: {_line(before)} on {len(val)} validation pictures")
 
-    keep = {k: meta[k] for k in (*RUNTIME_SETTINGS, "labels", "strides", "pad_value") if k in meta}
+    keep = {k: meta[k] for k in RUNTIME_SETTINGS if k in meta}
     candidate = out / "epoch.onnx"
     for f in classifier_files(meta):  # the crop classifiers go along, beside every file written
         shutil.copy2(init_path.parent / f, out / f)
