@@ -61,6 +61,15 @@ def error(msg: str) -> None:
     err.print(Text("error: ", style="red") + Text(printable(msg)))  # one line, whatever a file name holds
 
 
+def anonymize_mode(value: Optional[str]) -> Optional[str]:
+    """``--anonymize``'s value, or a usage error naming its modes (``batch.annotate.ANONYMIZE_MODES``)."""
+    from ..batch.annotate import ANONYMIZE_MODES
+
+    if value is not None and value not in ANONYMIZE_MODES:
+        fail_usage(f"--anonymize takes {' or '.join(ANONYMIZE_MODES)}, got {value!r}")
+    return value
+
+
 def verbose_logs() -> None:
     """``--verbose``: FFmpeg's and OpenCV's own messages (decode errors, stream trouble) on stderr.
     Called before any video is opened (FFmpeg reads its log level when it first starts)."""

@@ -19,6 +19,7 @@ from ._common import (
     TILE,
     VERBOSE,
     ZOOM,
+    anonymize_mode,
     err,
     error,
     fail_usage,
@@ -192,12 +193,10 @@ def detect(
 
 def _options(anonymize: Optional[str], classes: Optional[str], save_txt: bool, save_crop: bool):
     """``batch.runner.Options`` from the flags, or a usage error naming the flag."""
-    from ..batch.annotate import ANONYMIZE_MODES
     from ..batch.runner import Options
     from ..core.face import LABELS
 
-    if anonymize is not None and anonymize not in ANONYMIZE_MODES:
-        fail_usage(f"--anonymize takes {' or '.join(ANONYMIZE_MODES)}, got {anonymize!r}")
+    anonymize_mode(anonymize)
     kept = None
     if classes is not None:
         kept = frozenset(c.strip() for c in classes.split(",") if c.strip())

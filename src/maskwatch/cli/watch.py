@@ -21,6 +21,7 @@ from ._common import (
     TILE,
     VERBOSE,
     ZOOM,
+    anonymize_mode,
     err,
     error,
     fail_usage,
@@ -76,8 +77,7 @@ def watch(
     except MaskwatchError as exc:
         fail_usage(str(exc))
 
-    if anonymize is not None and anonymize not in ("blur", "pixelate"):
-        fail_usage(f"--anonymize takes blur or pixelate, got {anonymize!r}")
+    anonymize_mode(anonymize)
     if save is not None and save.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
         fail_usage(f"--save {save}: name a video file (.mp4)")
     det = make_detector(model, threshold, tile, scales, input_size, zoom)

@@ -163,12 +163,12 @@ _PILLOW_NAMES = {fmt: names for _, fmt, names in _ACCEPTED} | {"WebP": frozenset
 
 def picture_header(
     data: bytes, name: str = "<bytes>", max_pixels: int | None = None
-) -> tuple[str, int, int, Image.Image | None]:
+) -> tuple[str, int, int, Image.Image]:
     """(format, width, height, the opened header) of an encoded picture, read without decoding a pixel.
 
     Every way a picture enters (paths, bytes, base64, uploads, WebSocket frames) passes here first:
     a format that is not accepted, or a header that cannot be read, is an ``ImageError`` naming ``name``.
-    The caller closes the returned Pillow image (None when the header was read otherwise).
+    The caller closes the returned Pillow image (its pixels are never loaded here).
     """
     try:
         fmt = sniff_format(data)
@@ -207,8 +207,7 @@ def check_pixels(width: int, height: int, name: str, max_pixels: int | None = No
 def declared_pixels(data: bytes, name: str = "<bytes>", max_pixels: int | None = None) -> int:
     """Width x height as the picture's header declares it (``ImageError`` for what the gate refuses)."""
     _, w, h, im = picture_header(data, name, max_pixels)
-    if im is not None:
-        im.close()
+    im.close()
     return w * h
 
 
@@ -216,7 +215,6 @@ def _check_header(data: bytes, name: str, max_pixels: int) -> int:
     """The decode gate: format and size from the header, compared before anything else is read;
     then the EXIF orientation."""
     _, w, h, im = picture_header(data, name, max_pixels)
-    assert im is not None
     with im:
         check_pixels(w, h, name, max_pixels)
         try:
