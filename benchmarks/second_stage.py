@@ -75,7 +75,7 @@ def main() -> None:
             except MaskwatchError as exc:
                 print(f"skipped: {exc}")
                 continue
-            raw = det._detect_image(img, AP_MIN_SCORE)  # what run_eval (maskwatch eval) does
+            raw = det.detections(img, AP_MIN_SCORE)  # what run_eval (maskwatch eval) does
             firsts[name].append(ImageResult(raw.boxes, raw.scores, raw.probs, s.boxes, s.labels, s.ignore))
             for c, model in enumerate(models):
                 outs[(c, name)].append(model(img, raw.boxes) if len(raw) else None)

@@ -320,11 +320,11 @@ def test_crowd_zoom_reports_the_enlarged_pass(tmp_path, monkeypatch):
     """The pictures whose first pass asks for it are run again larger and report that pass's faces
     (single and batched calls alike); the others keep their first pass, filtered at the threshold."""
     det = Detector(_model_with(tmp_path, upscale=1.0, min_input=640, max_input=1280, zoom=1.75), score_threshold=0.4)
-    raw_min = det._raw_min(0.4)
+    raw_min = det.cutoffs(0.4).net
     calls: list[tuple[int, float]] = []
 
-    def fake_views(views, size, min_score, offset=(0, 0)):
-        calls.append((size, min_score))
+    def fake_views(views, size, net_min, offset=(0, 0)):
+        calls.append((size, net_min))
         out = []
         for view in views:
             if size == 1120:  # the enlarged pass: two faces
@@ -334,7 +334,7 @@ def test_crowd_zoom_reports_the_enlarged_pass(tmp_path, monkeypatch):
             else:
                 rows = [(100, 100, 180, 190, 0.9), (300, 300, 330, 330, 0.3)]
             found = _faces(*rows)
-            out.append(found[found.scores >= min_score])
+            out.append(found[found.scores >= net_min])
         return out
 
     monkeypatch.setattr(det, "_run_views", fake_views)

@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from . import models as registry
-from .core.registry import META_KEY, SECOND_STAGE, read_metadata, resolve_model
+from .core.registry import META_KEY, SECOND_STAGE, read_metadata, resolve_model, shipped_path
 from .core.errors import MaskwatchError
 from .core.imageio import IMAGE_SUFFIXES
 
@@ -29,7 +28,7 @@ FORMATS = ("onnx", "ort")
 
 
 def _resolve(model: str) -> Path:
-    path = registry.resolve(model) or Path(model)
+    path = shipped_path(model) or Path(model)
     if not path.is_file():
         raise MaskwatchError(f"{model}: not a model name nor an .onnx file")
     return path

@@ -21,7 +21,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -79,6 +79,22 @@ def check_threshold(value: float) -> float:
     return thr
 
 
+class Cutoffs(NamedTuple):
+    """One call's score cutoffs. Two score spaces: the *face score* is what users see and set (the
+    threshold; calibrated by the model's ``score_calibration``, see ``maskwatch.core.calibration``); the
+    *network score* is what the network outputs and NMS, voting and the second stage work in.
+
+    ``face``: the call's threshold (face score). ``net``: the network score that gives it. ``pool``:
+    the network score the candidates of the last passes are kept down to (lower than ``net`` when a
+    single pass's class vote needs them). ``first``: the first passes' cutoff (lower still when a
+    candidate may ask for a zoom pass)."""
+
+    face: float
+    net: float
+    pool: float
+    first: float
+
+
 def valid_zoom(zoom: float) -> bool:
     """A crowd zoom factor Detector accepts: 0 (off) or above 1 and at most ``MAX_ZOOM``."""
     return not isinstance(zoom, bool) and (zoom == 0 or (bool(np.isfinite(zoom)) and 1 < zoom <= MAX_ZOOM))
@@ -94,14 +110,14 @@ def decode(
     dists: np.ndarray,
     probs: np.ndarray,
     input_hw: tuple[int, int],
-    min_score: float,
+    net_min: float,
     strides: tuple[int, ...],
     max_candidates: int = MAX_CANDIDATES,
 ) -> Detections:
-    """Network outputs for one picture -> boxes in network-input pixels above ``min_score``, the
+    """Network outputs for one picture -> boxes in network-input pixels above ``net_min``, the
     ``max_candidates`` highest scored at most."""
     pts = anchor_points(int(input_hw[0]), int(input_hw[1]), strides)
-    keep = np.nonzero(scores >= min_score)[0]
+    keep = np.nonzero(scores >= net_min)[0]
     if not len(keep):
         return Detections.empty()
     if len(keep) > max_candidates:
@@ -238,7 +254,7 @@ class Detector:
 
     def detections(self, image: ImageInput, score_threshold: float | None = None) -> Detections:
         """``detect`` as a ``Detections`` (arrays, one row per face)."""
-        return self._detect_image(load_image(image), self._threshold(score_threshold))
+        return self._detect_image(load_image(image), self.cutoffs(score_threshold))
 
     def detect_batch(
         self, images: Iterable[ImageInput], score_threshold: float | None = None, *, errors: str = "return"
@@ -265,9 +281,7 @@ class Detector:
         that cannot be read gives its ``ImageError`` in its place (``errors="raise"``: raised)."""
         if errors not in ("return", "raise"):
             raise ValueError(f'errors must be "return" or "raise", got {errors!r}')
-        thr = self._threshold(score_threshold)
-        raw_min = self._raw_min(thr)
-        first_min = self._first_min(raw_min)
+        cut = self.cutoffs(score_threshold)
         loaded: list[np.ndarray | ImageError] = []
         for im in images:
             try:
@@ -288,13 +302,13 @@ class Detector:
             for start in range(0, len(idx), max_batch):
                 chunk = idx[start : start + max_batch]
                 for size in whole:
-                    for i, d in zip(chunk, self._run_views([imgs[i] for i in chunk], size, first_min)):
+                    for i, d in zip(chunk, self._run_views([imgs[i] for i in chunk], size, cut.first)):
                         parts[i].append(d)
                 for i in chunk:
-                    parts[i] += [self._run_view(imgs[i], region, size, first_min) for region, size in regions]
+                    parts[i] += [self._run_view(imgs[i], region, size, cut.first) for region, size in regions]
         out: list[Detections | ImageError] = list(loaded)  # type: ignore[arg-type]
         for i, img, p in zip(good, imgs, parts):
-            out[i] = self._zoom_and_finish(img, p, thr, raw_min)
+            out[i] = self._zoom_and_finish(img, p, cut)
         return out
 
     def passes(self, width: int, height: int) -> tuple[list[int], list[tuple[tuple[int, int, int, int], int]]]:
@@ -352,67 +366,62 @@ class Detector:
 
     # -- internals: preprocess, run, postprocess --------------------------------------------------
 
-    def _threshold(self, score_threshold: float | None) -> float:
+    def threshold_of(self, score_threshold: float | None = None) -> float:
+        """A call's face score threshold: this detector's when ``None``, else ``score_threshold``
+        checked (``ValueError`` outside [0, 1]). The one check: the command line, the service and the
+        watcher call it and translate the error into their own words."""
         return self.score_threshold if score_threshold is None else check_threshold(score_threshold)
 
-    def _detect_image(self, img: np.ndarray, min_score: float) -> Detections:
-        """All detections above ``min_score`` on a BGR uint8 picture, after NMS and classification."""
+    def cutoffs(self, score_threshold: float | None = None) -> Cutoffs:
+        """The score cutoffs of one call, in both score spaces, computed once (see ``Cutoffs``)."""
+        face = self.threshold_of(score_threshold)
+        cal = self.settings.score_calibration
+        net = face if cal is None else raw_threshold(face, cal)
+        # one pass's class vote counts every candidate from VOTE_SCORE up, whatever the call's threshold
+        pool = net if self.flip or len(self.scales) > 1 else min(net, VOTE_SCORE)
+        # the first passes also keep what may ask for a zoom
+        first = min(pool, self.zoom_score) if self.zoom > 1 else pool
+        return Cutoffs(face, net, pool, first)
+
+    def _detect_image(self, img: np.ndarray, cut: Cutoffs) -> Detections:
+        """All faces at or above the call's cutoffs on a BGR uint8 picture, after NMS and classification."""
         h, w = img.shape[:2]
         whole, regions = self.passes(w, h)
-        raw_min = self._raw_min(min_score)
-        first_min = self._first_min(raw_min)
-        parts = [self._run_view(img, (0, 0, w, h), size, first_min) for size in whole]
-        parts += [self._run_view(img, region, size, first_min) for region, size in regions]
-        return self._zoom_and_finish(img, parts, min_score, raw_min)
+        parts = [self._run_view(img, (0, 0, w, h), size, cut.first) for size in whole]
+        parts += [self._run_view(img, region, size, cut.first) for region, size in regions]
+        return self._zoom_and_finish(img, parts, cut)
 
-    def _first_min(self, raw_min: float) -> float:
-        """The network score the first passes keep: low enough to see what asks for a zoom, and
-        the candidates that vote on a face's class (``_pool_min``)."""
-        return min(self._pool_min(raw_min), self.zoom_score) if self.zoom > 1 else self._pool_min(raw_min)
-
-    def _pool_min(self, raw_min: float) -> float:
-        """The network score the candidates of a picture's last passes are kept down to: one pass's
-        class vote counts every candidate from ``VOTE_SCORE`` up, whatever the call's threshold."""
-        return raw_min if self.flip or len(self.scales) > 1 else min(raw_min, VOTE_SCORE)
-
-    def _zoom_and_finish(
-        self, img: np.ndarray, parts: list[Detections], min_score: float, raw_min: float
-    ) -> Detections:
+    def _zoom_and_finish(self, img: np.ndarray, parts: list[Detections], cut: Cutoffs) -> Detections:
         """The first passes' candidates -> the picture's faces, after an enlarged pass when they ask for one."""
-        if self.zoom > 1:  # the first passes kept candidates down to zoom_score: see _first_min
+        if self.zoom > 1:  # the first passes kept candidates down to zoom_score: see cutoffs
             h, w = img.shape[:2]
             sizes = self.zoom_sizes(w, h, Detections.merge(parts))
-            pool_min = self._pool_min(raw_min)
             if sizes:
-                parts = [self._run_view(img, (0, 0, w, h), size, pool_min) for size in sizes]
+                parts = [self._run_view(img, (0, 0, w, h), size, cut.pool) for size in sizes]
             else:
-                parts = [p[p.scores >= pool_min] for p in parts]
-        return self._finish(img, parts, min_score, raw_min)
+                parts = [p[p.scores >= cut.pool] for p in parts]
+        return self._finish(img, parts, cut)
 
-    def _raw_min(self, min_score: float) -> float:
-        """The network score that gives face score ``min_score`` (the same without a calibration)."""
-        cal = self.settings.score_calibration
-        return min_score if cal is None else raw_threshold(min_score, cal)
-
-    def _finish(self, img: np.ndarray, parts: list[Detections], min_score: float, raw_min: float) -> Detections:
-        """Postprocess (at ``raw_min``, the network score of face score ``min_score``), then report
-        calibrated face scores (``maskwatch.core.calibration``)."""
-        out = self._postprocess(img, parts, raw_min)
+    def _finish(self, img: np.ndarray, parts: list[Detections], cut: Cutoffs) -> Detections:
+        """Postprocess in network scores (at ``cut.net``), then report calibrated face scores
+        (``maskwatch.core.calibration``) at or above ``cut.face``."""
+        out = self._postprocess(img, parts, cut.net)
         cal = self.settings.score_calibration
         if cal is None or not len(out):
             return out
-        scores = calibrate(out.scores, cal)
-        out = Detections(out.boxes, scores, out.probs, out.labels)
-        return out[scores >= min_score]
+        face_scores = calibrate(out.scores, cal)
+        out = Detections(out.boxes, face_scores, out.probs, out.labels)
+        return out[face_scores >= cut.face]
 
-    def _postprocess(self, img: np.ndarray, parts: list[Detections], min_score: float) -> Detections:
-        """The passes over one picture -> its faces: clip, NMS (or a vote of the passes), second stage."""
+    def _postprocess(self, img: np.ndarray, parts: list[Detections], net_min: float) -> Detections:
+        """The passes over one picture -> its faces, all in network scores: clip, NMS (or a vote of the
+        passes), second stage; the faces scored at or above ``net_min``."""
         h, w = img.shape[:2]
         pool = Detections.merge(parts)
         pool = Detections(clip_boxes(pool.boxes, w, h), pool.scores, pool.probs, self.labels)
         # a candidate lying wholly in the padding clips to nothing: it is no face (and would merge to 0,0,0,0)
         pool = pool[np.minimum(pool.boxes[:, 2] - pool.boxes[:, 0], pool.boxes[:, 3] - pool.boxes[:, 1]) >= 1]
-        above = np.flatnonzero(pool.scores >= min_score)  # the pool may reach lower, to vote: see _pool_min
+        above = np.flatnonzero(pool.scores >= net_min)  # the pool may reach lower, to vote: see cutoffs
         raw = pool[above]
         if not len(raw):
             return raw
@@ -426,7 +435,7 @@ class Detector:
             raw = Detections(raw.boxes[keep], raw.scores[keep], probs, self.labels)
         if self._classifiers and len(raw):
             raw = self._second_stage(img, raw)
-            raw = raw[raw.scores >= min_score]
+            raw = raw[raw.scores >= net_min]
         return raw
 
     def _second_stage(self, img: np.ndarray, raw: Detections) -> Detections:
@@ -451,13 +460,14 @@ class Detector:
             flat = self._buffers.flat = np.empty(n * 3 * h * w, np.float32)
         return flat[: n * 3 * h * w].reshape(n, 3, h, w)
 
-    def _run_view(self, img: np.ndarray, region: tuple[int, int, int, int], size: int, min_score: float) -> Detections:
-        """One pass over a region of the picture, resized so its long side is ``size``."""
+    def _run_view(self, img: np.ndarray, region: tuple[int, int, int, int], size: int, net_min: float) -> Detections:
+        """One pass over a region of the picture, resized so its long side is ``size``; candidates with
+        a network score at or above ``net_min``."""
         x0, y0, x1, y1 = region
-        return self._run_views([img[y0:y1, x0:x1]], size, min_score, (x0, y0))[0]
+        return self._run_views([img[y0:y1, x0:x1]], size, net_min, (x0, y0))[0]
 
     def _run_views(
-        self, views: Sequence[np.ndarray], size: int, min_score: float, offset: tuple[int, int] = (0, 0)
+        self, views: Sequence[np.ndarray], size: int, net_min: float, offset: tuple[int, int] = (0, 0)
     ) -> list[Detections]:
         """One pass over pictures of the same size, in one ``session.run``: preprocess, run, postprocess."""
         prep = Letterbox.of(views[0].shape[:2], size, self.settings.pad_multiple)
@@ -476,7 +486,7 @@ class Detector:
                     dists[k],
                     probs[k],
                     (prep.ph, prep.pw),
-                    min_score,
+                    net_min,
                     self.settings.strides,
                     CANDIDATES_PER_FACE * self.max_faces,
                 )

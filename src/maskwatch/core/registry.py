@@ -18,6 +18,7 @@ from typing import Any
 from .errors import ModelError
 from .face import LABELS
 from .geometry import STRIDES
+from ..models import MODEL_DIR
 
 META_KEY = "maskwatch"  # the ONNX metadata key holding a model file's settings
 PAD_VALUE = 114  # the value the network input is padded with (what the models were trained with)
@@ -38,12 +39,6 @@ SHIPPED: dict[str, tuple[str, ...]] = {
 }
 
 
-def model_dir() -> Path:
-    from .. import models
-
-    return models.MODEL_DIR
-
-
 def aliases() -> dict[str, str]:
     """Every name a shipped model answers to -> the model's name."""
     out = {n: n for n in SHIPPED}
@@ -58,13 +53,13 @@ def paddlehub_modules() -> dict[str, str]:
 
 def available() -> list[str]:
     """The shipped models present in this installation."""
-    return sorted(n for n in SHIPPED if (model_dir() / f"{n}.onnx").is_file())
+    return sorted(n for n in SHIPPED if (MODEL_DIR / f"{n}.onnx").is_file())
 
 
 def shipped_path(name: str) -> Path | None:
     """The file of a shipped model name or alias, or None when ``name`` is not one."""
     key = aliases().get(str(name).lower())
-    return model_dir() / f"{key}.onnx" if key else None
+    return MODEL_DIR / f"{key}.onnx" if key else None
 
 
 def classifier_files(meta: dict[str, Any]) -> list[str]:

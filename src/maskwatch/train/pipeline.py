@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import models as registry
 from ..evaluation.datasets import load_dataset
 from ..core.detector import Detector
 from ..core.registry import VERIFY_WEIGHT
+from ..models import MODEL_DIR
 from ..core.registry import read_metadata as read_meta
 from ..core.errors import MaskwatchError
 from ..evaluation.metrics import best_f1_threshold
@@ -130,7 +130,7 @@ def calibrate_scores(path: Path, data: Path) -> dict:
 
 def _install(files: list[Path]) -> None:
     for f in files:
-        shutil.copy2(f, registry.MODEL_DIR / f.name)
+        shutil.copy2(f, MODEL_DIR / f.name)
 
 
 def _assemble(

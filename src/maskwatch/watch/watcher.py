@@ -21,7 +21,7 @@ import numpy as np
 
 from ..batch.annotate import annotate, check_anonymize
 from ..core.detections import Detections
-from ..core.detector import Detector, check_threshold
+from ..core.detector import Detector
 from ..core.errors import MaskwatchError
 from ..core.face import LABELS
 from .events import EventLog, Snapshots, make_event
@@ -110,9 +110,7 @@ class Watcher:
             detector = Detector(detector or "mobile")
         self.detector = detector
         try:
-            self.threshold = check_threshold(
-                score_threshold if score_threshold is not None else detector.score_threshold
-            )
+            self.threshold = detector.threshold_of(score_threshold)
         except ValueError as exc:
             raise MaskwatchError(str(exc)) from None
         self.every_frame, self.buffer, self.reconnect = every_frame, buffer, reconnect

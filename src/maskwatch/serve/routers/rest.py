@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request, Response
 
 from ... import __version__
 from ...batch.annotate import annotate, summarize
-from ...core.detector import check_threshold
 from ...core.face import Face
 from ...core.registry import available, resolve_model
 from ..dependencies import ServiceDep
@@ -38,11 +37,11 @@ async def detect(
     drawn = (annotate_ or "").lower() in ("1", "true", "yes")
     if model is not None and model not in available():
         raise BadRequest(f"model must be one of {', '.join(available())}")
-    if threshold is not None:
-        try:
-            check_threshold(threshold)  # the Detector's own check, in the service's words
-        except ValueError:
-            raise BadRequest(f"threshold must be between 0 and 1, got {threshold}") from None
+    det = await svc.infer(svc.models.get, model)
+    try:
+        det.threshold_of(threshold)  # the Detector's own check, in the service's words
+    except ValueError:
+        raise BadRequest(f"threshold must be between 0 and 1, got {threshold}") from None
     settings = svc.settings
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         raws = await multipart_images(request, settings.max_images, settings.max_body)
@@ -50,7 +49,6 @@ async def detect(
         raws = json_images(await json_body(request), settings.max_images)
     if drawn and len(raws) != 1:
         raise BadRequest("annotate=true takes exactly one picture")
-    det = await svc.infer(svc.models.get, model)
 
     def work() -> list[tuple[str, np.ndarray, list[Face]]]:
         out = []
@@ -96,7 +94,8 @@ async def list_models(svc: ServiceDep) -> Any:
     return {"models": await svc.infer(model_list)}  # off the event loop
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=Health)
+@router.get("/healthz", response_model=Health)
+@router.head("/healthz", include_in_schema=False)  # load balancers probe with HEAD
 async def healthz(svc: ServiceDep) -> Any:
     """Open without the API key."""
     return {"status": "ok", "version": __version__, "model": svc.models.default}
