@@ -1,4 +1,4 @@
-"""Batch work keeps every input and what was finished (issue 16's reliability findings, outside the HTTP service)."""
+"""Batch work keeps every input and what was finished: folder walks, interrupted outputs, bombs, labels that never overlap, threads, caches."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Defects a user hit on the command line (issue 16): install hints, optional extras, summaries, names, outputs."""
+"""Command-line usage: install hints, help text, usage errors, summaries, exact file names, save folders, documented sizes."""
 
 from __future__ import annotations
 

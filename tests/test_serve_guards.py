@@ -1,4 +1,4 @@
-"""Defects of the HTTP service found in review (issue 16): each test failed on the code before the fix."""
+"""The HTTP service guards itself: install hint, options checked at start, the API key on every route, pixels bounded, decoding off the event loop, uploads in memory, metrics of all workers."""
 
 import base64
 import builtins
