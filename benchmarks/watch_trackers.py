@@ -8,7 +8,8 @@ conditions: every frame; every 3rd frame (what dropping frames does when inferen
 gaps of 1 to 8 frames at random (a detector that falls behind by varying amounts, as on a busy
 machine); every frame with 25% of the detections missed at random (a face turned away, a weak frame). For each:
 track ids made per person (1.0 = each person one id; more = fragments, double counts), people with
-two ids, tracks on no person, and the tracker's own time per frame. ``norfair`` is run when it can be
+two ids, tracks on no person, and the tracker's own time per frame. maskwatch's own ByteTrack runs
+always; the others when their library can be imported (``pip install trackers``: not a dependency). ``norfair`` is run when it can be
 imported (it pins numpy<2, so it is tried from a separate folder: PYTHONPATH=/path/to/norfair).
 """
 
@@ -82,6 +83,19 @@ class ByteTrackDIoU(ByteTrack):
             minimum_iou_threshold=MIN_DIOU,
             iou=DIoU(),
         )
+
+
+class Ours:
+    name = "maskwatch ByteTrack (NumPy, DIoU >= -0.2)"
+
+    def __init__(self, fps: float):
+        from maskwatch.watch.tracking import ByteTrack as MaskwatchByteTrack
+
+        self.t = MaskwatchByteTrack(fps, lost_after=1.5, high=0.43, activation=0.43)
+
+    def update(self, boxes, scores, ts):
+        ids = self.t.update(boxes.astype(np.float64), scores.astype(np.float64), ts)
+        return [(tuple(b), int(i)) for b, i in zip(boxes, ids) if i >= 0]
 
 
 class Sort(ByteTrack):
@@ -174,7 +188,7 @@ def main() -> None:
         d = det.detections(f, score_threshold=low)
         dets.append((d.boxes.astype(np.float32), d.scores.astype(np.float32)))
     print(f"{len(people)} people, {len(frames)} frames of 640x480, {sum(len(b) for b, _ in dets)} detections")
-    cands = [ByteTrack, ByteTrackDIoU, Sort, OcSort, Norfair]
+    cands = [Ours, ByteTrack, ByteTrackDIoU, Sort, OcSort, Norfair]
     results = {}
     for cls in cands:
         conds = (

@@ -105,7 +105,6 @@ def test_paddlehub_visualization_and_service_answers_are_anonymized(tmp_path):
 
 
 def test_watch_anonymize_hides_faces_in_the_saved_video_and_snapshots(tmp_path):
-    pytest.importorskip("trackers", reason="watch needs the [watch] extra")
     import cv2
     import numpy as np
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 import json
-import sys
 import pytest
 from typer.testing import CliRunner
 from maskwatch import Detector, __version__
@@ -31,12 +30,6 @@ def test_conf_is_an_alias_of_the_threshold(tmp_path):
     a = runner.invoke(app, ["detect", str(paths()[0]), "-f", "csv", "--conf", "0.9"])
     b = runner.invoke(app, ["detect", str(paths()[0]), "-f", "csv", "--threshold", "0.9"])
     assert a.exit_code == b.exit_code == 0 and a.stdout == b.stdout
-
-
-def test_watch_without_its_extra_is_a_usage_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "trackers", None)
-    r = runner.invoke(app, ["watch", str(paths()[0])])
-    assert r.exit_code == 2 and "pip install 'maskwatch[watch]'" in r.stderr
 
 
 def test_a_video_gets_a_per_frame_bar_and_its_summary_says_frames(tmp_path):

@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("trackers", reason="the watch extra is not installed: pip install 'maskwatch[watch]'")
 
 import watch_scene as ws  # noqa: E402
 

@@ -104,7 +104,6 @@ def test_a_whole_video_is_still_a_success(tmp_path):
 
 
 def test_watch_reports_a_corrupt_video_with_an_event_and_exit_1(tmp_path):
-    pytest.importorskip("trackers", reason="watch needs the [watch] extra")
     video = corrupt_video(tmp_path)
     events = tmp_path / "events.jsonl"
     r = _cli("watch", str(video), "--events", str(events), "--no-status")

@@ -68,14 +68,7 @@ def watch(
     """Watch a video or stream: each person counted once, a label per person, an alert per person without a mask."""
     if verbose:
         verbose_logs()
-    from ..core.errors import MaskwatchError
-    from ..watch import tracking
     from ..watch.watcher import Watcher
-
-    try:
-        tracking.require()  # a missing extra is a usage error (exit 2), as for serve, export and train
-    except MaskwatchError as exc:
-        fail_usage(str(exc))
 
     anonymize_mode(anonymize)
     if save is not None and save.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):

@@ -15,7 +15,6 @@ from typing import Any
 from ..core.detector import Detector
 from ..core.errors import MaskwatchError
 from ..watch.reader import is_live, public_source
-from ..watch.tracking import require
 from ..watch.watcher import Watcher
 
 RETRY_S = (2.0, 5.0, 10.0, 30.0)  # waits before watching a failed stream again (the last repeats)
@@ -112,11 +111,6 @@ class StreamHub:
 
     def __init__(self, specs: list[str] | None, detector: Detector | None, anonymize: str | None = None):
         self.streams: dict[str, Stream] = {}
-        if specs:
-            try:
-                require()  # the watchers need it: say so at start, not in each thread
-            except MaskwatchError as exc:
-                raise MaskwatchError(f"--watch: {exc}") from None
         for spec in specs or []:
             name, _, source = spec.partition("=")
             assert detector is not None

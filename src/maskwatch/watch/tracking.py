@@ -1,4 +1,4 @@
-"""Faces followed across frames (ByteTrack from the ``trackers`` library) and a label decided per person.
+"""Faces followed across frames (ByteTrack, here in NumPy) and a label decided per person.
 
 The tracker gives each face a track id. Each track keeps a confidence-weighted vote over its frames:
 every frame adds the face score times its label probabilities, and older votes fade with a half-life of
@@ -11,44 +11,146 @@ neither settles a label nor raises an alert. A track that is not seen for ``lost
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from ..core.detections import Detections
-from ..core.errors import MaskwatchError
 from ..core.face import LABELS
 
-INSTALL_HINT = "the tracker needs the watch extra: pip install 'maskwatch[watch]'"
-MIN_DIOU = -0.2  # ByteTrack's association threshold on DIoU (in [-1, 1]); see _bytetrack
+MIN_DIOU = -0.2  # association threshold on DIoU (in [-1, 1]); see ByteTrack
 
 
-def require() -> None:
-    """Import the tracker library now (a second or two), or say how to install it."""
-    try:
-        import supervision  # noqa: F401
-        import trackers  # noqa: F401
-    except ImportError as exc:
-        raise MaskwatchError(f"{INSTALL_HINT} ({exc})") from None
+def diou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance-IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4): IoU less the squared
+    distance of the centres over the squared diagonal of the box enclosing both; in [-1, 1]."""
+    a, b = a[:, None, :], b[None, :, :]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
+    iou = inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+    centre = ((a[..., 0] + a[..., 2]) - (b[..., 0] + b[..., 2])) ** 2 + (
+        (a[..., 1] + a[..., 3]) - (b[..., 1] + b[..., 3])
+    ) ** 2
+    cw = np.maximum(a[..., 2], b[..., 2]) - np.minimum(a[..., 0], b[..., 0])
+    ch = np.maximum(a[..., 3], b[..., 3]) - np.minimum(a[..., 1], b[..., 1])
+    return iou - (centre / 4) / np.maximum(cw**2 + ch**2, 1e-9)
 
 
-def _bytetrack(fps: float, lost_after: float, high: float, activation: float) -> Any:
-    require()
-    from trackers import ByteTrackTracker, DIoU
+def match(similarity: np.ndarray, minimum: float) -> list[tuple[int, int]]:
+    """Pairs (row, column) of a similarity matrix, the most similar first, each row and column used
+    once, none under ``minimum``. Greedy: for faces, which rarely overlap, it pairs as the optimal
+    assignment does."""
+    if not similarity.size:
+        return []
+    order = np.argsort(-similarity, axis=None, kind="stable")
+    rows, cols = np.unravel_index(order, similarity.shape)
+    used_r, used_c, out = set(), set(), []
+    for r, c in zip(rows.tolist(), cols.tolist()):
+        if similarity[r, c] < minimum:
+            break
+        if r not in used_r and c not in used_c:
+            used_r.add(r)
+            used_c.add(c)
+            out.append((r, c))
+    return out
 
-    # lost_track_buffer is counted in 30 fps frames; timestamps (seconds) are passed to each update.
-    # DIoU (IoU less the squared distance of the centres over the squared diagonal of the enclosing box)
-    # down to MIN_DIOU still matches a face that moved beyond its own box since the last processed frame
-    # (frames dropped, a slow frame), where plain IoU sees no overlap and starts a second track.
-    return ByteTrackTracker(
-        lost_track_buffer=max(1, round(lost_after * 30)),
-        frame_rate=fps,
-        track_activation_threshold=activation,
-        minimum_consecutive_frames=2,
-        minimum_iou_threshold=MIN_DIOU,
-        high_conf_det_threshold=high,
-        iou=DIoU(),
-    )
+
+class BoxFilter:
+    """A constant-velocity Kalman filter on a box's corners: state (x1, y1, x2, y2) and their
+    velocities in pixels per frame; a box measured each update. The noise of ByteTrack's corner filter
+    (process 0.01, measurement 0.1, both per unit of the identity)."""
+
+    Q, R = 0.01, 0.1
+
+    def __init__(self, box: np.ndarray):
+        self.x = np.concatenate([np.asarray(box, np.float64), np.zeros(4)])
+        self.P = np.eye(8)
+
+    @property
+    def box(self) -> np.ndarray:
+        return self.x[:4]
+
+    def predict(self, frames: float) -> None:
+        """Move the box ``frames`` frames ahead (a fraction or several when frames were dropped)."""
+        F = np.eye(8)
+        F[:4, 4:] = np.eye(4) * frames
+        self.x = F @ self.x
+        self.P = F @ self.P @ F.T + np.eye(8) * (self.Q * max(frames, 1e-3))
+
+    def update(self, box: np.ndarray) -> None:
+        S = self.P[:4, :4] + np.eye(4) * self.R
+        K = self.P[:, :4] @ np.linalg.inv(S)
+        self.x = self.x + K @ (np.asarray(box, np.float64) - self.x[:4])
+        self.P = self.P - K @ self.P[:4, :]
+
+
+@dataclass
+class _Tracklet:
+    kf: BoxFilter
+    id: int = -1  # -1 until confirmed (updated in ``confirm_after`` frames in a row)
+    streak: int = 1  # updates in a row
+    unseen: float = 0.0  # seconds since the last update
+
+
+class ByteTrack:
+    """ByteTrack (Zhang et al., 2022) in NumPy, after the ``trackers`` library's (Apache-2.0; see the
+    package's NOTICE), with frame times.
+
+    Each update: every track's box is predicted to the frame's time; faces scored at least ``high``
+    are paired with all tracks on DIoU (down to ``min_similarity``), then the faces below ``high``
+    with the tracks left (ByteTrack's second association, which keeps a face through a weak frame).
+    A face left over that scores at least ``activation`` starts a track; a track gets its id once it
+    was updated in ``confirm_after`` frames in a row, and ends when not seen for ``lost_after`` seconds
+    (an unconfirmed one at its first miss). Ids count from 0.
+    """
+
+    def __init__(
+        self,
+        fps: float,
+        lost_after: float,
+        high: float,
+        activation: float,
+        confirm_after: int = 2,
+        min_similarity: float = MIN_DIOU,
+    ):
+        self.fps, self.lost_after, self.high, self.activation = fps, lost_after, high, activation
+        self.confirm_after, self.min_similarity = confirm_after, min_similarity
+        self.tracks: list[_Tracklet] = []
+        self._next_id = 0
+        self._last_t: float | None = None
+
+    def update(self, boxes: np.ndarray, scores: np.ndarray, t: float) -> np.ndarray:
+        """One frame's faces (boxes (n, 4), scores (n,)) at time ``t`` s -> each face's track id (-1: none)."""
+        dt = 1.0 / self.fps if self._last_t is None else max(0.0, t - self._last_t)
+        self._last_t = t
+        for tr in self.tracks:
+            tr.kf.predict(dt * self.fps)
+            if tr.unseen > 0:  # missed the frame before: the streak starts again
+                tr.streak = 0
+            tr.unseen += dt
+        self.tracks = [tr for tr in self.tracks if tr.unseen <= self.lost_after]
+        ids = np.full(len(boxes), -1, np.int64)
+        left = list(range(len(self.tracks)))  # tracks not yet paired this frame
+        new = []
+        for round_, faces in enumerate((np.flatnonzero(scores >= self.high), np.flatnonzero(scores < self.high))):
+            pairs = match(
+                diou(np.array([self.tracks[i].kf.box for i in left]).reshape(-1, 4), boxes[faces]), self.min_similarity
+            )
+            for r, c in pairs:
+                tr = self.tracks[left[r]]
+                tr.kf.update(boxes[faces[c]])
+                tr.unseen, tr.streak = 0.0, tr.streak + 1
+                if tr.id < 0 and tr.streak >= self.confirm_after:
+                    tr.id, self._next_id = self._next_id, self._next_id + 1
+                ids[faces[c]] = tr.id
+            paired_r, paired_c = {r for r, _ in pairs}, {c for _, c in pairs}
+            left = [i for k, i in enumerate(left) if k not in paired_r]
+            if round_ == 0:  # high faces left over may start tracks
+                new = [int(f) for k, f in enumerate(faces) if k not in paired_c and scores[f] >= self.activation]
+        self.tracks += [_Tracklet(BoxFilter(boxes[k])) for k in new]
+        self.tracks = [tr for tr in self.tracks if tr.id >= 0 or tr.unseen == 0]
+        return ids
 
 
 @dataclass
@@ -109,27 +211,17 @@ class FaceTracker:
         self.min_hits = min_hits
         self.settle_share = settle_share
         self.half_life = half_life
-        self._tracker = _bytetrack(fps, lost_after, high=threshold, activation=threshold)
+        self._tracker = ByteTrack(fps, lost_after, high=threshold, activation=threshold)
         self.tracks: dict[int, Track] = {}
 
     def update(self, dets: Detections, frame: int, t: float) -> tuple[Detections, TrackUpdate]:
         """Faces of one frame (found down to ``low_threshold``) -> the tracked ones with ``tracker_id``,
         and what changed. ``t`` is the frame's time in seconds (frames may have been dropped)."""
-        import supervision as sv
-
         up = TrackUpdate()
-        sv_dets = sv.Detections(
-            xyxy=dets.boxes.astype(np.float32).reshape(-1, 4),
-            confidence=dets.scores.astype(np.float32),
-            data={"row": np.arange(len(dets))},
-        )
-        out = self._tracker.update(sv_dets, timestamp=t)
-        tids = np.asarray(out.tracker_id if out.tracker_id is not None else [], dtype=np.int64)
-        rows = np.asarray(out.data.get("row", []), dtype=np.int64) if len(out) else np.zeros(0, np.int64)
-        keep = tids >= 0
-        rows, tids = rows[keep], tids[keep]
-        order = np.argsort(rows)
-        rows, tids = rows[order], tids[order]
+        boxes = dets.boxes.astype(np.float64).reshape(-1, 4)
+        ids = self._tracker.update(boxes, dets.scores.astype(np.float64), t)
+        rows = np.flatnonzero(ids >= 0)
+        tids = ids[rows]
         tracked = Detections(
             dets.boxes[rows],
             dets.scores[rows],

@@ -26,7 +26,6 @@ from ..core.errors import MaskwatchError
 from ..core.face import LABELS
 from .events import EventLog, Snapshots, make_event
 from .reader import Frame, FrameReader, is_live, public_source
-from . import tracking
 from .tracking import FaceTracker, Track, TrackUpdate
 from .webhook import Webhook
 
@@ -187,9 +186,8 @@ class Watcher:
     def _open(self) -> None:
         if self.reader is not None:
             raise MaskwatchError("a Watcher runs once; make a new one to watch again")
-        # the tracker library and the model's first run before the first frame (else a camera's first
-        # seconds are dropped while they load); outputs next: a bad --events path fails before a camera opens
-        tracking.require()
+        # the model's first run before the first frame (else a camera's first seconds are dropped while
+        # it loads); outputs next: a bad --events path fails before a camera opens
         self.detector.detections(np.zeros((480, 640, 3), np.uint8))
         try:
             if isinstance(self._webhook_url, Webhook):
