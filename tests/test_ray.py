@@ -250,3 +250,20 @@ def test_without_ray_installed_the_error_says_what_to_install(pictures):
     )
     assert r.returncode == 1
     assert "Ray is not installed: pip install 'maskwatch[ray]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_clean_run_prints_none_of_rays_own_lines(tmp_path):
+    """Ray's notices (token, progress bars) and its core worker's C++ line about actor arguments are
+    held back on a clean run; --verbose shows them."""
+    out = tmp_path / "rows.csv"
+    cmd = [sys.executable, "-m", "maskwatch.cli", "detect", str(samples.SAMPLES_DIR), "--ray", "--no-progress"]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    env.pop("MASKWATCH_VERBOSE", None)
+    r = subprocess.run([*cmd, "-o", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == "", r.stderr
+    assert len(read_rows(out)) > len(samples.paths())
+    loud = subprocess.run(
+        [*cmd, "-o", str(tmp_path / "b.csv"), "--verbose"], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert loud.returncode == 0 and ("core_worker" in loud.stderr or "WARNING" in loud.stderr), loud.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -260,8 +261,7 @@ def _detect_ray(
     """``detect --ray``: the same rows, error rows and summary, computed on Ray Data (maskwatch.ray)."""
 
     from .. import ray as mray
-    from ..batch.output import summary_text
-    from ..batch.sources import expand_sources
+    from ..batch.sources import VERBOSE_ENV, expand_sources
 
     if per_image:
         fail_usage("--summary-per-image keeps every picture in memory: with --ray use --summary")
@@ -271,7 +271,19 @@ def _detect_ray(
     local = [s for s in sources if "://" not in s]
     _check_output(output, expand_sources(local) if output is not None and local else [])
     save_dir = _prepare_save_dir(save_dir)
-    mray.connect(address)  # a cluster that is not there fails here, before any progress bar
+    from ..ray.pipeline import native_logs_held
+
+    quiet = not os.environ.get(VERBOSE_ENV)  # Ray's own lines only with --verbose (or when it fails)
+    with native_logs_held() if quiet else contextlib.nullcontext():
+        mray.connect(address, quiet=quiet)  # a cluster that is not there fails here, before any progress bar
+        failed = _ray_run(mray, sources, output, fmt, det, workers, batch_size, save_dir, address, summary, progress)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _ray_run(mray, sources, output, fmt, det, workers, batch_size, save_dir, address, summary, progress) -> int:
+    """The Ray run under a progress bar; its summary printed. Returns the count of failed inputs."""
+    from ..batch.output import summary_text
+
     failed = 0
     with _progress("detect (ray)", disable=progress is False) as bar:
         task = bar.add_task("detect", total=None)
@@ -305,7 +317,7 @@ def _detect_ray(
         sys.stderr.write(summary_text([], overall=res.summary))
     if res.format == "parquet":
         err.print(Text(f"rows written to {res.output} (Parquet, one file per block)"))
-    raise typer.Exit(1 if failed else 0)
+    return failed
 
 
 def _same_file(a: Path, b: str) -> bool:

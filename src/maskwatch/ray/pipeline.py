@@ -14,8 +14,10 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,11 +64,19 @@ def is_uri(source: str) -> bool:
     return "://" in source and scheme not in STREAM_SCHEMES
 
 
-def connect(address: str | None = None, *, num_cpus: int | None = None, timeout_s: float = CONNECT_TIMEOUT_S) -> float:
+def connect(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    timeout_s: float = CONNECT_TIMEOUT_S,
+    quiet: bool = False,
+) -> float:
     """Join the Ray cluster at ``address`` ("auto", "ray://host:10001", "host:6379") or, with None, start
     Ray on this machine; nothing when Ray is already running in this process. Returns the seconds it took.
 
     An address that cannot be reached fails within ``timeout_s`` with a ``MaskwatchError`` naming it.
+    ``quiet``: Ray's own notices (token, progress bars) and its workers' log lines are not printed
+    (failures still come back as exceptions); the command line sets it unless ``--verbose``.
     """
     t0 = time.perf_counter()
     if ray.is_initialized():
@@ -77,7 +87,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, timeout_
             socket.create_connection((host, port), timeout=timeout_s).close()
         except OSError as exc:
             raise MaskwatchError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING}
+    kwargs: dict[str, Any] = {"logging_level": logging.ERROR if quiet else logging.WARNING}
+    if quiet:
+        kwargs["log_to_driver"] = False
     if not address or address == "local":
         kwargs.update(num_cpus=num_cpus, include_dashboard=False)
     try:
@@ -87,8 +99,41 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, timeout_
             f"cannot connect to the Ray cluster at {address or 'this machine'}: "
             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from None
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR if quiet else logging.WARNING)
     return time.perf_counter() - t0
+
+
+@contextmanager
+def native_logs_held() -> Iterator[None]:
+    """Hold what Ray's C++ parts write straight to file descriptor 2 (the driver's core worker notes
+    an actor whose arguments sit in the object store, on every clean run) in a temporary file for the
+    block. Python's ``sys.stderr`` keeps the terminal, so progress bars and errors still show. When the
+    block raises, the held lines are written out before the exception goes on."""
+    held = tempfile.TemporaryFile()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    swap = False
+    try:
+        swap = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a captured stderr (tests): only fd 2 moves
+        pass
+    py_stderr = sys.stderr
+    if swap:
+        sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=py_stderr.encoding, errors="backslashreplace")
+    os.dup2(held.fileno(), 2)
+    try:
+        yield
+    except BaseException:
+        held.seek(0)
+        os.write(saved, held.read()[-20000:])
+        raise
+    finally:
+        if swap:
+            sys.stderr.close()
+            sys.stderr = py_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+        held.close()
 
 
 def _host_port(address: str) -> tuple[str, int]:
