@@ -87,3 +87,76 @@ def test_detect_takes_input_size_as_watch_does(tmp_path):
     assert a.exit_code == 0, a.output
     small = Detector("mobile", input_size=320).detect(paths()[0])
     assert len(a.stdout.strip().splitlines()) - 1 == max(1, len(small))
+
+
+class _FakeCapture:
+    """A capture of ``n`` frames that records which were decoded (read) and which only grabbed."""
+
+    def __init__(self, n: int, bad: tuple[int, ...] = ()):
+        self.n, self.bad, self.pos = n, bad, 0
+        self.decoded: list[int] = []
+        self.grabbed: list[int] = []
+
+    def get(self, prop):
+        import cv2
+
+        return float(self.n) if prop == cv2.CAP_PROP_FRAME_COUNT else 0.0
+
+    def _next(self) -> bool:
+        i = self.pos
+        self.pos += 1
+        return i < self.n and i not in self.bad
+
+    def read(self):
+        import numpy as np
+
+        i = self.pos
+        ok = self._next()
+        if ok:
+            self.decoded.append(i)
+        return ok, (np.zeros((4, 4, 3), np.uint8) if ok else None)
+
+    def grab(self):
+        i = self.pos
+        ok = self._next()
+        if ok:
+            self.grabbed.append(i)
+        return ok
+
+
+def test_a_video_stride_decodes_only_the_frames_it_keeps():
+    from maskwatch.batch.sources import FileFrames
+
+    cap = _FakeCapture(10)
+    assert [i for i, _ in FileFrames(cap, stride=3)] == [0, 3, 6, 9]
+    assert cap.decoded == [0, 3, 6, 9] and cap.grabbed == [1, 2, 4, 5, 7, 8]
+    cap = _FakeCapture(10, bad=(4, 5))  # a corrupt stretch among the grabbed frames is still reported
+    frames = FileFrames(cap, stride=3)
+    assert [i for i, _ in frames] == [0, 3, 6, 9]
+    assert frames.lost == 2 and frames.problem and "from frame 4" in frames.problem
+
+
+def test_detect_and_watch_read_videos_with_one_reader(tmp_path, monkeypatch):
+    """``detect`` on a video goes through watch.reader.FrameReader, as ``watch`` does."""
+    import cv2
+    import numpy as np
+
+    from maskwatch.watch import reader
+
+    video = tmp_path / "clip.mp4"
+    out = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 10, (64, 48))
+    for k in range(7):
+        out.write(np.full((48, 64, 3), 20 * k, np.uint8))
+    out.release()
+    made = []
+    real = reader.FrameReader
+
+    def spy(*a, **k):
+        made.append(k.get("stride"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(reader, "FrameReader", spy)
+    r = runner.invoke(app, ["detect", str(video), "-f", "jsonl", "--vid-stride", "3"])
+    assert r.exit_code == 0, r.output
+    assert made == [3]
+    assert [json.loads(ln)["frame"] for ln in r.stdout.splitlines()] == [0, 3, 6]

@@ -514,3 +514,42 @@ def test_serve_watch_from_the_command_line(one_by_one):
     # SIGTERM: uvicorn shuts the app down (the lifespan stops the watcher), then exits by the signal
     assert srv.proc.returncode in (0, -signal.SIGTERM)
     assert "Traceback" not in srv.proc.stderr.read().decode(errors="replace")
+
+
+# -- stride: the detector on every N-th frame, the tracker between ---------------------------------------
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+def test_stride_counts_each_person_once_as_every_frame_does(scene, det, stride):
+    video, people = scene
+    frames = int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
+    full = Watcher(str(video), detector=det).run()
+    w = Watcher(str(video), detector=det, stride=stride)
+    results = list(w)
+    s = w.summary()
+    for lab in ("people", "mask", "no_mask", "alerts"):
+        assert s[lab] == full[lab], (lab, s, full)
+    assert s["people"] == len(people)
+    # nothing saved: the frames between are not decoded, only grabbed
+    assert [r.frame for r in results] == list(range(0, frames, stride))
+    assert s["frames_detected"] == len(results) and s["frames_skipped"] == frames - len(results)
+    assert s["stride"] == stride
+
+
+def test_stride_with_a_saved_video_draws_every_frame_with_carried_boxes(scene, det, tmp_path):
+    video, people = scene
+    frames = int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
+    w = Watcher(str(video), detector=det, stride=3, save=tmp_path / "out.mp4")
+    results = list(w)
+    assert len(results) == frames  # every frame handed out and written
+    assert w.frames_detected == len(range(0, frames, 3))
+    carried = [r for r in results if r.frame % 3 and len(r.detections)]
+    assert carried, "no face carried between the detector's frames"
+    assert all(r.detections.tracker_id is not None and (r.detections.tracker_id >= 0).all() for r in carried)
+    assert int(cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+
+
+def test_stride_must_be_a_whole_number(det):
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(MaskwatchError, match="stride"):
+            Watcher("x.mp4", detector=det, stride=bad)

@@ -6,14 +6,12 @@ One bad file never stops the rest: it gives a report with ``error`` set.
 from __future__ import annotations
 
 import os
-import queue
-import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -23,7 +21,7 @@ from ..core.detector import Detector
 from ..core.errors import MaskwatchError
 from ..core.face import LABELS, Face
 from ..core.imageio import ImageInput, load_image
-from .sources import READ_TIMEOUT_S, FileFrames, frame_size_problem, is_stream, is_video, open_capture
+from .sources import is_stream, is_video, open_capture
 
 # A batch row's columns, in PaddleHub's order first, and each one's type: the one definition behind the
 # CSV header, the table and the Ray pipeline's Arrow schema (ray/pipeline.py)
@@ -197,49 +195,6 @@ def save_extras(img: np.ndarray, faces: list[Face], save_dir: Path, stem: Path, 
     return True
 
 
-def _read(frames: FileFrames) -> Generator[tuple[bool, Any], None, None]:
-    """A video file's frames, read here, past corrupt stretches (see ``FileFrames``), then one failed read."""
-    for _, img in frames:
-        yield True, img
-    yield False, None
-
-
-def _read_in_thread(cap: cv2.VideoCapture) -> Generator[tuple[bool, Any], None, None]:
-    """A network stream's frames, every one in order, read in a thread of their own that owns and
-    releases ``cap``: a read that blocks inside FFmpeg cannot hold up Ctrl-C (the caller waits on a
-    queue, which a signal interrupts) and is never released under a running read."""
-    frames: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            while not stop.is_set():
-                got = cap.read()
-                while not stop.is_set():
-                    try:
-                        frames.put(got, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if not got[0]:
-                    return
-        finally:
-            cap.release()
-
-    reader = threading.Thread(target=run, name="maskwatch-stream-reader", daemon=True)
-    reader.start()
-    try:
-        while True:
-            got = frames.get()
-            yield got
-            if not got[0]:
-                return
-    finally:
-        stop.set()
-        # its read ends within the read timeout; an interpreter that exits under a running read aborts
-        reader.join(READ_TIMEOUT_S + 1)
-
-
 def detect_video(
     detector: Detector,
     source: str,
@@ -249,61 +204,54 @@ def detect_video(
     options: Options = NO_OPTIONS,
 ) -> Iterator[Report]:
     """Reports for every ``stride``-th frame of a video file, camera index or stream URL (``options``: as
-    for pictures; labels and crops are named after the video and the frame)."""
-    cap = open_capture(source)
-    if not cap.isOpened():
-        yield Report(source, error="cannot open video or stream")
-        return
-    if problem := frame_size_problem(cap):
-        cap.release()
-        yield Report(source, error=problem)
+    for pictures; labels and crops are named after the video and the frame).
+
+    Read by ``watch.reader.FrameReader``, as ``watch`` reads: in a thread of its own, so that decoding
+    the next frame overlaps the detector's work on this one, every frame kept in order, a file read
+    past corrupt stretches (an error row says what was lost), frames off the stride not decoded."""
+    from ..watch.reader import FrameReader, SourceError
+
+    reader = FrameReader(source, every_frame=True, reconnect=False, stride=stride)
+    try:
+        reader.start()
+    except SourceError as exc:
+        yield Report(source, error=exc.reason)
         return
     writer = None
-    out_path = None
-    i = 0
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    threaded = is_stream(str(source))  # the reader thread owns the capture: see _read_in_thread
-    frames = None if threaded else FileFrames(cap)
-    reads = _read_in_thread(cap) if frames is None else _read(frames)
+    n = 0
+    index = 0
     try:
-        n = 0
         while True:
-            ok, frame = next(reads)
-            if not ok:
-                break
-            if i % stride == 0:
-                faces = options.keep(detector.detect(frame))
-                rep = Report(source, faces, width=frame.shape[1], height=frame.shape[0], frame=i)
-                if save_dir is not None:
-                    if writer is None:
-                        Path(save_dir).mkdir(parents=True, exist_ok=True)
-                        name = Path(source).stem if not source.isdigit() else f"camera{source}"
-                        out_path = Path(save_dir) / f"{name}.mp4"
-                        writer = cv2.VideoWriter(
-                            str(out_path),
-                            cv2.VideoWriter.fourcc(*"mp4v"),
-                            fps / stride,
-                            (frame.shape[1], frame.shape[0]),
-                        )
-                    writer.write(annotate(frame, faces, anonymize_faces=options.anonymize))
-                    save_extras(frame, faces, Path(save_dir), Path(f"{name}_{i:06d}"), options)
-                    rep.saved = str(out_path)
-                yield rep
-                n += 1
-                if max_frames and n >= max_frames:
+            frame = reader.get(timeout=0.5)  # a wait that Ctrl-C interrupts
+            if frame is None:
+                if reader.done:
                     break
-            i += 1
-        if i == 0:
+                continue
+            img, index = frame.image, frame.index
+            faces = options.keep(detector.detect(img))
+            rep = Report(source, faces, width=img.shape[1], height=img.shape[0], frame=index)
+            if save_dir is not None:
+                name = Path(source).stem if not source.isdigit() else f"camera{source}"
+                out_path = Path(save_dir) / f"{name}.mp4"
+                if writer is None:
+                    Path(save_dir).mkdir(parents=True, exist_ok=True)
+                    size = (img.shape[1], img.shape[0])
+                    writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter.fourcc(*"mp4v"), reader.fps / stride, size)
+                writer.write(annotate(img, faces, anonymize_faces=options.anonymize))
+                save_extras(img, faces, Path(save_dir), Path(f"{name}_{index:06d}"), options)
+                rep.saved = str(out_path)
+            yield rep
+            n += 1
+            if max_frames and n >= max_frames:
+                break
+        if n == 0 and not reader.error:
             yield Report(source, error="video holds no readable frame")
-        elif frames is not None and frames.problem and not (max_frames and n >= max_frames):
-            yield Report(source, frame=frames.end, error=frames.problem)  # an error row: exit code 1
+        elif reader.error and not (max_frames and n >= max_frames):
+            yield Report(source, frame=reader.end, error=reader.error)  # an error row: exit code 1
     except Exception as exc:  # a frame or the writer failed: the frames done stay, the rest of the batch goes on
-        yield Report(source, frame=i, error=f"video stopped at frame {i}: {type(exc).__name__}: {exc}")
+        yield Report(source, frame=index, error=f"video stopped at frame {index}: {type(exc).__name__}: {exc}")
     finally:
-        if threaded:
-            reads.close()  # the reader thread stops and releases the capture
-        else:
-            cap.release()
+        reader.stop()
         if writer is not None:
             writer.release()
 

@@ -98,7 +98,8 @@ MAX_BAD_READS = 30  # failed reads in a row, before the declared end, after whic
 
 
 class FileFrames:
-    """A video file's frames, ``(index, picture)`` in order, read past frames that cannot be decoded.
+    """A video file's frames, ``(index, picture)`` in order, read past frames that cannot be decoded;
+    with ``stride`` N, every N-th frame (index 0, N, 2N...), the others grabbed but not converted.
 
     A read that fails before the end the file declares is a decode error, not the end: reading goes
     on (a corrupt stretch in the middle loses its frames, not the rest of the video) until
@@ -106,8 +107,9 @@ class FileFrames:
     the caller reports it, as an error row or event and an exit code, instead of a quiet early end.
     """
 
-    def __init__(self, cap: cv2.VideoCapture):
+    def __init__(self, cap: cv2.VideoCapture, stride: int = 1):
         self.cap = cap
+        self.stride = max(1, int(stride))  # every stride-th frame is decoded; the others are only grabbed
         declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         self.declared = int(declared) if declared and declared > 0 else 0
         self.read = 0
@@ -120,13 +122,19 @@ class FileFrames:
         index = 0
         bad = 0
         while True:
-            ok, img = self.cap.read()
-            if ok and img is not None:
+            keep = index % self.stride == 0
+            if keep:
+                ok, img = self.cap.read()
+                ok = ok and img is not None
+            else:  # demuxed and decoded, not converted to BGR: a skipped frame costs less
+                ok, img = self.cap.grab(), None
+            if ok:
                 if bad:  # frames again after a corrupt stretch
                     self.lost += bad
                     bad = 0
                 self.read += 1
-                yield index, img
+                if keep and img is not None:
+                    yield index, img
                 index += 1
                 self.end = index
                 continue

@@ -48,6 +48,11 @@ ANONYMIZE = typer.Option(
     "--anonymize",
     help="Hide faces in what is saved or shown: blur or pixelate (boxes and labels kept).",
 )
+DEVICE = typer.Option(
+    None,
+    "--device",
+    help="Where the model runs: cpu (default), cuda, cuda:N, tensorrt[:N] or auto; a GPU needs pip install 'maskwatch[gpu]'.",
+)
 VERBOSE = typer.Option(False, "--verbose", help="Also show FFmpeg's and OpenCV's own messages on stderr.")
 
 
@@ -111,6 +116,7 @@ def make_detector(
     scales: Optional[str] = None,
     input_size: Optional[int] = None,
     zoom: Optional[float] = None,
+    device: Optional[str] = None,
 ):
     from ..core.detector import MAX_ZOOM, Detector, valid_zoom
 
@@ -125,8 +131,13 @@ def make_detector(
     if zoom is not None and not valid_zoom(zoom):
         fail_usage(f"--zoom takes 0 (off) or a factor above 1 and at most {MAX_ZOOM:g}, e.g. 1.75; got {zoom!r}")
     try:
-        return Detector(model, score_threshold=threshold, tile=tile, scales=sc, input_size=input_size, zoom=zoom)
-    except ValueError as exc:  # the Detector checks the threshold (core.detector.check_threshold)
-        fail_usage(f"--threshold: {exc}" if "score_threshold" in str(exc) else str(exc))
+        return Detector(
+            model, score_threshold=threshold, tile=tile, scales=sc, input_size=input_size, zoom=zoom, device=device
+        )
+    except ValueError as exc:  # the Detector checks the threshold (Detector.threshold_of) and the device
+        msg = str(exc)
+        fail_usage(
+            f"--threshold: {msg}" if "score_threshold" in msg else f"--{msg}" if msg.startswith("device") else msg
+        )
     except MaskwatchError as exc:
         fail_usage(str(exc))

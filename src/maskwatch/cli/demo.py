@@ -7,12 +7,12 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from ._common import err
+from ._common import MODEL, err
 
 
 def demo(
     folder: Path = typer.Option(Path("maskwatch-demo"), "--dir", help="Where the results go."),
-    model: str = typer.Option("mobile", "--model", "-m", help="mobile, server, or a maskwatch .onnx file."),
+    model: str = MODEL,
 ):
     """Detect faces and masks on the bundled sample pictures: a CSV, annotated pictures and the summary."""
     from ..batch.demo import run_demo

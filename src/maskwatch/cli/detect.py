@@ -13,6 +13,7 @@ from rich.text import Text
 
 from ._common import (
     ANONYMIZE,
+    DEVICE,
     INPUT_SIZE,
     MODEL,
     SCALES,
@@ -29,7 +30,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from ..batch.output import OutputError
+    from ..batch.output import OutputError, ReportWriter
 
 DEFAULT_SAVE_DIR = Path("runs/detect/predict")  # as Ultralytics: runs/ is where results go unless told otherwise
 
@@ -82,6 +83,7 @@ def detect(
     save_crop: bool = typer.Option(
         False, "--save-crop", help="Also write each face's crop under SAVE_DIR/crops/LABEL/."
     ),
+    device: Optional[str] = DEVICE,
     verbose: bool = VERBOSE,
     use_ray: bool = typer.Option(
         False,
@@ -100,96 +102,114 @@ def detect(
     """Detect faces and mask labels; rows of label, x1, y1, x2, y2, confidence, image."""
     if verbose:
         verbose_logs()
-    from ..batch import runner as batch
-    from ..batch.output import FORMATS, OutputError, OutputFile, ReportWriter, summary_text
-    from ..batch.sources import expand_sources
-
     if use_ray or ray_address or batch_size:
         if not use_ray:
             fail_usage("--ray-address and --batch-size go with --ray")
         if anonymize or classes or save_txt or save_crop:
             fail_usage("--anonymize, --classes, --save-txt and --save-crop are not available with --ray yet")
-        _detect_ray(
-            sources,
-            model,
-            threshold,
-            fmt,
-            output,
-            save_dir or (DEFAULT_SAVE_DIR if save else None),
-            summary,
-            per_image,
-            workers,
-            tile,
-            scales,
-            zoom,
-            progress,
-            ray_address,
-            batch_size,
-        )
-    fmt = fmt or format_of(output) or ("table" if (output is None and sys.stdout.isatty()) else "csv")
-    if fmt not in FORMATS:
-        fail_usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    summary = summary or per_image
+        save_dir = save_dir or (DEFAULT_SAVE_DIR if save else None)
+        det = make_detector(model, threshold, tile, scales, zoom=zoom, device=device)
+        _detect_ray(sources, det, fmt, output, save_dir, summary, per_image, workers, progress, ray_address, batch_size)
+    from ..batch.sources import expand_sources
+
+    fmt = _format(fmt, output)
     options = _options(anonymize, classes, save_txt, save_crop)
     if (save or save_txt or save_crop) and save_dir is None:  # as Ultralytics: labels and crops beside the pictures
         save_dir = DEFAULT_SAVE_DIR
-    det = make_detector(model, threshold, tile, scales, input_size, zoom=zoom)
+    det = make_detector(model, threshold, tile, scales, input_size, zoom=zoom, device=device)
     items = expand_sources(sources)
     _check_output(output, items)
     save_dir = _prepare_save_dir(save_dir)
+    out = _open_output(output)
+    show = progress if progress is not None else len(items) > 1
+    run = _Run(fmt, summary or per_image, per_image, output)
+    run.go(det, items, out, show, workers or 1, save_dir, vid_stride, options)
+    run.report()
+
+
+def _format(fmt: Optional[str], output: Optional[Path]) -> str:
+    """The output format: asked for, else the --output file's suffix, else a table on a terminal and CSV otherwise."""
+    from ..batch.output import FORMATS
+
+    fmt = fmt or format_of(output) or ("table" if (output is None and sys.stdout.isatty()) else "csv")
+    if fmt not in FORMATS:
+        fail_usage(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    return fmt
+
+
+def _open_output(output: Optional[Path]):
+    """The file the rows go to (whole pictures at a time: batch.output.OutputFile), or stdout."""
+    from ..batch.output import OutputFile
+
     try:
-        out = OutputFile(output) if output else sys.stdout
+        return OutputFile(output) if output else sys.stdout
     except OSError as exc:
         fail_usage(f"--output {output}: cannot write it ({exc.strerror or exc})")
-    show = progress if progress is not None else len(items) > 1
-    failed = 0
-    interrupted = False
-    refused: OutputError | None = None
-    try:
-        writer = ReportWriter(out, fmt, summary, per_image)
-    except OutputError as exc:
-        _output_failed(exc, output, 0)
-    try:
-        with _progress("detect", disable=not show) as bar:
-            # pictures count one each, videos their frames (a per-frame bar); a stream: no total
-            task = bar.add_task("detect", total=batch.work_units(items, vid_stride) if show else len(items))
-            for rep in batch.run(
-                det,
-                items,
-                workers=workers or 1,
-                save_dir=save_dir,
-                vid_stride=vid_stride,
-                on_done=lambda r: bar.advance(task),
-                options=options,
-            ):
-                if rep.error:
-                    failed += 1
-                    error(f"{rep.source}: {rep.error}")
-                writer.write(rep)  # written and flushed as it comes (a camera or stream never ends)
-    except KeyboardInterrupt:  # Ctrl-C: the usual way to stop a camera; keep what was done
-        interrupted = True
-    except OutputError as exc:  # a full disk: stop, keep the whole rows written so far
-        refused = exc
-    finally:  # also on Ctrl-C: what was finished stays a valid file
+
+
+class _Run:
+    """One local ``detect`` run: the reports written as they come, then the ending (summary, exit code)."""
+
+    def __init__(self, fmt: str, summary: bool, per_image: bool, output: Optional[Path]):
+        self.fmt, self.summary, self.per_image, self.output = fmt, summary, per_image, output
+        self.failed = 0
+        self.interrupted = False
+        self.refused: Optional[OutputError] = None
+        self.writer: Optional[ReportWriter] = None
+
+    def go(self, det, items, out, show: bool, workers: int, save_dir, vid_stride: int, options) -> None:
+        """Every input through the detector, each report written and flushed as it comes (a camera or a
+        stream never ends); on Ctrl-C or a full disk, what was finished stays a valid file."""
+        from ..batch import runner as batch
+        from ..batch.output import OutputError, ReportWriter
+
         try:
-            writer.close()
+            writer = self.writer = ReportWriter(out, self.fmt, self.summary, self.per_image)
         except OutputError as exc:
-            refused = refused or exc
-        if output:
-            out.close()
-    if refused is not None:
-        _output_failed(refused, output, len(writer.reports) if fmt != "table" else 0)
-    if summary and fmt == "csv":  # CSV stays machine-readable; the summary goes to stderr
-        sys.stderr.write(summary_text(writer.reports, per_image))
-    if interrupted:
-        err.print(
-            Text(
-                f"stopped (Ctrl-C) after {len(writer.reports)} pictures or frames"
-                + (f"; results so far are in {output}" if output else "")
-            )
-        )
-        raise typer.Exit(130)
-    raise typer.Exit(1 if failed else 0)
+            _output_failed(exc, self.output, 0)
+        try:
+            with _progress("detect", disable=not show) as bar:
+                # pictures count one each, videos their frames (a per-frame bar); a stream: no total
+                task = bar.add_task("detect", total=batch.work_units(items, vid_stride) if show else len(items))
+                for rep in batch.run(
+                    det,
+                    items,
+                    workers=workers,
+                    save_dir=save_dir,
+                    vid_stride=vid_stride,
+                    on_done=lambda r: bar.advance(task),
+                    options=options,
+                ):
+                    if rep.error:
+                        self.failed += 1
+                        error(f"{rep.source}: {rep.error}")
+                    writer.write(rep)
+        except KeyboardInterrupt:  # Ctrl-C: the usual way to stop a camera; keep what was done
+            self.interrupted = True
+        except OutputError as exc:  # a full disk: stop, keep the whole rows written so far
+            self.refused = exc
+        finally:
+            try:
+                writer.close()
+            except OutputError as exc:
+                self.refused = self.refused or exc
+            if self.output:
+                out.close()
+
+    def report(self) -> None:
+        """The ending: a refused write, the summary, Ctrl-C; exits 0, 1 (an input failed), 130 (Ctrl-C)."""
+        from ..batch.output import summary_text
+
+        done: list = self.writer.reports if self.writer is not None else []
+        if self.refused is not None:
+            _output_failed(self.refused, self.output, len(done) if self.fmt != "table" else 0)
+        if self.summary and self.fmt == "csv":  # CSV stays machine-readable; the summary goes to stderr
+            sys.stderr.write(summary_text(done, self.per_image))
+        if self.interrupted:
+            where = f"; results so far are in {self.output}" if self.output else ""
+            err.print(Text(f"stopped (Ctrl-C) after {len(done)} pictures or frames{where}"))
+            raise typer.Exit(130)
+        raise typer.Exit(1 if self.failed else 0)
 
 
 def _options(anonymize: Optional[str], classes: Optional[str], save_txt: bool, save_crop: bool):
@@ -243,17 +263,13 @@ def _prepare_save_dir(save_dir: Optional[Path]) -> Optional[Path]:
 
 def _detect_ray(
     sources: List[str],
-    model: str,
-    threshold: Optional[float],
+    det,
     fmt: Optional[str],
     output: Optional[Path],
     save_dir: Optional[Path],
     summary: bool,
     per_image: bool,
     workers: Optional[int],
-    tile: bool,
-    scales: Optional[str],
-    zoom: Optional[float],
     progress: Optional[bool],
     address: Optional[str],
     batch_size: Optional[int],
@@ -267,7 +283,6 @@ def _detect_ray(
         fail_usage("--summary-per-image keeps every picture in memory: with --ray use --summary")
     if fmt in ("table", "json"):
         fail_usage(f"--ray writes csv, jsonl or parquet (--output FOLDER or a .parquet name), not {fmt}")
-    det = make_detector(model, threshold, tile, scales, zoom=zoom)
     local = [s for s in sources if "://" not in s]
     _check_output(output, expand_sources(local) if output is not None and local else [])
     save_dir = _prepare_save_dir(save_dir)

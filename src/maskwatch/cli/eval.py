@@ -10,13 +10,13 @@ import typer
 from rich.console import Console
 
 from ..core.errors import MaskwatchError
-from ._common import err, fail_usage, make_detector
+from ._common import DEVICE, MODEL, SCALES, TILE, ZOOM, err, fail_usage, make_detector
 
 
 def eval_cmd(
     data: Path = typer.Argument(..., help="A labelled set: Pascal VOC, YOLO, WIDER FACE or COCO."),
     split: Optional[str] = typer.Option(None, "--split", help="File listing the pictures to use (e.g. val.txt)."),
-    model: str = typer.Option("mobile", "--model", "-m"),
+    model: str = MODEL,
     threshold: Optional[float] = typer.Option(
         None, "--threshold", "-t", help="Operating threshold for recall and label accuracy."
     ),
@@ -24,13 +24,10 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write precision-recall curves to this PNG."),
     fmt: str = typer.Option("auto", "--format", help="auto, voc, yolo, wider or coco."),
-    tile: bool = typer.Option(False, "--tile"),
-    scales: Optional[str] = typer.Option(None, "--scales"),
-    zoom: Optional[float] = typer.Option(
-        None,
-        "--zoom",
-        help="Crowds: run pictures with faces too small for one pass again this much larger (0: off; default: the model's).",
-    ),
+    tile: bool = TILE,
+    scales: Optional[str] = SCALES,
+    zoom: Optional[float] = ZOOM,
+    device: Optional[str] = DEVICE,
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N pictures."),
 ):
     """AP per class, mAP, face AP, recall by face height and label accuracy."""
@@ -40,7 +37,7 @@ def eval_cmd(
 
     if plot:
         plot_module()  # a missing extra is said before the work, not after it
-    det = make_detector(model, None, tile, scales, zoom=zoom)
+    det = make_detector(model, None, tile, scales, zoom=zoom, device=device)
     problems: list[str] = []  # label files or pictures that could not be read: reported, not fatal
     try:
         samples = load_dataset(data, split, fmt, problems)

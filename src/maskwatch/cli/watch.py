@@ -14,6 +14,7 @@ import typer
 
 from ._common import (
     ANONYMIZE,
+    DEVICE,
     INPUT_SIZE,
     MODEL,
     SCALES,
@@ -59,6 +60,13 @@ def watch(
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     verbose: bool = VERBOSE,
     anonymize: Optional[str] = ANONYMIZE,
+    device: Optional[str] = DEVICE,
+    stride: int = typer.Option(
+        1,
+        "--stride",
+        min=1,
+        help="Run the detector on every N-th frame; the tracker carries each face's box between them (faster, docs/watch.md).",
+    ),
     status: Optional[bool] = typer.Option(
         None,
         "--status/--no-status",
@@ -73,7 +81,7 @@ def watch(
     anonymize_mode(anonymize)
     if save is not None and save.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
         fail_usage(f"--save {save}: name a video file (.mp4)")
-    det = make_detector(model, threshold, tile, scales, input_size, zoom)
+    det = make_detector(model, threshold, tile, scales, input_size, zoom, device=device)
     watcher = Watcher(
         source,
         det,
@@ -87,7 +95,15 @@ def watch(
         min_hits=min_frames,
         max_frames=max_frames,
         anonymize=anonymize,
+        stride=stride,
     )
+    _run(watcher, status if status is not None else True)
+    _report(watcher.summary(), as_json, events)
+
+
+def _run(watcher, show: bool) -> None:
+    """The watcher's loop until the source ends or Ctrl-C / SIGTERM (a second Ctrl-C stops at once),
+    with a status line on stderr: redrawn every 0.5 s on a terminal, a line every 5 s otherwise."""
 
     def on_signal(signum: int, _frame: Optional[FrameType]) -> None:
         if watcher.stopped and signum == signal.SIGINT:
@@ -96,7 +112,6 @@ def watch(
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     tty = sys.stderr.isatty()
-    show = status if status is not None else True
     every = 0.5 if tty else 5.0
     last = time.monotonic()
     try:
@@ -104,10 +119,7 @@ def watch(
             now = time.monotonic()
             if show and now - last >= every:
                 last = now
-                if tty:
-                    sys.stderr.write("\r\033[K" + watcher.status_line())
-                else:
-                    sys.stderr.write(watcher.status_line() + "\n")
+                sys.stderr.write("\r\033[K" + watcher.status_line() if tty else watcher.status_line() + "\n")
                 sys.stderr.flush()
     except KeyboardInterrupt:
         watcher.stop()
@@ -116,11 +128,11 @@ def watch(
             signal.signal(s, h)
         if show and tty:
             sys.stderr.write("\n")
-    summary = watcher.summary()
-    if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
-    else:
-        sys.stdout.write(summary_text(summary))
+
+
+def _report(summary: dict[str, Any], as_json: bool, events: Optional[Path]) -> None:
+    """The final summary on stdout (text or JSON); exit 1 when the source failed before its end."""
+    sys.stdout.write(json.dumps(summary) + "\n" if as_json else summary_text(summary))
     sys.stdout.flush()
     if events is not None:
         err.print(f"events written to {events}", markup=False, highlight=False)
@@ -133,9 +145,12 @@ def summary_text(s: dict[str, Any]) -> str:
     """The final summary: people (not frames) by label, compliance, alerts, then frames, speed and drops."""
     from ..watch.watcher import counts_line
 
+    stride = ""
+    if s.get("stride", 1) > 1:
+        stride = f" (stride {s['stride']}: {s['frames_detected']} detected, {s['frames_skipped']} not decoded)"
     lines = [
         f"{counts_line(s)}  ({s['stream']})",
-        f"frames {s['frames']} processed, {s['frames_dropped']} dropped, {s['fps']} fps; "
+        f"frames {s['frames']} processed, {s['frames_dropped']} dropped, {s['fps']} fps{stride}; "
         f"latency p50 {s['latency_ms_p50']} ms, p95 {s['latency_ms_p95']} ms; reconnects {s['reconnects']}",
     ]
     if s.get("webhook"):

@@ -29,6 +29,7 @@ import onnxruntime as ort
 
 from .calibration import calibrate, raw_threshold
 from .detections import Detections
+from .device import provider_name, providers_for
 from .errors import ImageError, ModelError
 from .face import LABELS, Face
 from .geometry import anchor_points, class_vote, clip_boxes, distances_to_boxes, expand_boxes, nms, weighted_box_merge
@@ -57,10 +58,18 @@ def _session(
     if not spin:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    wanted = list(providers or ["CPUExecutionProvider"])
     try:
-        return ort.InferenceSession(str(path), so, providers=list(providers or ["CPUExecutionProvider"]))
+        sess = ort.InferenceSession(str(path), so, providers=wanted)
     except Exception as exc:  # onnxruntime raises several types for bad files
         raise ModelError(f"{path}: cannot load as an ONNX model ({str(exc).splitlines()[0]})") from None
+    first = provider_name(wanted[0])
+    if sess.get_providers()[0] != first:  # onnxruntime falls back to the CPU with a log line only
+        raise ModelError(
+            f"{path}: onnxruntime could not start {first} (running on {sess.get_providers()[0]}); "
+            "is the GPU's driver and CUDA runtime installed?"
+        )
+    return sess
 
 
 MIN_INPUT, MAX_INPUT = 32, 8192  # px: the network input (input size x scale) allowed
@@ -132,7 +141,9 @@ class Detector:
     ``model``: "mobile" (default), "server", a PaddleHub module name, or a path to a maskwatch
     ``.onnx`` file. ``score_threshold`` keeps faces whose face score reaches it (default: the
     model's, chosen for best F1 on validation data). ``tile`` and ``scales`` add passes for large
-    pictures with small faces. ``providers``: onnxruntime execution providers (default: CPU).
+    pictures with small faces. ``device``: where it runs, "cpu" (default), "cuda", "cuda:N",
+    "tensorrt[:N]" or "auto" (``maskwatch.core.device``); ``providers``: onnxruntime execution
+    providers given directly instead.
     ``max_faces`` (default ``MAX_FACES``, 1000): the most faces one picture gives, the highest
     scored; each pass sends at most ``CANDIDATES_PER_FACE`` x ``max_faces`` boxes to NMS, so that no
     threshold, not even 0, makes a picture slow (the second stage classifies ``max_faces`` at most).
@@ -155,6 +166,7 @@ class Detector:
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
         max_faces: int = MAX_FACES,
+        device: str | None = None,
         zoom: float | None = None,
         classifier_below: float | None = None,
     ):
@@ -168,6 +180,7 @@ class Detector:
             "flip": flip,
             "threads": threads,
             "providers": None if providers is None else list(providers),
+            "device": device,
             "max_faces": max_faces,
             "zoom": zoom,
             "classifier_below": classifier_below,
@@ -175,6 +188,11 @@ class Detector:
         if isinstance(max_faces, bool) or not isinstance(max_faces, (int, np.integer)) or max_faces < 1:
             raise ValueError(f"max_faces must be a positive whole number, got {max_faces!r}")
         self.max_faces = int(max_faces)
+        if device is not None:
+            if providers is not None:
+                raise ValueError("give device or providers, not both")
+            providers = providers_for(device)  # ValueError naming the device when it is not offered
+        self.device = device or "cpu"
         self.spec: ModelSpec = resolve_model(model)
         path = self.spec.path
         self.path = path

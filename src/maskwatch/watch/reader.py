@@ -28,7 +28,11 @@ BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits between reconnection attempts (th
 
 
 class SourceError(MaskwatchError):
-    """A video source that cannot be opened or read."""
+    """A video source that cannot be opened or read: ``source: reason``."""
+
+    def __init__(self, source: str | int, reason: str):
+        super().__init__(f"{public_source(str(source))}: {reason}")
+        self.reason = reason
 
 
 @dataclass
@@ -65,6 +69,8 @@ class FrameReader:
     ``every_frame``: True for files by default (each frame is processed; the reader waits for room),
     False for live sources (the newest ``buffer`` frames are kept, older ones dropped and counted in
     ``dropped``). ``reconnect``: reopen a live source that ends or stalls (default for live sources).
+    ``stride`` N: only every N-th frame is decoded and handed out (index 0, N, 2N...; the others are
+    grabbed and counted in ``skipped``); ``Frame.index`` counts every frame of the source.
     ``on_status(kind, detail)`` is called from the reader thread with ``stream_lost``,
     ``stream_reconnected`` and ``stream_ended``.
     """
@@ -79,8 +85,10 @@ class FrameReader:
         open_timeout: float = OPEN_TIMEOUT_S,
         read_timeout: float = READ_TIMEOUT_S,
         backoff: tuple[float, ...] = BACKOFF_S,
+        stride: int = 1,
     ):
         self.source = source
+        self.stride = max(1, int(stride))
         live = is_live(source)
         self.every_frame = (not live) if every_frame is None else every_frame
         self.reconnect = live if reconnect is None else reconnect
@@ -92,6 +100,8 @@ class FrameReader:
         self.dropped = 0
         self.read = 0
         self.reconnects = 0
+        self.skipped = 0  # frames passed over by the stride
+        self.end = 0  # the index after the last frame read
         self._frames: deque[Frame] = deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -105,7 +115,7 @@ class FrameReader:
     def start(self) -> FrameReader:
         """Open the source (SourceError within ``open_timeout`` if it cannot be) and start reading."""
         if not is_live(self.source) and not Path(str(self.source)).is_file():
-            raise SourceError(f"{public_source(str(self.source))}: no such video file")
+            raise SourceError(self.source, "no such video file")
         opened: list[cv2.VideoCapture] = []
         failure: list[str] = []
 
@@ -122,18 +132,16 @@ class FrameReader:
         t.join(self.open_timeout)
         if t.is_alive():
             raise SourceError(
-                f"{public_source(str(self.source))}: no answer within {self.open_timeout:.0f} s (cannot open the video or stream)"
+                self.source, f"no answer within {self.open_timeout:.0f} s (cannot open the video or stream)"
             )
         if failure or not opened or not opened[0].isOpened():
             kind = "camera" if str(self.source).isdigit() else "video or stream"
-            raise SourceError(
-                f"{public_source(str(self.source))}: cannot open the {kind}" + (f" ({failure[0]})" if failure else "")
-            )
+            raise SourceError(self.source, f"cannot open the {kind}" + (f" ({failure[0]})" if failure else ""))
         self._cap = opened[0]
         if problem := frame_size_problem(self._cap):
             self._cap.release()
             self._cap = None
-            raise SourceError(f"{public_source(str(self.source))}: {problem}")
+            raise SourceError(self.source, problem)
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 1.0 <= self.fps <= 240.0:
             self.fps = 25.0
@@ -198,12 +206,24 @@ class FrameReader:
         index = 0
         start = time.monotonic()
         live = is_live(self.source)
-        file_frames = FileFrames(cap) if cap is not None and not live else None
+        file_frames = FileFrames(cap, self.stride) if cap is not None and not live else None
         reads = iter(file_frames) if file_frames is not None else None
         try:
             while not self._stop.is_set():
-                if reads is not None:  # a file: read past corrupt stretches (FileFrames)
-                    ok, img = next(((True, im) for _, im in reads), (False, None))
+                if reads is not None:  # a file: read past corrupt stretches, the stride's frames only (FileFrames)
+                    got = next(reads, None)
+                    ok, img = (False, None) if got is None else (True, got[1])
+                    last = (
+                        got[0] if got is not None else (file_frames.end if file_frames is not None else index)
+                    )  # frames grabbed before it
+                    self.skipped += sum(1 for k in range(index, last) if k % self.stride)
+                    index = last
+                elif cap is not None and index % self.stride:  # a live source: frames off the stride are grabbed only
+                    if cap.grab():
+                        self.skipped += 1
+                        index += 1
+                        continue
+                    ok, img = False, None
                 else:
                     ok, img = cap.read() if cap is not None else (False, None)
                 if ok and img is not None:
@@ -218,6 +238,7 @@ class FrameReader:
                     self.read += 1
                     self._put(Frame(img, index, vt, now, time.time()))
                     index += 1
+                    self.end = index
                     continue
                 if not self.reconnect:
                     break

@@ -120,6 +120,12 @@ class ByteTrack:
         self._next_id = 0
         self._last_t: float | None = None
 
+    def predicted(self, t: float) -> dict[int, np.ndarray]:
+        """The confirmed tracks' boxes moved on to time ``t`` by their motion model, by id; the tracks
+        are not changed (what ``watch --stride`` draws on the frames the detector skips)."""
+        ahead = 0.0 if self._last_t is None else max(0.0, t - self._last_t) * self.fps
+        return {tr.id: tr.kf.box + tr.kf.x[4:] * ahead for tr in self.tracks if tr.id >= 0 and tr.unseen == 0}
+
     def update(self, boxes: np.ndarray, scores: np.ndarray, t: float) -> np.ndarray:
         """One frame's faces (boxes (n, 4), scores (n,)) at time ``t`` s -> each face's track id (-1: none)."""
         dt = 1.0 / self.fps if self._last_t is None else max(0.0, t - self._last_t)
@@ -165,6 +171,7 @@ class Track:
     box: tuple[float, float, float, float]
     votes: np.ndarray  # summed score x probabilities, by label
     hits: int = 0
+    score: float = 0.0  # the face score of its last frame
     label: str | None = None  # the settled label (None until it settles)
     confidence: float = 0.0  # the settled label's share of the votes
     alerted: bool = False
@@ -240,11 +247,33 @@ class FaceTracker:
                 tr.votes *= 0.5 ** (max(0.0, t - tr.last_time) / self.half_life)
             tr.last_frame, tr.last_time, tr.box = frame, t, box  # type: ignore[assignment]
             tr.hits += 1
+            tr.score = float(tracked.scores[i])
             tr.votes += float(tracked.scores[i]) * tracked.probs[i, : len(LABELS)]
             self._settle(tr, up)
         for tid in [k for k, tr in self.tracks.items() if t - tr.last_time > self.lost_after]:
             up.ended.append(self._end(tid))
         return tracked, up
+
+    def carry(self, t: float, labels: tuple[str, ...] = LABELS) -> Detections:
+        """The faces of a frame the detector skipped (``watch --stride``): each track seen on the last
+        detected frame, its box moved on to time ``t``, its last score, its votes as probabilities. No
+        vote is added and nothing settles or ends: only detected frames change the tracks."""
+        moved = self._tracker.predicted(t)
+        ids = [i for i in moved if i in self.tracks]
+        if not ids:
+            return Detections.empty()
+        trs = [self.tracks[i] for i in ids]
+        probs = np.zeros((len(trs), len(labels)), np.float32)
+        for k, tr in enumerate(trs):
+            total = float(tr.votes.sum())
+            probs[k, : len(LABELS)] = tr.votes / total if total > 0 else 1.0 / len(LABELS)
+        return Detections(
+            np.array([moved[i] for i in ids], np.float32).reshape(-1, 4),
+            np.array([tr.score for tr in trs], np.float32),
+            probs,
+            labels,
+            np.array(ids, np.int64),
+        )
 
     def _settle(self, tr: Track, up: TrackUpdate) -> None:
         if tr.hits < self.min_hits:

@@ -78,6 +78,10 @@ class Watcher:
     ``every_frame``: process every frame (default for files) or only the newest (default for live
     sources, older frames dropped). ``lost_after`` (s), ``min_hits`` and ``settle_share`` tune tracks
     and label settling (see ``tracking``). ``max_frames`` stops after that many processed frames.
+    ``stride`` N: the detector runs on every N-th frame and the tracker carries each face between
+    them. Without a saved video or previews, the frames between are not even decoded; with them, they
+    are drawn with the tracks' predicted boxes. ``min_hits`` counts frames of the source: a track
+    settles after ``ceil(min_hits / N)`` detected frames (at least 2).
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class Watcher:
         max_frames: int | None = None,
         open_timeout: float = 10.0,
         anonymize: str | None = None,
+        stride: int = 1,
     ):
         self.source = source
         self.anonymize = check_anonymize(anonymize)  # faces hidden in the saved video, previews and snapshots
@@ -112,6 +117,9 @@ class Watcher:
             self.threshold = detector.threshold_of(score_threshold)
         except ValueError as exc:
             raise MaskwatchError(str(exc)) from None
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+            raise MaskwatchError(f"stride must be a whole number >= 1, got {stride!r}")
+        self.stride = stride
         self.every_frame, self.buffer, self.reconnect = every_frame, buffer, reconnect
         self.lost_after, self.min_hits, self.settle_share = lost_after, min_hits, settle_share
         self.max_frames = max_frames
@@ -132,7 +140,8 @@ class Watcher:
         self._finished = False
         self._last: Frame | None = None
         # running figures
-        self.frames = 0
+        self.frames = 0  # frames handed out: detected, or carried by the tracker (stride)
+        self.frames_detected = 0
         self.people: dict[str, int] = dict.fromkeys(LABELS, 0)
         self.alerts = 0
         self.tracks_started = 0
@@ -202,6 +211,7 @@ class Watcher:
         except MaskwatchError:
             self._close_outputs()
             raise
+        drawn = self._save_path is not None or self.keep_preview  # every frame drawn: every frame decoded
         self.reader = FrameReader(
             self.source,
             every_frame=self.every_frame,
@@ -209,13 +219,15 @@ class Watcher:
             reconnect=self.reconnect,
             on_status=self._on_status,
             open_timeout=self.open_timeout,
+            stride=1 if drawn else self.stride,
         )
         try:
             self.reader.start()
         except MaskwatchError:
             self._close_outputs()
             raise
-        self.tracker = FaceTracker(self.threshold, self.reader.fps, self.lost_after, self.min_hits, self.settle_share)
+        hits = max(2, -(-self.min_hits // self.stride)) if self.stride > 1 else self.min_hits
+        self.tracker = FaceTracker(self.threshold, self.reader.fps, self.lost_after, hits, self.settle_share)
         self.started_at = time.time()
         self._emit(
             make_event("stream_started", self.name, self.started_at, 0.0, 0, detail=public_source(str(self.source)))
@@ -251,9 +263,13 @@ class Watcher:
         assert self.tracker is not None
         self._last = frame
         events = self._flush_pending()
-        dets = self.detector.detections(frame.image, score_threshold=self.tracker.low_threshold)
-        tracked, up = self.tracker.update(dets, frame.index, self._track_time(frame))
-        events += self._track_events(up, frame)
+        if frame.index % self.stride:  # between the detector's frames: the tracks carried on
+            tracked = self.tracker.carry(self._track_time(frame), self.detector.labels)
+        else:
+            dets = self.detector.detections(frame.image, score_threshold=self.tracker.low_threshold)
+            tracked, up = self.tracker.update(dets, frame.index, self._track_time(frame))
+            events += self._track_events(up, frame)
+            self.frames_detected += 1
         self.frames += 1
         now = time.monotonic()
         self._times.append(now)
@@ -399,11 +415,13 @@ class Watcher:
 
     @property
     def fps(self) -> float:
-        """Frames processed per second, over the last 64 frames."""
+        """Frames of the source gone through per second, over the last 64 handed out (with a stride
+        whose frames between are not decoded, each stands for ``stride`` frames)."""
         if len(self._times) < 2:
             return 0.0
         span = self._times[-1] - self._times[0]
-        return (len(self._times) - 1) / span if span > 0 else 0.0
+        per = self.reader.stride if self.reader is not None else 1
+        return per * (len(self._times) - 1) / span if span > 0 else 0.0
 
     def counts(self) -> dict[str, Any]:
         """People counted so far, by label, and the compliance rate (mask / people)."""
@@ -442,12 +460,15 @@ class Watcher:
             **self.counts(),
             "tracks": self.tracks_started,
             "frames": self.frames,
+            "frames_detected": self.frames_detected,
+            "frames_skipped": r.skipped if r else 0,
+            "stride": self.stride,
             "frames_read": r.read if r else 0,
             "frames_dropped": r.dropped if r else 0,
             "reconnects": r.reconnects if r else 0,
             "error": r.error if r else None,
             "seconds": round(elapsed, 2),
-            "fps": round(self.frames / elapsed, 2) if elapsed > 0 else 0.0,
+            "fps": round((self.frames + (r.skipped if r else 0)) / elapsed, 2) if elapsed > 0 else 0.0,
             "latency_ms_p50": round(1000 * lat[len(lat) // 2], 1) if lat else None,
             "latency_ms_p95": round(1000 * lat[int(len(lat) * 0.95)], 1) if lat else None,
             "webhook": None
