@@ -85,3 +85,16 @@ def test_face_tracker_needs_no_tracker_library(monkeypatch):
         )
     assert tracked.tracker_id.tolist() == [0]
     assert ft.tracks[0].label == "mask"
+
+
+def test_faces_that_move_beyond_their_width_between_detections_keep_their_ids():
+    """watch --stride: a new track has no speed yet, so its gate widens with the frames skipped; two
+    faces in lanes 1.7 widths apart, each moving 1.5-2 widths between detections, are not swapped."""
+    for step in (6, 8, 10):
+        bt = ByteTrack(fps=25, lost_after=1.5, high=0.5, activation=0.5)
+        got = []
+        for k in range(12):
+            x = 10 + 12.3 * step * k
+            boxes = np.array([[x, 100, x + 60, 160], [x, 202, x + 60, 262]], float)
+            got.append(bt.update(boxes, np.array([0.9, 0.8]), k * step / 25).tolist())
+        assert got[0] == [-1, -1] and all(ids == [0, 1] for ids in got[1:]), (step, got)

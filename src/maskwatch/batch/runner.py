@@ -299,6 +299,25 @@ def run(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+MAX_AUTO_WORKERS = 4  # pictures at once when not told: one per core, at most this many
+
+
+def worker_plan(workers: int | None, items: Iterable[tuple[str, str | None]]) -> tuple[int, int | None]:
+    """(pictures processed at once, onnxruntime threads of the shared detector) for a batch.
+
+    Not told: one picture per core (at most ``MAX_AUTO_WORKERS``) when there is more than one picture,
+    each run on one onnxruntime thread. The mobile network is small: two pictures on one thread each
+    get far more done than one picture on two threads (docs/speed.md, Threads per call), and each
+    worker decodes its own picture while the other runs. One picture
+    or videos alone: one worker with the detector's own threads (the lowest latency). ``workers``
+    given: that many, sharing the cores."""
+    cores = os.cpu_count() or 1
+    pictures = sum(1 for s, e in items if e is not None or not is_video(s))
+    if workers is None:
+        workers = min(cores, MAX_AUTO_WORKERS) if pictures > 1 else 1
+    return workers, (max(1, cores // workers) if workers > 1 else None)
+
+
 def work_units(items: Iterable[tuple[str, str | None]], stride: int = 1) -> int | None:
     """How many reports ``run`` will give for ``items``: a picture one, a video file each ``stride``-th of
     the frames its container declares (None: a camera or a stream, which has no end, or a count unknown)."""

@@ -117,6 +117,7 @@ def make_detector(
     input_size: Optional[int] = None,
     zoom: Optional[float] = None,
     device: Optional[str] = None,
+    threads: Optional[int] = None,
 ):
     from ..core.detector import MAX_ZOOM, Detector, valid_zoom
 
@@ -132,7 +133,14 @@ def make_detector(
         fail_usage(f"--zoom takes 0 (off) or a factor above 1 and at most {MAX_ZOOM:g}, e.g. 1.75; got {zoom!r}")
     try:
         return Detector(
-            model, score_threshold=threshold, tile=tile, scales=sc, input_size=input_size, zoom=zoom, device=device
+            model,
+            score_threshold=threshold,
+            tile=tile,
+            scales=sc,
+            input_size=input_size,
+            zoom=zoom,
+            device=device,
+            threads=threads,
         )
     except ValueError as exc:  # the Detector checks the threshold (Detector.threshold_of) and the device
         msg = str(exc)

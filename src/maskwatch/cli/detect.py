@@ -63,7 +63,7 @@ def detect(
         "--workers",
         "-w",
         min=1,
-        help="Pictures processed at once (default 1; with --ray: actors in the pool, default as many as the cluster's CPUs).",
+        help="Pictures processed at once (default: one per core, at most 4, for more than one picture; with --ray: actors in the pool, default as many as the cluster's CPUs).",
     ),
     tile: bool = TILE,
     scales: Optional[str] = SCALES,
@@ -110,20 +110,22 @@ def detect(
         save_dir = save_dir or (DEFAULT_SAVE_DIR if save else None)
         det = make_detector(model, threshold, tile, scales, zoom=zoom, device=device)
         _detect_ray(sources, det, fmt, output, save_dir, summary, per_image, workers, progress, ray_address, batch_size)
+    from ..batch.runner import worker_plan
     from ..batch.sources import expand_sources
 
     fmt = _format(fmt, output)
     options = _options(anonymize, classes, save_txt, save_crop)
     if (save or save_txt or save_crop) and save_dir is None:  # as Ultralytics: labels and crops beside the pictures
         save_dir = DEFAULT_SAVE_DIR
-    det = make_detector(model, threshold, tile, scales, input_size, zoom=zoom, device=device)
     items = expand_sources(sources)
+    workers, threads = worker_plan(workers, items)
+    det = make_detector(model, threshold, tile, scales, input_size, zoom=zoom, device=device, threads=threads)
     _check_output(output, items)
     save_dir = _prepare_save_dir(save_dir)
     out = _open_output(output)
     show = progress if progress is not None else len(items) > 1
     run = _Run(fmt, summary or per_image, per_image, output)
-    run.go(det, items, out, show, workers or 1, save_dir, vid_stride, options)
+    run.go(det, items, out, show, workers, save_dir, vid_stride, options)
     run.report()
 
 

@@ -51,7 +51,7 @@ def _session(
 ) -> ort.InferenceSession:
     """An onnxruntime session. ``spin=False`` for sessions that take turns in one process (a detector
     and its crop classifiers): a pool that spin-waits after its run holds the cores the next
-    session's run needs (the server model took 96 ms for a 640x480 photo with spinning, 50 ms without)."""
+    session's run needs (docs/speed.md, Spinning thread pools)."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
     so.inter_op_num_threads = 1
@@ -203,9 +203,8 @@ class Detector:
         self._cls_below = float(below)  # a cascade: the crop classifiers label only the faces the detector is unsure of
         # classifiers never asked (classifier_below 0) are not loaded. The detector keeps onnxruntime's
         # spinning thread pool (faster) unless classifiers take turns with it on every face; a cascade
-        # (classifier_below <= 1) asks them seldom, so its detector spins (mobile's photo 9.1 ms against
-        # 11.4 ms) and its classifiers' pools do not (a crowd of 90 asked faces: 136 ms on two threads
-        # against 167 ms on the calling thread alone)
+        # (classifier_below <= 1) asks them seldom, so its detector spins and its classifiers' pools do
+        # not (docs/speed.md, Spinning thread pools)
         asks = self._cls_below > 0
         turns = bool(self.spec.classifiers) and self._cls_below > 1
         self.session = _session(path, threads, providers, spin=not turns)  # the detector's onnxruntime session
@@ -471,8 +470,8 @@ class Detector:
 
     def _blob(self, n: int, h: int, w: int) -> np.ndarray:
         """This thread's network input buffer, shaped (n, 3, h, w). Reused from call to call (it
-        grows to the largest input seen): a fresh multi-megabyte array per picture cost the mobile
-        model about 2 of its 15 ms on a 640x480 picture."""
+        grows to the largest input seen): a fresh multi-megabyte array per picture costs time
+        (docs/speed.md, Buffers)."""
         flat = getattr(self._buffers, "flat", None)
         if flat is None or flat.size < n * 3 * h * w:
             flat = self._buffers.flat = np.empty(n * 3 * h * w, np.float32)
@@ -544,8 +543,8 @@ class Letterbox:
         rows[:, :, : self.nh, self.nw :] = pad_value
         pictures = (resized, cv2.flip(resized, 1)) if len(rows) > 1 else (resized,)
         for row, picture in zip(rows, pictures):
-            for c, plane in enumerate(cv2.split(picture)):  # plane by plane: 0.35 ms against 0.61 for one
-                row[c, : self.nh, : self.nw] = plane  # strided HWC -> CHW copy of a 640x480 picture
+            for c, plane in enumerate(cv2.split(picture)):  # plane by plane: faster than one strided
+                row[c, : self.nh, : self.nw] = plane  # HWC -> CHW copy (docs/speed.md, Buffers)
 
     def blob(self, view: np.ndarray, pad_value: int) -> np.ndarray:
         """``view`` as a network input of its own, (1, 3, ph, pw) float32."""
@@ -563,7 +562,7 @@ class Letterbox:
         return Detections(b.astype(np.float32), r.scores, r.probs)
 
 
-CROP_BATCH = 16  # face crops per classifier run: memory grows with it (128 kept 400-700 MB in the arena after a threshold-0 call), speed does not
+CROP_BATCH = 16  # face crops per classifier run: memory grows with it, speed does not (docs/speed.md, Crop batches)
 
 
 class CropModel:

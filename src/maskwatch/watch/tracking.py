@@ -18,6 +18,7 @@ from ..core.detections import Detections
 from ..core.face import LABELS
 
 MIN_DIOU = -0.2  # association threshold on DIoU (in [-1, 1]); see ByteTrack
+YOUNG_BUFFER = 0.2  # a new track's box widens by this share of its size per frame it was not seen (_Tracklet.gate_box)
 
 
 def diou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -91,6 +92,19 @@ class _Tracklet:
     id: int = -1  # -1 until confirmed (updated in ``confirm_after`` frames in a row)
     streak: int = 1  # updates in a row
     unseen: float = 0.0  # seconds since the last update
+    seen: int = 1  # updates in all
+
+    def gate_box(self, frames: float) -> np.ndarray:
+        """The box a face is paired with. A track seen once has no speed yet: its box is widened by
+        ``YOUNG_BUFFER`` of its size per frame since (at most 1, on each side), so that a face that
+        moved more than its own width while the detector skipped frames (``watch --stride``) is still
+        found; the nearest face is paired first (``match``). Later its motion model predicts it."""
+        box = self.kf.box
+        if self.seen > 1:
+            return box
+        b = min(1.0, YOUNG_BUFFER * max(0.0, frames - 1))
+        w, h = box[2] - box[0], box[3] - box[1]
+        return box + np.array([-b * w, -b * h, b * w, b * h])
 
 
 class ByteTrack:
@@ -140,13 +154,12 @@ class ByteTrack:
         left = list(range(len(self.tracks)))  # tracks not yet paired this frame
         new = []
         for round_, faces in enumerate((np.flatnonzero(scores >= self.high), np.flatnonzero(scores < self.high))):
-            pairs = match(
-                diou(np.array([self.tracks[i].kf.box for i in left]).reshape(-1, 4), boxes[faces]), self.min_similarity
-            )
+            gates = [self.tracks[i].gate_box(self.tracks[i].unseen * self.fps) for i in left]
+            pairs = match(diou(np.array(gates).reshape(-1, 4), boxes[faces]), self.min_similarity)
             for r, c in pairs:
                 tr = self.tracks[left[r]]
                 tr.kf.update(boxes[faces[c]])
-                tr.unseen, tr.streak = 0.0, tr.streak + 1
+                tr.unseen, tr.streak, tr.seen = 0.0, tr.streak + 1, tr.seen + 1
                 if tr.id < 0 and tr.streak >= self.confirm_after:
                     tr.id, self._next_id = self._next_id, self._next_id + 1
                 ids[faces[c]] = tr.id
