@@ -19,6 +19,7 @@ from ..core.face import LABELS
 
 MIN_DIOU = -0.2  # association threshold on DIoU (in [-1, 1]); see ByteTrack
 YOUNG_BUFFER = 0.2  # a new track's box widens by this share of its size per frame it was not seen (_Tracklet.gate_box)
+YOUNG_BUFFER_MAX = 2.0  # ... by at most this share, on each side
 
 
 def diou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -96,13 +97,13 @@ class _Tracklet:
 
     def gate_box(self, frames: float) -> np.ndarray:
         """The box a face is paired with. A track seen once has no speed yet: its box is widened by
-        ``YOUNG_BUFFER`` of its size per frame since (at most 1, on each side), so that a face that
-        moved more than its own width while the detector skipped frames (``watch --stride``) is still
+        ``YOUNG_BUFFER`` of its size per frame since (at most ``YOUNG_BUFFER_MAX``, on each side), so that a face that
+        moved up to about three times its width while the detector skipped frames (``watch --stride``) is still
         found; the nearest face is paired first (``match``). Later its motion model predicts it."""
         box = self.kf.box
         if self.seen > 1:
             return box
-        b = min(1.0, YOUNG_BUFFER * max(0.0, frames - 1))
+        b = min(YOUNG_BUFFER_MAX, YOUNG_BUFFER * max(0.0, frames - 1))
         w, h = box[2] - box[0], box[3] - box[1]
         return box + np.array([-b * w, -b * h, b * w, b * h])
 
