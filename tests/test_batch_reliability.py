@@ -95,7 +95,7 @@ def test_interrupted_json_is_valid_json_of_what_was_finished(tmp_path, monkeypat
     pics = _pictures(tmp_path / "in", 5)
     _interrupt_after(monkeypatch, 3)
     out = tmp_path / "x.json"
-    r = run("detect", *pics, "-f", "json", "-o", out, *summary)
+    r = run("detect", *pics, "-f", "json", "-o", out, "-w", "1", *summary)  # one at a time: a known picture fails
     assert isinstance(r.exception, KeyboardInterrupt) or r.exit_code in (1, 130), r.output  # Ctrl-C
     doc = json.loads(out.read_text())
     assert [Path(i["image"]).name for i in doc["images"]] == ["p00.jpg", "p01.jpg", "p02.jpg"]
@@ -117,7 +117,7 @@ def test_interrupted_csv_and_jsonl_keep_whole_rows(tmp_path, monkeypatch, fmt):
     pics = _pictures(tmp_path / "in", 5)
     _interrupt_after(monkeypatch, 2)
     out = tmp_path / f"x.{fmt}"
-    r = run("detect", *pics, "-f", fmt, "-o", out)
+    r = run("detect", *pics, "-f", fmt, "-o", out, "-w", "1")  # one at a time: a known picture fails
     assert isinstance(r.exception, KeyboardInterrupt) or r.exit_code in (1, 130), r.output  # Ctrl-C
     text = out.read_text()
     assert text.endswith("\n")

@@ -205,3 +205,27 @@ def test_ignored_boxes_are_treated_the_same_by_every_figure():
     rec, prec, _, n = pr_curve([r], 0.5)
     assert n == 1 and rec[-1] == m.recall == 1.0 and prec[-1] == m.precision == 0.5
     assert m.label_accuracy == 1.0 and m.face_ap == 1.0
+
+
+def test_head_boxes_match_a_face_box_inside_a_whole_head_label():
+    # a whole-head label (hair and hat) 100x140; the face box inside it has IoU 0.39 with it
+    head = P([0, 0, 100, 140])
+    face = P([15, 40, 85, 118])
+    r = ImageResult(face, [0.9], [MASK], head, [0])
+    assert evaluate_results([r], 0.5, 0.5).recall == 0.0  # IoU alone: a miss and a false detection
+    m = evaluate_results([r], 0.5, 0.5, head_boxes=True)
+    assert m.recall == 1.0 and m.precision == 1.0 and m.face_ap == pytest.approx(1.0) and m.to_dict()["head_boxes"]
+    # mostly outside the label, or far smaller than it: still no match
+    for box in ([60, 40, 130, 118], [45, 60, 55, 70]):
+        r = ImageResult(P(box), [0.9], [MASK], head, [0])
+        assert evaluate_results([r], 0.5, 0.5, head_boxes=True).recall == 0.0, box
+
+
+def test_recall_by_label_and_the_300_px_bin():
+    big, small = P([0, 0, 320, 320]), P([400, 400, 420, 420])
+    r = ImageResult(big, [0.9], [MASK], np.concatenate([big, small]), [0, 1])
+    m = evaluate_results([r], 0.5, 0.5)
+    assert m.recall_by_label == {"mask": {"recall": 1.0, "faces": 1}, "no_mask": {"recall": 0.0, "faces": 1}}
+    assert m.recall_by_height[">=300"] == {"recall": 1.0, "faces": 1}
+    assert m.recall_by_height["16-32"] == {"recall": 0.0, "faces": 1}
+    assert list(m.recall_by_height) == ["<16", "16-32", "32-64", "64-300", ">=300"]

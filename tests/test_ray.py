@@ -252,11 +252,12 @@ def test_without_ray_installed_the_error_says_what_to_install(pictures):
     assert "Ray is not installed: pip install 'maskwatch[ray]'" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_a_clean_run_prints_none_of_rays_own_lines(tmp_path):
+def test_a_clean_run_prints_none_of_rays_own_lines(cluster, tmp_path):
     """Ray's notices (token, progress bars) and its core worker's C++ line about actor arguments are
-    held back on a clean run; --verbose shows them."""
+    held back on a clean run; --verbose shows them. (A separate process joins the test cluster.)"""
     out = tmp_path / "rows.csv"
     cmd = [sys.executable, "-m", "maskwatch.cli", "detect", str(samples.SAMPLES_DIR), "--ray", "--no-progress"]
+    cmd += ["--ray-address", cluster.address]
     env = {**os.environ, "RAY_ADDRESS": ""}
     env.pop("MASKWATCH_VERBOSE", None)
     r = subprocess.run([*cmd, "-o", str(out)], capture_output=True, text=True, timeout=300, env=env)

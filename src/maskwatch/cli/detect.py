@@ -288,10 +288,8 @@ def _detect_ray(
     local = [s for s in sources if "://" not in s]
     _check_output(output, expand_sources(local) if output is not None and local else [])
     save_dir = _prepare_save_dir(save_dir)
-    from ..ray.pipeline import native_logs_held
-
     quiet = not os.environ.get(VERBOSE_ENV)  # Ray's own lines only with --verbose (or when it fails)
-    with native_logs_held() if quiet else contextlib.nullcontext():
+    with mray.native_logs_held() if quiet else contextlib.nullcontext():
         mray.connect(address, quiet=quiet)  # a cluster that is not there fails here, before any progress bar
         failed = _ray_run(mray, sources, output, fmt, det, workers, batch_size, save_dir, address, summary, progress)
     raise typer.Exit(1 if failed else 0)

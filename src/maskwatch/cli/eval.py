@@ -21,6 +21,11 @@ def eval_cmd(
         None, "--threshold", "-t", help="Operating threshold for recall and label accuracy."
     ),
     iou: float = typer.Option(0.5, "--iou", help="IoU that counts as a match."),
+    head_boxes: bool = typer.Option(
+        False,
+        "--head-boxes",
+        help="The set boxes whole heads (hair, hats, hoods): a face box lying mostly inside a labelled box (70 %% of it, areas within 5x) also matches.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write precision-recall curves to this PNG."),
     fmt: str = typer.Option("auto", "--format", help="auto, voc, yolo, wider or coco."),
@@ -49,7 +54,7 @@ def eval_cmd(
         fail_usage(f"{data}: no labelled pictures found" + "".join(f"\n  {p}" for p in problems[:10]))
     op = det.score_threshold if threshold is None else threshold
     results, errors = run_eval(det, samples, progress=True, console=err)
-    result = evaluate_results(results, iou, op)
+    result = evaluate_results(results, iou, op, head_boxes)
     curves = result.curves
     errors = problems + errors
     m = result.to_dict()

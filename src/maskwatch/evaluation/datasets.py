@@ -8,6 +8,7 @@ Every reader returns ``Sample`` records with boxes in pixels and a class index p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -413,3 +414,22 @@ def load_dataset(
         js = root if root.is_file() else sorted((root / "annotations").glob("*.json"))[0]
         return read_coco(js, class_map=class_map)
     raise MaskwatchError(f"unknown format {fmt!r}: use voc, yolo, wider or coco")
+
+
+# Sets without a split of their own get a fixed validation part, chosen by a hash of each picture's
+# name (the same pictures on every machine and in every run, whatever else the folder holds): what
+# benchmarks/accuracy.py reports and what training must leave out (``holdout(..., part="train")``).
+HOLDOUT = {"macwinwin-facemask": 0.25, "webmask2020-facemask": 0.3}
+
+
+def in_holdout(image: Path, fraction: float) -> bool:
+    """Whether a picture lies in the held-out validation part of its set (see ``HOLDOUT``)."""
+    digest = hashlib.sha1(Path(image).stem.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < fraction
+
+
+def holdout(samples: list[Sample], fraction: float, part: str = "val") -> list[Sample]:
+    """The held-out validation part (``part="val"``) or the rest (``"train"``) of a set's samples."""
+    if part not in ("val", "train"):
+        raise ValueError(f'part must be "val" or "train", got {part!r}')
+    return [s for s in samples if in_holdout(s.image, fraction) == (part == "val")]

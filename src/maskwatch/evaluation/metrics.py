@@ -17,7 +17,9 @@ import numpy as np
 from ..core.face import LABELS
 from ..core.geometry import iou_matrix
 
-HEIGHT_BINS = ((0, 16), (16, 32), (32, 64), (64, float("inf")))
+HEIGHT_BINS = ((0, 16), (16, 32), (32, 64), (64, 300), (300, float("inf")))
+HEAD_INSIDE = 0.7  # head-box matching: the share of a prediction that lies inside the labelled box
+HEAD_AREA_RATIO = 5.0  # ... and the most the two areas may differ, either way
 
 
 @dataclass
@@ -56,8 +58,31 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
 TRUE, FALSE, IGNORED = 1, 0, -1  # what a detection is, for every figure
 
 
+def similarity(boxes: np.ndarray, gt_boxes: np.ndarray, head: bool = False) -> np.ndarray:
+    """How well each prediction (rows) fits each truth box (columns): their IoU. ``head``: for sets that
+    box whole heads (hair, hat, hood): a prediction lying mostly inside a labelled box (at least
+    ``HEAD_INSIDE`` of its area) with areas within ``HEAD_AREA_RATIO`` of each other fits it as well
+    as any match does (similarity 1); an IoU match still fits it as before."""
+    iou = iou_matrix(boxes, gt_boxes)
+    if not head or not iou.size:
+        return iou
+    b, g = boxes[:, None, :], gt_boxes[None, :, :]
+    iw = np.clip(np.minimum(b[..., 2], g[..., 2]) - np.maximum(b[..., 0], g[..., 0]), 0, None)
+    ih = np.clip(np.minimum(b[..., 3], g[..., 3]) - np.maximum(b[..., 1], g[..., 1]), 0, None)
+    area_b = np.maximum((b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]), 1e-9)
+    area_g = np.maximum((g[..., 2] - g[..., 0]) * (g[..., 3] - g[..., 1]), 1e-9)
+    ratio = np.maximum(area_b / area_g, area_g / area_b)
+    inside = (iw * ih / area_b >= HEAD_INSIDE) & (ratio <= HEAD_AREA_RATIO)
+    return np.where(inside, 1.0, iou)
+
+
 def match_image(
-    boxes: np.ndarray, scores: np.ndarray, gt_boxes: np.ndarray, gt_ignore: np.ndarray, iou_thr: float
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    gt_boxes: np.ndarray,
+    gt_ignore: np.ndarray,
+    iou_thr: float,
+    head: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The one matching rule behind every figure (AP curves and the operating point, in ``maskwatch
     eval`` and in training validation alike).
@@ -66,12 +91,13 @@ def match_image(
     a truth that counts before an ignored one: a true detection. A detection left with only an ignored
     truth to overlap (an ignored truth may be overlapped by any number) is neither true nor false; any
     other is false. Returns, per detection, TRUE / FALSE / IGNORED and the index of its truth (or -1).
+    ``head``: whole-head truth boxes also take the predictions inside them (``similarity``).
     """
     hit = np.full(len(boxes), FALSE, np.int8)
     truth = np.full(len(boxes), -1, np.int64)
     if not len(boxes) or not len(gt_boxes):
         return hit, truth
-    iou = iou_matrix(boxes, gt_boxes)
+    iou = similarity(np.asarray(boxes, np.float32), np.asarray(gt_boxes, np.float32), head)
     used = np.zeros(len(gt_boxes), bool)
     for j in np.argsort(-np.asarray(scores), kind="stable"):
         cand = np.where(~used & ~gt_ignore, iou[j], -1.0)
@@ -84,9 +110,11 @@ def match_image(
     return hit, truth
 
 
-def _ranked(entries: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], n_gt: int, iou_thr: float):
+def _ranked(
+    entries: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], n_gt: int, iou_thr: float, head: bool = False
+):
     """Precision and recall down the ranking of all detections; entries are per image (boxes, scores, gt, ignore)."""
-    hits = [match_image(b, s, g, ign, iou_thr)[0] for b, s, g, ign in entries]
+    hits = [match_image(b, s, g, ign, iou_thr, head)[0] for b, s, g, ign in entries]
     hit = np.concatenate(hits) if hits else np.zeros(0, np.int8)
     scores = np.concatenate([np.asarray(e[1], np.float32) for e in entries]) if entries else np.zeros(0, np.float32)
     order = np.argsort(-scores, kind="stable")
@@ -100,7 +128,7 @@ def _ranked(entries: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
     return recall, precision, scores
 
 
-def pr_curve(results: list[ImageResult], iou_thr: float = 0.5, class_index: int | None = None):
+def pr_curve(results: list[ImageResult], iou_thr: float = 0.5, class_index: int | None = None, head: bool = False):
     """Precision-recall for one class (score x class probability) or class-agnostic faces."""
     entries, n_gt = [], 0
     for r in results:
@@ -115,7 +143,7 @@ def pr_curve(results: list[ImageResult], iou_thr: float = 0.5, class_index: int 
             scores = r.pred_scores * r.pred_probs[:, class_index]
         entries.append((r.pred_boxes, scores, gt, ign))
         n_gt += int((~ign).sum())
-    recall, precision, scores = _ranked(entries, n_gt, iou_thr)
+    recall, precision, scores = _ranked(entries, n_gt, iou_thr, head)
     return recall, precision, scores, n_gt
 
 
@@ -143,6 +171,8 @@ class EvalResult:
     labelled_matches: int
     confusion: dict[str, Any]
     has_labels: bool = True
+    recall_by_label: dict[str, dict[str, Any]] = field(default_factory=dict)
+    head_boxes: bool = False
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,18 +190,22 @@ class EvalResult:
             {
                 "face_ap": self.face_ap,
                 "recall_by_height": self.recall_by_height,
+                "recall_by_label": self.recall_by_label,
                 "recall": self.recall,
                 "precision": self.precision,
                 "label_accuracy": self.label_accuracy,
                 "labelled_matches": self.labelled_matches,
                 "confusion": self.confusion,
+                "head_boxes": self.head_boxes,
             }
         )
         return d
 
 
-def evaluate_results(results: list[ImageResult], iou_thr: float = 0.5, score_threshold: float = 0.5) -> EvalResult:
-    """All figures of ``maskwatch eval`` from per-picture results."""
+def evaluate_results(
+    results: list[ImageResult], iou_thr: float = 0.5, score_threshold: float = 0.5, head_boxes: bool = False
+) -> EvalResult:
+    """All figures of ``maskwatch eval`` from per-picture results (``head_boxes``: see ``similarity``)."""
     ap: dict[str, float] = {}
     gt_faces: dict[str, int] = {}
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -179,13 +213,13 @@ def evaluate_results(results: list[ImageResult], iou_thr: float = 0.5, score_thr
     has_labels = any((r.gt_labels >= 0).any() for r in results)
     if has_labels:
         for c, name in enumerate(LABELS):
-            rec, prec, _, n = pr_curve(results, iou_thr, c)
+            rec, prec, _, n = pr_curve(results, iou_thr, c, head_boxes)
             gt_faces[name] = n
             if n:
                 ap[name] = average_precision(rec, prec)
                 curves[name] = (rec, prec)
         mean_ap = float(np.mean(list(ap.values()))) if ap else None
-    rec, prec, _, n = pr_curve(results, iou_thr, None)
+    rec, prec, _, n = pr_curve(results, iou_thr, None, head_boxes)
     gt_faces["face"] = n
     curves["face"] = (rec, prec)
     return EvalResult(
@@ -198,14 +232,17 @@ def evaluate_results(results: list[ImageResult], iou_thr: float = 0.5, score_thr
         face_ap=average_precision(rec, prec),
         has_labels=has_labels,
         curves=curves,
-        **_operating_point(results, iou_thr, score_threshold),
+        head_boxes=head_boxes,
+        **_operating_point(results, iou_thr, score_threshold, head_boxes),
     )
 
 
-def _operating_point(results: list[ImageResult], iou_thr: float, thr: float) -> dict:
-    """Recall by face height and label accuracy, with detections at the operating threshold."""
+def _operating_point(results: list[ImageResult], iou_thr: float, thr: float, head: bool = False) -> dict:
+    """Recall by face height and by labelled class, precision and label accuracy, with the detections
+    at the operating threshold."""
     found = np.zeros(len(HEIGHT_BINS))
     total = np.zeros(len(HEIGHT_BINS))
+    by_label = np.zeros((len(LABELS), 2))  # found, total
     correct = labelled = 0
     tp = fp = 0
     confusion = np.zeros((len(LABELS), len(LABELS)), int)
@@ -214,7 +251,7 @@ def _operating_point(results: list[ImageResult], iou_thr: float, thr: float) -> 
         pb, pp, ps = r.pred_boxes[keep], r.pred_probs[keep], r.pred_scores[keep]
         valid = ~r.gt_ignore
         heights = r.gt_boxes[:, 3] - r.gt_boxes[:, 1]
-        hit, truth = match_image(pb, ps, r.gt_boxes, r.gt_ignore, iou_thr)
+        hit, truth = match_image(pb, ps, r.gt_boxes, r.gt_ignore, iou_thr, head)
         tp += int((hit == TRUE).sum())
         fp += int((hit == FALSE).sum())
         matched = np.full(len(r.gt_boxes), -1)
@@ -223,6 +260,9 @@ def _operating_point(results: list[ImageResult], iou_thr: float, thr: float) -> 
             m = valid & (heights >= lo) & (heights < hi)
             total[b] += m.sum()
             found[b] += (m & (matched >= 0)).sum()
+        for c in range(len(LABELS)):
+            m = valid & (r.gt_labels == c)
+            by_label[c] += ((m & (matched >= 0)).sum(), m.sum())
         for k in np.nonzero(valid & (matched >= 0) & (r.gt_labels >= 0))[0]:
             pred = int(np.argmax(pp[matched[k]]))
             labelled += 1
@@ -235,6 +275,11 @@ def _operating_point(results: list[ImageResult], iou_thr: float, thr: float) -> 
     return {
         "recall_by_height": {
             n: {"recall": (float(f / t) if t else None), "faces": int(t)} for n, f, t in zip(names, found, total)
+        },
+        "recall_by_label": {
+            name: {"recall": (float(f / t) if t else None), "faces": int(t)}
+            for name, (f, t) in zip(LABELS, by_label)
+            if t
         },
         "recall": float(found.sum() / n_valid) if n_valid else None,
         "precision": float(tp / (tp + fp)) if tp + fp else None,

@@ -32,17 +32,23 @@ def run_eval(
                 errors.append(str(exc))
                 bar.advance(task)
                 continue
-            raw = det.detections(img, score_threshold=min(AP_MIN_SCORE, det.score_threshold))
-            results.append(ImageResult(raw.boxes, raw.scores, raw.probs, s.boxes, s.labels, s.ignore))
+            results.append(eval_image(det, img, s))
             bar.advance(task)
     return results, errors
+
+
+def eval_image(det: Detector, img, sample: Sample) -> ImageResult:
+    """One picture's detections (down to ``AP_MIN_SCORE``) paired with its truth: what ``run_eval``
+    does for each picture, also for pictures changed in memory (``evaluation.variants``)."""
+    raw = det.detections(img, score_threshold=min(AP_MIN_SCORE, det.score_threshold))
+    return ImageResult(raw.boxes, raw.scores, raw.probs, sample.boxes, sample.labels, sample.ignore)
 
 
 def format_report(m: dict, console) -> None:
     from rich.table import Table
 
     t = Table(
-        title=f"{m['data']}{' (' + m['split'] + ')' if m.get('split') else ''}: {m['images']} pictures, model {m['model']}, IoU {m['iou']}"
+        title=f"{m['data']}{' (' + m['split'] + ')' if m.get('split') else ''}: {m['images']} pictures, model {m['model']}, IoU {m['iou']}{', head boxes' if m.get('head_boxes') else ''}"
     )
     t.add_column("figure")
     t.add_column("value", justify="right")
@@ -60,6 +66,8 @@ def format_report(m: dict, console) -> None:
             "-" if v["recall"] is None else f"{v['recall']:.4f}",
             str(v["faces"]),
         )
+    for name, v in m.get("recall_by_label", {}).items():
+        t.add_row(f"recall, {name} faces (score >= {thr:.2f})", f"{v['recall']:.4f}", str(v["faces"]))
     if m.get("recall") is not None:
         t.add_row(f"recall, all (score >= {thr:.2f})", f"{m['recall']:.4f}", "")
     if m.get("precision") is not None:

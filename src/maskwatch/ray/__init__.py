@@ -11,7 +11,11 @@ imports are absolute.)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..core.errors import MaskwatchError
 
@@ -19,6 +23,39 @@ if TYPE_CHECKING:
     from .pipeline import RunResult
 
 INSTALL_HINT = "Ray is not installed: pip install 'maskwatch[ray]' (or pip install 'ray[data]')"
+
+
+@contextmanager
+def native_logs_held() -> Iterator[None]:
+    """Hold what Ray's C++ parts write straight to file descriptor 2 (the driver's core worker notes
+    an actor whose arguments sit in the object store, on every clean run) in a temporary file for the
+    block. Python's ``sys.stderr`` keeps the terminal, so progress bars and errors still show. When the
+    block raises, the held lines are written out before the exception goes on."""
+    held = tempfile.TemporaryFile()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    swap = False
+    try:
+        swap = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a captured stderr (tests): only fd 2 moves
+        pass
+    py_stderr = sys.stderr
+    if swap:
+        sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=py_stderr.encoding, errors="backslashreplace")
+    os.dup2(held.fileno(), 2)
+    try:
+        yield
+    except BaseException:
+        held.seek(0)
+        os.write(saved, held.read()[-20000:])
+        raise
+    finally:
+        if swap:
+            sys.stderr.close()
+            sys.stderr = py_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+        held.close()
 
 
 def _pipeline() -> Any:
@@ -47,4 +84,4 @@ def connect(address: str | None = None, **kwargs: Any) -> float:
     return float(_pipeline().connect(address, **kwargs))
 
 
-__all__ = ["INSTALL_HINT", "connect", "detect", "run"]
+__all__ = ["INSTALL_HINT", "connect", "detect", "native_logs_held", "run"]

@@ -14,10 +14,8 @@ import logging
 import os
 import socket
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,39 +99,6 @@ def connect(
         ) from None
     logging.getLogger("ray.data").setLevel(logging.ERROR if quiet else logging.WARNING)
     return time.perf_counter() - t0
-
-
-@contextmanager
-def native_logs_held() -> Iterator[None]:
-    """Hold what Ray's C++ parts write straight to file descriptor 2 (the driver's core worker notes
-    an actor whose arguments sit in the object store, on every clean run) in a temporary file for the
-    block. Python's ``sys.stderr`` keeps the terminal, so progress bars and errors still show. When the
-    block raises, the held lines are written out before the exception goes on."""
-    held = tempfile.TemporaryFile()
-    sys.stderr.flush()
-    saved = os.dup(2)
-    swap = False
-    try:
-        swap = sys.stderr.fileno() == 2
-    except (AttributeError, OSError, ValueError):  # a captured stderr (tests): only fd 2 moves
-        pass
-    py_stderr = sys.stderr
-    if swap:
-        sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=py_stderr.encoding, errors="backslashreplace")
-    os.dup2(held.fileno(), 2)
-    try:
-        yield
-    except BaseException:
-        held.seek(0)
-        os.write(saved, held.read()[-20000:])
-        raise
-    finally:
-        if swap:
-            sys.stderr.close()
-            sys.stderr = py_stderr
-        os.dup2(saved, 2)
-        os.close(saved)
-        held.close()
 
 
 def _host_port(address: str) -> tuple[str, int]:
