@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pytest
 
 from maskwatch.core.detections import Detections
 from maskwatch.watch.tracking import ByteTrack, FaceTracker, diou, match
@@ -98,3 +99,18 @@ def test_faces_that_move_beyond_their_width_between_detections_keep_their_ids():
             boxes = np.array([[x, 100, x + 60, 160], [x, 202, x + 60, 262]], float)
             got.append(bt.update(boxes, np.array([0.9, 0.8]), k * step / 25).tolist())
         assert got[0] == [-1, -1] and all(ids == [0, 1] for ids in got[1:]), (step, got)
+
+
+def test_one_opencv_is_installed_and_no_extra_brings_another():
+    """Every extra depends on opencv-python-headless alone: opencv-python beside it would provide a
+    second cv2, the one installed last winning (the tracker library used to bring it)."""
+    from importlib import metadata
+
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [d for deps in project["optional-dependencies"].values() for d in deps]
+    assert not any(d.split(">")[0].split("=")[0].strip() in ("opencv-python", "trackers") for d in wanted)
+    installed = {d.metadata["Name"].lower() for d in metadata.distributions()}
+    assert "opencv-python-headless" in installed and "opencv-python" not in installed

@@ -37,10 +37,11 @@ def run_eval(
     return results, errors
 
 
-def eval_image(det: Detector, img, sample: Sample) -> ImageResult:
-    """One picture's detections (down to ``AP_MIN_SCORE``) paired with its truth: what ``run_eval``
-    does for each picture, also for pictures changed in memory (``evaluation.variants``)."""
-    raw = det.detections(img, score_threshold=min(AP_MIN_SCORE, det.score_threshold))
+def eval_image(det: Detector, img, sample: Sample, floor: float = AP_MIN_SCORE) -> ImageResult:
+    """One picture's detections (down to ``floor``: ``AP_MIN_SCORE`` for precision-recall curves; the
+    model's threshold where only its operating point is wanted, which is faster) paired with its truth:
+    what ``run_eval`` does for each picture, also for pictures changed in memory (``evaluation.variants``)."""
+    raw = det.detections(img, score_threshold=min(floor, det.score_threshold))
     return ImageResult(raw.boxes, raw.scores, raw.probs, sample.boxes, sample.labels, sample.ignore)
 
 
