@@ -5,11 +5,11 @@ ONNX graph with its shapes inferred at a fixed input, and the time that gives on
 
 Convolutions count output elements x input channels per group x kernel area; other operators count
 their output elements (one operation each). The phone estimate divides the multiply-adds by a
-core's sustained rate: an Arm Cortex-A55 at 1.8 GHz (the little cores of most phones since 2018)
-with 128-bit NEON does 8 fp32 multiply-adds a cycle at peak, 14.4 G/s; small depthwise and 1x1
-convolutions reach a quarter to a half of peak in onnxruntime's MLAS kernels (the share this x86
-machine's one-thread run reaches of its own peak is printed beside it, as a check). docs/mobile.md
-has the figures.
+core's sustained rate, at half and at a quarter of its fp32 peak (small depthwise and 1x1 convolutions
+do not reach more): an Arm Cortex-A76 at 2.4 GHz (the big cores of mid-range phones since 2019; two
+128-bit NEON FMA pipes, 8 fp32 multiply-adds a cycle, 19.2 G/s) and a Cortex-A55 at 1.8 GHz (the
+little cores; 4 a cycle, 7.2 G/s). ``--x86-ms`` (this machine's one-thread network time) prints the
+rate this machine reaches, as a check of the shares. docs/mobile.md has the figures.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from speed import machine  # noqa: E402
 
 from maskwatch.core.registry import resolve_model  # noqa: E402
 
-A55_PEAK = 1.8e9 * 8  # fp32 multiply-adds a second: 1.8 GHz x 128-bit NEON FMA (4 lanes x 2 pipes)
+CORES = {  # fp32 multiply-adds a second at peak
+    "Cortex-A76 at 2.4 GHz": 2.4e9 * 8,  # two 128-bit NEON FMA pipes
+    "Cortex-A55 at 1.8 GHz": 1.8e9 * 4,  # one 128-bit NEON FMA a cycle
+}
 
 
 def count(model_path: Path, height: int, width: int) -> dict[str, float]:
@@ -79,9 +82,9 @@ def main() -> None:
         "conv_gmacs": round(macs / 1e9, 3),
         "other_gops": round(other / 1e9, 3),
         "by_op": {k: round(v / 1e6, 2) for k, v in ops.items()},
-        "a55_estimate_ms": {
-            "at 50 % of peak": round(1000 * macs / (0.5 * A55_PEAK), 1),
-            "at 25 % of peak": round(1000 * macs / (0.25 * A55_PEAK), 1),
+        "phone_estimate_ms": {
+            core: {f"at {int(100 * share)} % of peak": round(1000 * macs / (share * peak), 1) for share in (0.5, 0.25)}
+            for core, peak in CORES.items()
         },
         "machine": machine(),
     }
