@@ -173,7 +173,7 @@ def main() -> None:
                     flush=True,
                 )
                 if args.misses and kind in ("as is", "covered"):
-                    tag = f"{key}_{name}_{kind.replace(' ', '_')}".replace(":", "-").replace(" ", "_")
+                    tag = f"{key}_{name}_{kind}".replace(":", "-").replace(" ", "_").replace("/", "_")
                     sheet(misses(results, pairs, thr, rule), args.misses / f"{tag}.png")
     if args.json:  # models not measured this time keep their earlier entries
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -407,3 +407,64 @@ def test_shipped_models_carry_the_settings_their_recipes_write():
     assert len(mobile._classifiers) == 1
     assert Detector("mobile", classifier_below=0)._classifiers == []  # never asked: not even loaded
     assert Detector("server")._cls_below > 1
+
+
+def test_a_turned_crop_keeps_each_box_tight_on_its_face():
+    import random
+
+    from maskwatch.train.data import turn_crop, turned_box
+
+    m90 = cv2.getRotationMatrix2D((64, 64), 90, 1.0)
+    assert np.allclose(turned_box(np.array([10, 20, 50, 100], np.float32), m90), [20, 78, 100, 118], atol=1e-3)
+    for seed in range(20):
+        img = np.full((128, 128, 3), 40, np.uint8)
+        cv2.ellipse(img, (64, 60), (20, 30), 0, 0, 360, (255, 255, 255), -1)  # a tall oval face
+        box = np.array([[44, 30, 84, 90]], np.float32)
+        out, nb, labels, ignore = turn_crop(img, box, np.array([0]), np.array([False]), random.Random(seed), 0)
+        assert out.shape == img.shape and labels.tolist() == [0] and not ignore[0]
+        ys, xs = np.nonzero(out[..., 0] > 128)
+        x1, y1, x2, y2 = nb[0]
+        # the turned oval fills its box: every white pixel inside, and the box no bigger than its extent
+        assert xs.min() >= x1 - 2 and xs.max() <= x2 + 2 and ys.min() >= y1 - 2 and ys.max() <= y2 + 2
+        assert (x2 - x1) <= xs.max() - xs.min() + 4 and (y2 - y1) <= ys.max() - ys.min() + 4
+
+
+def test_drawn_coverings_keep_the_labels_and_skip_small_or_ignored_faces():
+    import random
+
+    from maskwatch.train.data import cover_faces
+
+    img = np.full((200, 200, 3), 128, np.uint8)
+    boxes = np.array([[20, 20, 100, 120], [150, 150, 165, 165], [110, 20, 190, 120]], np.float32)
+    before = img.copy()
+    cover_faces(img, boxes, np.array([False, False, True]), 1.0, random.Random(0))
+    changed = np.any(img != before, axis=2)
+    assert changed[20:120, 20:100].any()  # the big face got a covering
+    assert not changed[150:165, 150:165].any() or changed[150:165, 150:165].mean() < 0.05  # too small: none
+    assert not changed[40:100, 130:170].any()  # ignored: none
+
+
+def test_held_out_pictures_are_never_trained_on(tmp_path):
+    from maskwatch.evaluation.datasets import in_holdout
+    from maskwatch.train.data import build_samples
+
+    voc = make_voc(tmp_path / "webmask2020-facemask", n=30)
+    drawn = build_samples([Source(voc, None, holdout=0.3)], tmp_path / "cache")
+    kept = {p.stem for p in (voc / "images").iterdir()} - {s.image.stem for s in drawn}
+    assert drawn and kept and all(in_holdout(voc / "images" / f"{k}.jpg", 0.3) for k in kept)
+    assert not any(in_holdout(s.image, 0.3) for s in drawn)
+
+
+def test_the_masked_recipe_trains_on_the_masked_mix():
+    from pathlib import Path
+
+    from maskwatch.evaluation.datasets import HOLDOUT
+    from maskwatch.train.loop import masked_sources
+    from maskwatch.train.recipes import DETECTORS
+
+    r = DETECTORS["yunet-masked"]
+    assert r.mix == "masked" and r.cover > 0 and r.rotate > 0 and r.init_from == "yunet-ft2" and r.distill > 0
+    sources, val = masked_sources(Path("data"))
+    held = {src.root.name: src.holdout for src in sources if src.holdout}
+    assert held == HOLDOUT and any(src.root.name == "webmask2020-facemask" for src in sources)
+    assert Path("data") / "kaggle-facemask" / "val.txt" in {Path(v[1]) for v in val}

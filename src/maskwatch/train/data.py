@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..evaluation.datasets import UNKNOWN, Sample, load_dataset
+from ..evaluation.datasets import holdout, UNKNOWN, Sample, load_dataset
 from ..core.face import LABELS
 from ..core.geometry import iou_matrix
 from ..core.registry import PAD_VALUE
@@ -67,6 +67,7 @@ class Source:
     teacher: bool = False  # fill unlabelled faces from the teacher
     face_only: bool = False  # ignore its class labels
     kind: str = "boxes"  # "boxes": a labelled set; "crops": class folders; "portraits": one labelled face per picture
+    holdout: float = 0.0  # leave out the set's fixed validation part of this share (evaluation.datasets.HOLDOUT)
 
 
 def class_folder_items(root: Path) -> list[tuple[Path, int]]:
@@ -126,6 +127,8 @@ def build_samples(sources: list[Source], cache_dir: Path, rare_repeat: int = 0) 
             _repeat(out, samples, src.weight)
             continue
         samples = load_dataset(src.root, src.split)
+        if src.holdout:  # the validation part benchmarks/accuracy.py reports is never trained on
+            samples = holdout(samples, src.holdout, part="train")
         if src.face_only:
             for s in samples:
                 s.labels[:] = UNKNOWN
@@ -242,6 +245,52 @@ def paste_occluders(
     return labels
 
 
+def cover_faces(img: np.ndarray, boxes: np.ndarray, ignore: np.ndarray, rate: float, rng: random.Random) -> None:
+    """Draw a cap, hood, hazmat hood, goggles or sunglasses (``evaluation.variants.cover``) on a share
+    ``rate`` of the faces of ``img`` big enough to carry one (in place). The label stays: a masked
+    face under a hood is still ``mask``, and the detector learns that it is still a face."""
+    from ..evaluation.variants import COLOURS, COVERINGS, MIN_COVERED_PX, cover
+
+    if rate <= 0:
+        return
+    for b, ig in zip(boxes, ignore):
+        if ig or min(b[2] - b[0], b[3] - b[1]) < MIN_COVERED_PX or rng.random() >= rate:
+            continue
+        cover(img, b, COVERINGS[rng.randrange(len(COVERINGS))], COLOURS[rng.randrange(len(COLOURS))])
+
+
+def turned_box(box: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """The upright box around a face's oval (the ellipse inscribed in ``box``) after the affine ``m``:
+    tight around the turned face, not around its box's turned corners."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    a, b = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
+    ncx, ncy = m[:, :2] @ np.array([cx, cy]) + m[:, 2]
+    r = m[:, :2]
+    hw = math.hypot(r[0, 0] * a, r[0, 1] * b)
+    hh = math.hypot(r[1, 0] * a, r[1, 1] * b)
+    return np.array([ncx - hw, ncy - hh, ncx + hw, ncy + hh], np.float32)
+
+
+def turn_crop(img, boxes, labels, ignore, rng: random.Random, pad_value: int):
+    """A training crop turned about its centre: up to 45 degrees either way, or (a fifth of the time)
+    90 or 180; the corners filled with the pad value. A face whose centre leaves the crop is dropped,
+    one cut by the edge is ignored, as ``crop`` does."""
+    size = img.shape[0]
+    angle = rng.choice((90.0, 180.0, -90.0)) if rng.random() < 0.2 else rng.uniform(-45.0, 45.0)
+    m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, 1.0)
+    out = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=(pad_value,) * 3)
+    if not len(boxes):
+        return out, boxes, labels, ignore
+    nb = np.stack([turned_box(b, m) for b in boxes])
+    centre = (nb[:, :2] + nb[:, 2:]) / 2
+    keep = np.all((centre >= 0) & (centre < size), axis=1)
+    nb, labels, ignore = nb[keep], labels[keep], ignore[keep]
+    clipped = np.clip(nb, 0, size)
+    area = np.maximum((nb[:, 2] - nb[:, 0]) * (nb[:, 3] - nb[:, 1]), 1e-6)
+    vis = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]) / area
+    return out, clipped.astype(np.float32), labels, ignore | (vis < 0.6)
+
+
 class DetectionDataset:
     """Random crops of ``size`` x ``size`` with faces at every scale the field shows."""
 
@@ -253,6 +302,8 @@ class DetectionDataset:
         augment: bool = True,
         paste: float = 0.0,
         pad_value: int = PAD_VALUE,
+        cover: float = 0.0,
+        rotate: float = 0.0,
     ):
         self.samples = samples
         self.pad_value = pad_value  # what crops past the picture's edge are filled with: the model's own
@@ -260,6 +311,8 @@ class DetectionDataset:
         self.seed = seed
         self.augment = augment
         self.paste = paste  # share of bare / unlabelled faces given a synthetic mask or occluder
+        self.cover = cover  # share of faces given a drawn cap, hood, hazmat hood, goggles or sunglasses
+        self.rotate = rotate  # share of crops turned (up to 45 degrees either way; a fifth of them by 90 or 180)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -337,6 +390,9 @@ class DetectionDataset:
             sb = np.where((vis >= 0.6)[:, None], cb, sb)
         if self.augment:
             labels = paste_occluders(out, sb, labels, ignore, self.paste, rng)
+            cover_faces(out, sb, ignore, self.cover, rng)
+            if self.rotate and rng.random() < self.rotate:
+                out, sb, labels, ignore = turn_crop(out, sb, labels, ignore, rng, self.pad_value)
             if rng.random() < 0.5:
                 out = out[:, ::-1].copy()
                 if len(sb):

@@ -44,6 +44,9 @@ class DetectorRecipe:
     init: str | None = None  # an ONNX file made by maskwatch to start from
     init_from: str | None = None  # or: the recipe (in recipes.DETECTORS) whose result this continues
     paste: float = 0.0  # share of bare / unlabelled faces given a drawn mask or occluder
+    cover: float = 0.0  # share of faces given a drawn cap, hood, hazmat hood, goggles or sunglasses
+    rotate: float = 0.0  # share of crops turned (train/data.py: turn_crop)
+    mix: str = "default"  # the training sets when ``sources`` is empty: "default" or "masked" (masked_sources)
     rare_repeat: int = 0  # extra draws per epoch of each picture that holds an ``incorrect`` face (the rare class)
     pseudo: str | None = None  # a crop classifier file whose sure answers label the faces without a mask label
     pseudo_from: str | None = None  # or: the classifier recipe (in pipeline.CLASSIFIERS) that makes it
@@ -72,6 +75,25 @@ def default_sources(data: Path) -> tuple[list[Source], list[tuple[str, str]]]:
         (str(d / "kaggle-facemask"), str(d / "kaggle-facemask" / "val.txt")),
         (str(d / "wider-face-val-part"), str(d / "wider-face-val-part" / "val.txt")),
     ]
+    return sources, val
+
+
+def masked_sources(data: Path) -> tuple[list[Source], list[tuple[str, str]]]:
+    """The mix for masked faces at every covering and angle (issue 29): the default mix with the
+    fixed validation parts of MacwinWin and webmask2020 left out (``evaluation.datasets.HOLDOUT``: what
+    ``benchmarks/accuracy.py`` reports), webmask2020's training part added (black, printed and valved
+    masks, goggles and sunglasses over masks, winter hats), and the teacher's faces filled in where the
+    mask sets leave faces unlabelled (taught as faces of unknown class)."""
+    from ..evaluation.datasets import HOLDOUT
+
+    sources, val = default_sources(data)
+    d = Path(data)
+    for src in sources:
+        if Path(src.root).name in HOLDOUT:
+            src.holdout = HOLDOUT[Path(src.root).name]
+    sources.insert(
+        2, Source(d / "webmask2020-facemask", None, weight=2.0, teacher=True, holdout=HOLDOUT["webmask2020-facemask"])
+    )
     return sources, val
 
 
@@ -174,13 +196,15 @@ def build_teacher(recipe: DetectorRecipe) -> torch.nn.Module | None:
 def _training_set(recipe: DetectorRecipe, data: Path, cache: Path, log) -> DetectionDataset:
     """The pictures one epoch draws from (default sources and validation sets when the recipe names none)."""
     if not recipe.sources:
-        recipe.sources, default_val = default_sources(data)
+        recipe.sources, default_val = (masked_sources if recipe.mix == "masked" else default_sources)(data)
         recipe.val = recipe.val or default_val
     samples = build_samples(recipe.sources, cache, recipe.rare_repeat)
     if recipe.pseudo:
         pseudo_label(samples, Path(recipe.pseudo), cache, log)
     log(f"training on {len(samples)} picture draws per epoch")
-    return DetectionDataset(samples, size=recipe.size, seed=recipe.seed, paste=recipe.paste)
+    return DetectionDataset(
+        samples, size=recipe.size, seed=recipe.seed, paste=recipe.paste, cover=recipe.cover, rotate=recipe.rotate
+    )
 
 
 def _new_detector(recipe: DetectorRecipe, resumed: bool, log) -> torch.nn.Module:
