@@ -65,19 +65,27 @@ DETECTORS["yunet-ft"] = DetectorRecipe(
     name="yunet-ft", teacher_init=True, epochs=10, lr=2e-3, seed=11, **_YUNET, **copy.deepcopy(_FINE)
 )
 
+
+def _yunet_after(name: str, after: str, epochs: int, lr: float, seed: int, **more) -> DetectorRecipe:
+    """A YuNet-n fine-tuning recipe that continues ``after``, its class branch also taught by the crop
+    classifier's sure labels on the faces that have none."""
+    return DetectorRecipe(
+        name=name,
+        init_from=after,
+        pseudo_from="server_fvcls",
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        **_YUNET,
+        **copy.deepcopy(_FINE),
+        **more,
+    )
+
+
 # yunet-ft trained 6 epochs more (a warm restart at half the rate), its class branch also taught by
 # the crop classifier's sure labels on the faces that have none (WIDER's crowds; as server-det4/5):
 # the mobile model's detector
-DETECTORS["yunet-ft2"] = DetectorRecipe(
-    name="yunet-ft2",
-    init_from="yunet-ft",
-    pseudo_from="server_fvcls",
-    epochs=6,
-    lr=1e-3,
-    seed=12,
-    **_YUNET,
-    **copy.deepcopy(_FINE),
-)
+DETECTORS["yunet-ft2"] = _yunet_after("yunet-ft2", "yunet-ft", 6, 1e-3, 12)
 
 # issue 29: the mobile detector (yunet-ft2) trained on masked faces at every covering and angle:
 # caps, hoods, hazmat hoods, goggles and sunglasses drawn on 30 % of the faces, 30 % of the crops
@@ -85,17 +93,6 @@ DETECTORS["yunet-ft2"] = DetectorRecipe(
 # webmask2020's training part added and the held-out validation parts left out (loop.masked_sources),
 # the starting network's scores and boxes as targets so that WIDER's crowds hold. Not yet trained
 # to the end: docs/models.md says where it stands.
-DETECTORS["yunet-masked"] = DetectorRecipe(
-    name="yunet-masked",
-    init_from="yunet-ft2",
-    pseudo_from="server_fvcls",
-    epochs=8,
-    lr=7e-4,
-    seed=13,
-    paste=0.25,
-    cover=0.3,
-    rotate=0.3,
-    mix="masked",
-    **_YUNET,
-    **copy.deepcopy(_FINE),
+DETECTORS["yunet-masked"] = _yunet_after(
+    "yunet-masked", "yunet-ft2", 8, 7e-4, 13, paste=0.25, cover=0.3, rotate=0.3, mix="masked"
 )
