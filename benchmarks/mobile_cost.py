@@ -15,7 +15,6 @@ rate this machine reaches, as a check of the shares. docs/mobile.md has the figu
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -25,7 +24,7 @@ import onnx
 from onnx import shape_inference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import machine  # noqa: E402
+from speed import machine, report  # noqa: E402
 
 from maskwatch.core.registry import resolve_model  # noqa: E402
 
@@ -90,10 +89,7 @@ def main() -> None:
     }
     if args.x86_ms:
         out["x86_one_thread_gmacs_per_s"] = round(macs / 1e9 / (args.x86_ms / 1000), 2)
-    print(json.dumps(out, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    report(out, args.json)
 
 
 if __name__ == "__main__":

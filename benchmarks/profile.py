@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import machine, test_picture  # noqa: E402
+from speed import machine, report, test_picture  # noqa: E402
 
 import maskwatch.core.detector as md  # noqa: E402
 from maskwatch import Detector  # noqa: E402
@@ -128,10 +128,7 @@ def main() -> None:
         "stages_ms": stage_times(det, img, args.runs),
         "operators": operator_times(args.model, img, max(20, args.runs // 4)),
     }
-    print(json.dumps(out, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    report(out, args.json)
 
 
 if __name__ == "__main__":

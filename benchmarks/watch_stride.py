@@ -26,7 +26,7 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import watch_scene as ws  # noqa: E402
-from speed import machine  # noqa: E402
+from speed import machine, report  # noqa: E402
 
 from maskwatch import Detector  # noqa: E402
 from maskwatch.evaluation.datasets import data_root  # noqa: E402
@@ -95,10 +95,7 @@ def main() -> None:
         "model": args.model,
         "runs": runs,
     }
-    print(json.dumps(out, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    report(out, args.json)
 
 
 if __name__ == "__main__":

@@ -44,14 +44,22 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
     return area
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU between every box of a (N, 4) and every box of b (M, 4), as an (N, M) array."""
+def intersection_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The area shared by every box of a (N, 4) and every box of b (M, 4), as an (N, M) array."""
     a = np.asarray(a, dtype=np.float32).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
+    inter: np.ndarray = wh[..., 0] * wh[..., 1]
+    return inter
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between every box of a (N, 4) and every box of b (M, 4), as an (N, M) array."""
+    a = np.asarray(a, dtype=np.float32).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
+    inter = intersection_matrix(a, b)
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
 

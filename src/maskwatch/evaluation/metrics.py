@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..core.face import LABELS
-from ..core.geometry import iou_matrix
+from ..core.geometry import box_area, intersection_matrix, iou_matrix
 
 HEIGHT_BINS = ((0, 16), (16, 32), (32, 64), (64, 300), (300, float("inf")))
 HEAD_INSIDE = 0.7  # head-box matching: the share of a prediction that lies inside the labelled box
@@ -66,13 +66,9 @@ def similarity(boxes: np.ndarray, gt_boxes: np.ndarray, head: bool = False) -> n
     iou = iou_matrix(boxes, gt_boxes)
     if not head or not iou.size:
         return iou
-    b, g = boxes[:, None, :], gt_boxes[None, :, :]
-    iw = np.clip(np.minimum(b[..., 2], g[..., 2]) - np.maximum(b[..., 0], g[..., 0]), 0, None)
-    ih = np.clip(np.minimum(b[..., 3], g[..., 3]) - np.maximum(b[..., 1], g[..., 1]), 0, None)
-    area_b = np.maximum((b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]), 1e-9)
-    area_g = np.maximum((g[..., 2] - g[..., 0]) * (g[..., 3] - g[..., 1]), 1e-9)
+    area_b, area_g = np.maximum(box_area(boxes), 1e-9)[:, None], np.maximum(box_area(gt_boxes), 1e-9)[None, :]
     ratio = np.maximum(area_b / area_g, area_g / area_b)
-    inside = (iw * ih / area_b >= HEAD_INSIDE) & (ratio <= HEAD_AREA_RATIO)
+    inside = (intersection_matrix(boxes, gt_boxes) / area_b >= HEAD_INSIDE) & (ratio <= HEAD_AREA_RATIO)
     return np.where(inside, 1.0, iou)
 
 

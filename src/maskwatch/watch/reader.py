@@ -207,15 +207,13 @@ class FrameReader:
         start = time.monotonic()
         live = is_live(self.source)
         file_frames = FileFrames(cap, self.stride) if cap is not None and not live else None
-        reads = iter(file_frames) if file_frames is not None else None
+        reads = iter(file_frames if file_frames is not None else ())
         try:
             while not self._stop.is_set():
-                if reads is not None:  # a file: read past corrupt stretches, the stride's frames only (FileFrames)
+                if file_frames is not None:  # a file: read past corrupt stretches, the stride's frames only
                     got = next(reads, None)
                     ok, img = (False, None) if got is None else (True, got[1])
-                    last = (
-                        got[0] if got is not None else (file_frames.end if file_frames is not None else index)
-                    )  # frames grabbed before it
+                    last = file_frames.end if got is None else got[0]  # the frames before it were grabbed
                     self.skipped += sum(1 for k in range(index, last) if k % self.stride)
                     index = last
                 elif cap is not None and index % self.stride:  # a live source: frames off the stride are grabbed only

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.detections import Detections
 from ..core.face import LABELS
+from ..core.geometry import iou_matrix
 
 MIN_DIOU = -0.2  # association threshold on DIoU (in [-1, 1]); see ByteTrack
 YOUNG_BUFFER = 0.2  # a new track's box widens by this share of its size per frame it was not seen (_Tracklet.gate_box)
@@ -25,12 +26,8 @@ YOUNG_BUFFER_MAX = 2.0  # ... by at most this share, on each side
 def diou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Distance-IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4): IoU less the squared
     distance of the centres over the squared diagonal of the box enclosing both; in [-1, 1]."""
+    iou = iou_matrix(a, b).astype(np.float64)
     a, b = a[:, None, :], b[None, :, :]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
-    iou = inter / np.maximum(area(a) + area(b) - inter, 1e-9)
     centre = ((a[..., 0] + a[..., 2]) - (b[..., 0] + b[..., 2])) ** 2 + (
         (a[..., 1] + a[..., 3]) - (b[..., 1] + b[..., 3])
     ) ** 2
@@ -275,7 +272,7 @@ class FaceTracker:
         moved = self._tracker.predicted(t)
         ids = [i for i in moved if i in self.tracks]
         if not ids:
-            return Detections.empty()
+            return Detections.empty(labels)
         trs = [self.tracks[i] for i in ids]
         probs = np.zeros((len(trs), len(labels)), np.float32)
         for k, tr in enumerate(trs):
