@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy.py [--models mobile server] [--json benchmarks/results/accuracy.json] [--misses DIR]
     python benchmarks/accuracy.py --models mobile:0.9   # MODEL:X runs Detector(MODEL, classifier_below=X)
-    python benchmarks/accuracy.py --models mobile mobile:0 --input-size 640 --zoom 0   # as the on-device page runs it
+    python benchmarks/accuracy.py --models mobile mobile:0 --input-size 640 --zoom 0 --shrink 0   # as the on-device page runs it
 
 Sets: Kaggle ``val.txt``, WIDER FACE val part ``val.txt`` (faces only, exhaustive labels), and the fixed
 held-out parts of MacwinWin (25 %) and webmask2020 (30 %) (``evaluation.datasets.HOLDOUT``: by a hash of
@@ -12,7 +12,8 @@ each picture's name), which box whole heads with hair and hats: matched with ``-
 Variants of each mask set (``evaluation.variants``): ``as is``; ``covered`` (a cap, a hood, a hazmat hood,
 goggles or sunglasses drawn on every labelled face of 24 px or more; the figures count those faces);
 ``turned 30`` / ``turned 90`` / ``turned 180`` (the picture rotated, its boxes with it; matched with the
-head rule, as a turned box is looser). For each: AP (mask, no_mask, incorrect), face AP, and at the
+head rule, as a turned box is looser); ``close-up`` (each picture's largest face of 64 px or more cut out
+and enlarged to 400-900 px, filling 35-90 % of the picture's height; the figures count that face). For each: AP (mask, no_mask, incorrect), face AP, and at the
 model's default threshold recall and precision, recall by labelled class (masked / bare / incorrect)
 and by face height (<16, 16-32, 32-64, 64-300, >=300 px). Same code as ``maskwatch eval``.
 
@@ -37,7 +38,7 @@ from maskwatch.core.imageio import load_image  # noqa: E402
 from maskwatch.evaluation.datasets import HOLDOUT, holdout, load_dataset  # noqa: E402
 from maskwatch.evaluation.metrics import evaluate_results, match_image, similarity  # noqa: E402
 from maskwatch.evaluation.run import AP_MIN_SCORE, eval_image  # noqa: E402
-from maskwatch.evaluation.variants import cover_sample, rotate_sample  # noqa: E402
+from maskwatch.evaluation.variants import close_up, cover_sample, rotate_sample  # noqa: E402
 
 # (folder, split file or None for the held-out part, whole-head boxes)
 SETS = [
@@ -46,7 +47,7 @@ SETS = [
     ("macwinwin-facemask", None, True),
     ("webmask2020-facemask", None, True),
 ]
-VARIANTS = ("as is", "covered", "turned 30", "turned 90", "turned 180")
+VARIANTS = ("as is", "covered", "turned 30", "turned 90", "turned 180", "close-up")
 MASK_SETS = {"kaggle-facemask", "macwinwin-facemask", "webmask2020-facemask"}
 
 
@@ -62,6 +63,8 @@ def variant(sample, img, kind: str):
     if kind == "covered":
         s, out, _ = cover_sample(sample, img)
         return s, out
+    if kind == "close-up":
+        return close_up(sample, img)  # None: no face big enough
     return rotate_sample(sample, img, float(kind.split()[1]))
 
 
@@ -127,18 +130,20 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--input-size", type=int, help="a fixed input size (the long side) instead of the model's rule")
     ap.add_argument("--zoom", type=float, help="the crowd zoom (0: off; default: the model's)")
+    ap.add_argument("--shrink", type=int, help="the close-ups' pass, px (0: off; default: the model's)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--sets", nargs="+", default=[n for n, _, _ in SETS], choices=[n for n, _, _ in SETS])
     ap.add_argument("--misses", type=Path, help="write contact sheets of the misses at the default threshold here")
     args = ap.parse_args()
     out = {}
     for model in args.models:
-        det = detector(model, input_size=args.input_size, zoom=args.zoom)
+        det = detector(model, input_size=args.input_size, zoom=args.zoom, shrink_input=args.shrink)
         thr = det.score_threshold
         key = (
             model
             + (f"@{args.input_size}" if args.input_size else "")
             + ("" if args.zoom is None else f" zoom {args.zoom:g}")
+            + ("" if args.shrink is None else f" shrink {args.shrink}")
         )
         out[key] = {"score_threshold": thr}
         for name, split, head in SETS:
@@ -153,7 +158,10 @@ def main() -> None:
                         img = load_image(s.image)
                     except Exception:
                         continue
-                    vs, vimg = variant(s, img, kind)
+                    changed = variant(s, img, kind)
+                    if changed is None:
+                        continue
+                    vs, vimg = changed
                     # AP for the pictures as they are; the operating point alone for the variants (faster)
                     results.append(eval_image(det, vimg, vs, AP_MIN_SCORE if kind == "as is" else thr))
                     pairs.append((vs, vimg))
@@ -172,7 +180,7 @@ def main() -> None:
                     f"mAP {row['map'] or 0:.4f}  face AP {row['face_ap'] or 0:.4f}",
                     flush=True,
                 )
-                if args.misses and kind in ("as is", "covered"):
+                if args.misses and kind in ("as is", "covered", "close-up"):
                     tag = f"{key}_{name}_{kind}".replace(":", "-").replace(" ", "_").replace("/", "_")
                     sheet(misses(results, pairs, thr, rule), args.misses / f"{tag}.png")
     if args.json:  # models not measured this time keep their earlier entries

@@ -468,3 +468,41 @@ def test_the_masked_recipe_trains_on_the_masked_mix():
     held = {src.root.name: src.holdout for src in sources if src.holdout}
     assert held == HOLDOUT and any(src.root.name == "webmask2020-facemask" for src in sources)
     assert Path("data") / "kaggle-facemask" / "val.txt" in {Path(v[1]) for v in val}
+
+
+def test_a_blended_recipe_averages_its_result_with_its_start(tmp_path):
+    """``blend``: the last epoch's file is (1 - blend) x the trained weights + blend x the starting
+    file's (WiSE-FT), once; a file of another network cannot be blended in."""
+    import onnx
+    from onnx import numpy_helper
+
+    from maskwatch.core.errors import MaskwatchError
+    from maskwatch.train.export import blend_onnx_weights
+
+    voc = make_voc(tmp_path / "voc", n=4)
+    kw = dict(name="tiny", width=0.5, size=96, batch=4, threads=1, sources=[Source(voc)], val=[], val_every=100)
+    quiet = lambda *a: None  # noqa: E731
+    start = train_detector(DetectorRecipe(epochs=1, seed=1, **kw), tmp_path / "start", tmp_path, log=quiet)
+    plain = train_detector(
+        DetectorRecipe(epochs=1, seed=2, init=str(start), **kw), tmp_path / "plain", tmp_path, log=quiet
+    )
+    mixed = train_detector(
+        DetectorRecipe(epochs=1, seed=2, init=str(start), blend=0.25, **kw), tmp_path / "mixed", tmp_path, log=quiet
+    )
+
+    def weights(path):
+        return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+
+    s, p, m = weights(start), weights(plain), weights(mixed)
+    floats = [k for k in m if m[k].dtype.kind == "f"]
+    assert floats and any(not np.allclose(p[k], s[k]) for k in floats)  # training moved the weights
+    for k in floats:
+        np.testing.assert_allclose(m[k], 0.75 * p[k] + 0.25 * s[k], rtol=1e-4, atol=1e-5)
+    assert isinstance(Detector(str(mixed)).detect(np.zeros((100, 100, 3), np.uint8)), list)  # still a model
+    other = train_detector(
+        DetectorRecipe(epochs=1, **{**kw, "width": 0.25, "name": "other"}), tmp_path / "other", tmp_path, log=quiet
+    )
+    with pytest.raises(MaskwatchError, match="not the network"):
+        blend_onnx_weights(mixed, other, 0.5)
+    with pytest.raises(ValueError, match="share"):
+        blend_onnx_weights(mixed, start, 1.0)

@@ -291,7 +291,14 @@ def test_crowd_zoom_rule_on_made_up_first_passes(tmp_path):
     """A second pass, zoom x larger, only when the first finds a likely face under zoom_below px at its input."""
     det = Detector(
         _model_with(
-            tmp_path, upscale=1.0, max_input=1280, zoom=1.75, zoom_below=12, zoom_score=0.25, zoom_max_input=None
+            tmp_path,
+            upscale=1.0,
+            max_input=1280,
+            zoom=1.75,
+            zoom_below=12,
+            zoom_score=0.25,
+            zoom_max_input=None,
+            zoom_max_scale=None,
         )
     )
     assert det.zoom == 1.75 and det.zoom_max_input == 2560  # default cap: twice max_input
@@ -309,11 +316,65 @@ def test_crowd_zoom_rule_on_made_up_first_passes(tmp_path):
     assert capped.zoom_sizes(640, 480, _faces(small)) == [1000]
     assert capped.zoom_sizes(1200, 900, _faces(small)) == []  # the cap is no larger than the first pass
     assert Detector(_model_with(tmp_path, zoom=1.75), zoom=0).zoom_sizes(640, 480, _faces(small)) == []  # turned off
+    # a cap relative to the picture: a 400 px picture (first pass 640) is enlarged to 800, not 1120
+    scaled = Detector(_model_with(tmp_path, upscale=1.0, min_input=640, zoom=1.75, zoom_max_scale=2.0))
+    assert scaled.zoom_sizes(400, 300, _faces((10, 10, 15, 15, 0.9))) == [800]
+    assert scaled.zoom_sizes(640, 480, _faces(small)) == [1120]  # 2 x 640 = 1280: the zoom's own 1120 is less
+    assert scaled.zoom_sizes(300, 200, _faces((10, 10, 13, 13, 0.9))) == []  # 2 x 300 = 600: no larger than 640
+    assert (
+        "at most 1920 px and the picture x2"
+        in resolve_model(str(_model_with(tmp_path, zoom=1.75, zoom_max_scale=2))).input_policy()
+    )
     assert Detector(_model_with(tmp_path, zoom=None)).zoom == 0  # a file without the setting: off
     assert "x1.75 more" in resolve_model(str(_model_with(tmp_path, zoom=1.75))).input_policy()
     for bad in (0.5, 1.0, -2, 9, float("nan"), True):
         with pytest.raises(ValueError, match="zoom"):
             Detector("mobile", zoom=bad)
+
+
+def test_shrunk_pass_rule_on_made_up_first_passes(tmp_path):
+    """A pass at shrink_input px only when the first pass holds a candidate of shrink_above px or more
+    at its input, and only when the first pass is well above the shrunk size."""
+    det = Detector(
+        _model_with(tmp_path, upscale=1.0, min_input=640, max_input=1280, shrink_input=320, shrink_above=200)
+    )
+    near, far = (100, 100, 400, 420, 0.3), (10, 10, 60, 70, 0.9)  # short sides 300 and 50 px
+    assert det.shrink_size(640, 480, _faces(far)) == 0
+    assert det.shrink_size(640, 480, _faces()) == 0
+    assert det.shrink_size(640, 480, _faces(far, near)) == 320
+    # measured at the first pass's input: a 400 px picture runs at 640, so 130 px -> 208 px
+    assert det.shrink_size(400, 300, _faces((0, 0, 130, 150, 0.5))) == 320
+    assert det.shrink_size(2000, 1500, _faces((0, 0, 300, 300, 0.5))) == 0  # 300 px -> 192 px at 1280
+    assert (
+        Detector(_model_with(tmp_path, upscale=1.0, min_input=320, shrink_input=320)).shrink_size(
+            400, 300, _faces(near)
+        )
+        == 0
+    )  # a first pass of 400 px: no smaller pass worth running
+    assert Detector(_model_with(tmp_path, shrink_input=None)).shrink_size(640, 480, _faces(near)) == 0  # off
+    assert "pass at 320 px" in resolve_model(str(_model_with(tmp_path, shrink_input=320))).input_policy()
+
+
+def test_a_close_up_is_found_whole_by_the_shrunk_pass(tmp_path):
+    """A sample face enlarged 5 times (about 650 px, bigger than any face in training): without the
+    shrunk pass the network gives cut, doubled boxes; with it, one box on the whole face."""
+    from maskwatch.samples import paths
+
+    img = cv2.imread(str(next(p for p in paths() if p.name == "maksssksksss125.jpg")))
+    face = Detector("mobile", shrink_input=0).detect(img)
+    assert len(face) == 1  # one bare face of about 95 x 133 px
+    big = cv2.resize(img, None, fx=5, fy=5, interpolation=cv2.INTER_LINEAR)
+    truth = np.array([face[0].box], np.float64) * 5
+
+    def best_iou(faces) -> float:
+        return float(iou_matrix(truth, np.array([f.box for f in faces])).max()) if faces else 0.0
+
+    plain = Detector(_model_with(tmp_path, shrink_input=0)).detect(big)
+    shrunk_det = Detector(_model_with(tmp_path, shrink_input=320, shrink_above=200))
+    assert shrunk_det.shrink_size(big.shape[1], big.shape[0], plain) == 320
+    shrunk = shrunk_det.detect(big)
+    assert len(shrunk) == 1 and best_iou(shrunk) >= 0.8 and shrunk[0].label == "no_mask"
+    assert best_iou(shrunk) > best_iou(plain) + 0.1
 
 
 def test_crowd_zoom_reports_the_enlarged_pass(tmp_path, monkeypatch):

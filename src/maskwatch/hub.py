@@ -233,8 +233,13 @@ def _size_rule(spec: ModelSpec) -> str:
     if spec.settings.zoom > 1:
         rule += (
             f"; when that pass finds a face (network score >= {spec.settings.zoom_score:g}) under {spec.settings.zoom_below:g} px, "
-            f"the picture is run again {spec.settings.zoom:g} times larger (at most {spec.settings.zoom_max_input} px) and that "
+            f"the picture is run again {spec.settings.zoom:g} times larger (at most {spec.settings.zoom_cap_words()}) and that "
             "pass's faces are the answer"
+        )
+    if spec.settings.shrink_input > 0:
+        rule += (
+            f"; when it finds a face of {spec.settings.shrink_above:g} px or more, the picture is also run at "
+            f"{spec.settings.shrink_input} px and the faces that big are taken from there"
         )
     return rule
 

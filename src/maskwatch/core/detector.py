@@ -13,6 +13,10 @@ Crowds: a model with ``zoom`` in its settings looks at what its first pass found
 faces too small for the network (under ``zoom_below`` px at its input), the picture is run again
 enlarged ``zoom`` times, and the enlarged pass's faces are reported. A picture without small faces
 costs one pass; a crowd costs two (see ``Detector.zoom_sizes``).
+
+Close-ups: a face bigger than the network saw in training (``shrink_above`` px at its input) is
+found badly or not at all. A model with ``shrink_input`` runs a picture whose first pass holds such a
+candidate again at that small size and takes its big faces from there (``Detector.shrink_size``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,16 @@ from .detections import Detections
 from .device import provider_name, providers_for
 from .errors import ImageError, ModelError
 from .face import LABELS, Face
-from .geometry import anchor_points, class_vote, clip_boxes, distances_to_boxes, expand_boxes, nms, weighted_box_merge
+from .geometry import (
+    anchor_points,
+    class_vote,
+    clip_boxes,
+    distances_to_boxes,
+    expand_boxes,
+    intersection_matrix,
+    nms,
+    weighted_box_merge,
+)
 from .imageio import ImageInput, load_image
 from .registry import CROP_DEFAULTS, VOTE_IOU, VOTE_SCORE, ModelSpec, meta_from_custom, resolve_model
 
@@ -72,6 +85,7 @@ def _session(
     return sess
 
 
+INSIDE_BIG = 0.7  # a first-pass face lying this much inside a close-up's face is a piece of it
 MIN_INPUT, MAX_INPUT = 32, 8192  # px: the network input (input size x scale) allowed
 MAX_ZOOM = 8.0  # the largest crowd zoom factor allowed (Detector(zoom=...), --zoom)
 MAX_FACES = 1000  # faces per picture at most (the highest scored), whatever the threshold: see Detector
@@ -150,6 +164,8 @@ class Detector:
     ``classifier_below`` (default: the model's; ``mobile`` 0.9; ``server`` every face): a model
     with crop classifiers asks them only about the faces whose top class probability from the
     detector is under this (0: never, the network alone, fastest in crowds; above 1: every face).
+    ``zoom`` (the crowd zoom factor, 0: off) and ``shrink_input`` (the close-ups' pass, px, 0: off)
+    change the model's extra passes (``zoom_sizes``, ``shrink_size``).
     Safe to share between threads; pickles as its model and settings (a worker process or a Ray
     actor rebuilds the session).
     """
@@ -169,6 +185,7 @@ class Detector:
         device: str | None = None,
         zoom: float | None = None,
         classifier_below: float | None = None,
+        shrink_input: int | None = None,
     ):
         self._args: dict[str, Any] = {
             "model": model,
@@ -184,6 +201,7 @@ class Detector:
             "max_faces": max_faces,
             "zoom": zoom,
             "classifier_below": classifier_below,
+            "shrink_input": shrink_input,
         }
         if isinstance(max_faces, bool) or not isinstance(max_faces, (int, np.integer)) or max_faces < 1:
             raise ValueError(f"max_faces must be a positive whole number, got {max_faces!r}")
@@ -215,12 +233,19 @@ class Detector:
         self._buffers = threading.local()  # per-thread input buffers (see _blob)
         if zoom is not None and not valid_zoom(zoom):
             raise ValueError(f"zoom must be 0 (off) or a factor above 1 and at most {MAX_ZOOM:g}, got {zoom!r}")
+        if shrink_input is not None and not (
+            isinstance(shrink_input, (int, np.integer))
+            and not isinstance(shrink_input, bool)
+            and (shrink_input == 0 or MIN_INPUT <= shrink_input <= MAX_INPUT)
+        ):
+            raise ValueError(f"shrink_input must be 0 (off) or {MIN_INPUT}-{MAX_INPUT} px, got {shrink_input!r}")
         overrides: dict[str, Any] = {
             "score_threshold": None if score_threshold is None else check_threshold(score_threshold),
             "nms_threshold": None if nms_threshold is None else float(nms_threshold),
             "flip": None if flip is None else bool(flip),
             "scales": tuple(float(s) for s in scales) if scales else None,
             "zoom": None if zoom is None else float(zoom),
+            "shrink_input": None if shrink_input is None else int(shrink_input),
             "classifier_below": self._cls_below,
         }
         # this detector's settings: the model's, with what this call asked for (registry.ModelSettings)
@@ -238,6 +263,9 @@ class Detector:
         # a second, enlarged pass for pictures whose first pass finds small faces (0: never)
         self.zoom, self.zoom_below, self.zoom_score = settings.zoom, settings.zoom_below, settings.zoom_score
         self.zoom_max_input = min(settings.zoom_max_input, MAX_INPUT)
+        self.zoom_max_scale = settings.zoom_max_scale
+        # big faces: a shrunk pass for the faces too big for the network at the first pass's size
+        self.shrink_input, self.shrink_above = settings.shrink_input, settings.shrink_above
         top = self.input_size if self.upscale is None else self.max_input
         bad = [s for s in self.scales if not (np.isfinite(s) and MIN_INPUT <= top * s <= MAX_INPUT)]
         if bad:
@@ -365,7 +393,9 @@ class Detector:
 
         With ``zoom`` on and no tiles: when a candidate scored at least ``zoom_score`` has a short
         side under ``zoom_below`` px at the first pass's input, each whole-picture pass is run again
-        ``zoom`` times larger (at most ``zoom_max_input``); none when that is no larger.
+        ``zoom`` times larger (at most ``zoom_max_input``, and with ``zoom_max_scale`` at most that
+        many times the picture's long side: enlarging a small picture further adds no detail, only
+        time); none when that is no larger.
         """
         if not isinstance(found, Detections):
             found = Detections.from_faces(list(found))
@@ -378,8 +408,30 @@ class Detector:
         side = side * (whole[0] / max(width, height))
         if not np.any((found.scores >= self.zoom_score) & (side < self.zoom_below)):
             return []
-        sizes = [int(round(min(s * self.zoom, max(self.zoom_max_input, s)))) for s in whole]
+        cap = self.zoom_max_input
+        if self.zoom_max_scale > 0:
+            cap = min(cap, int(round(max(width, height) * self.zoom_max_scale)))
+        sizes = [int(round(min(s * self.zoom, max(cap, s)))) for s in whole]
         return sizes if max(sizes) > max(whole) else []
+
+    def shrink_size(self, width: int, height: int, found: Detections | Sequence[Face]) -> int:
+        """The long side (px) of the shrunk pass a picture of this size gets after its first passes
+        found ``found`` (as for ``zoom_sizes``); 0 for none.
+
+        With ``shrink_input`` on: when a candidate has a short side of ``shrink_above`` px or more at
+        the first pass's input (a close-up: bigger than the faces the network was trained on), the
+        whole picture is run again at ``shrink_input`` px, and the faces that big are taken from that
+        pass alone; none when the first pass is not much larger (1.5 x) than the shrunk one.
+        """
+        if not isinstance(found, Detections):
+            found = Detections.from_faces(list(found))
+        if self.shrink_input <= 0 or not len(found):
+            return 0
+        whole, _ = self.passes(width, height)
+        if max(whole) < 1.5 * self.shrink_input:
+            return 0
+        side = _short_side(found.boxes)
+        return self.shrink_input if np.any(side * (max(whole) / max(width, height)) >= self.shrink_above) else 0
 
     # -- internals: preprocess, run, postprocess --------------------------------------------------
 
@@ -409,14 +461,25 @@ class Detector:
         return self._zoom_and_finish(img, parts, cut)
 
     def _zoom_and_finish(self, img: np.ndarray, parts: list[Detections], cut: Cutoffs) -> Detections:
-        """The first passes' candidates -> the picture's faces, after an enlarged pass when they ask for one."""
+        """The first passes' candidates -> the picture's faces, after an enlarged pass when they ask for
+        one (small faces: ``zoom_sizes``) and a shrunk pass when they hold a big face (``shrink_size``)."""
+        h, w = img.shape[:2]
+        shrink = self.shrink_size(w, h, Detections.merge(parts)) if self.shrink_input > 0 else 0
         if self.zoom > 1:  # the first passes kept candidates down to zoom_score: see cutoffs
-            h, w = img.shape[:2]
             sizes = self.zoom_sizes(w, h, Detections.merge(parts))
             if sizes:
                 parts = [self._run_view(img, (0, 0, w, h), size, cut.pool) for size in sizes]
             else:
                 parts = [p[p.scores >= cut.pool] for p in parts]
+        if shrink:  # each face from one side of the line: big ones from the shrunk pass, the rest as found
+            big = self.shrink_above * max(w, h) / max(self.passes(w, h)[0])  # picture px
+            shrunk = self._run_view(img, (0, 0, w, h), shrink, cut.pool)
+            shrunk = shrunk[_short_side(shrunk.boxes) >= big]
+            sure = shrunk.boxes[shrunk.scores >= cut.net]
+            small = [p[_short_side(p.boxes) < big] for p in parts]
+            if len(sure):  # and no face inside a big one: the first pass's pieces of a close-up (eyes, a mask)
+                small = [p[_inside(p.boxes, sure) < INSIDE_BIG] for p in small]
+            parts = [p for p in [*small, shrunk] if len(p)] or small
         return self._finish(img, parts, cut)
 
     def _finish(self, img: np.ndarray, parts: list[Detections], cut: Cutoffs) -> Detections:
@@ -511,6 +574,20 @@ class Detector:
                     found.append(prep.to_picture(r, flipped=j == 1, offset=offset))
             out.append(Detections.merge(found))
         return out
+
+
+def _short_side(boxes: np.ndarray) -> np.ndarray:
+    side: np.ndarray = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    return side
+
+
+def _inside(boxes: np.ndarray, outer: np.ndarray) -> np.ndarray:
+    """For each box, the largest share of its area that lies inside one of ``outer``."""
+    if not len(boxes):
+        return np.zeros(0, np.float32)
+    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-6)
+    share: np.ndarray = (intersection_matrix(boxes, outer) / area[:, None]).max(axis=1)
+    return share
 
 
 @dataclass(frozen=True)

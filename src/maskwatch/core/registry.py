@@ -125,6 +125,15 @@ class ModelSettings:
     )
     zoom_score: float = _setting(0.25, float, "with zoom: the network score a small face needs to ask for it")
     zoom_max_input: int = _setting(0, int, "with zoom: the largest enlarged input (0 in a file: twice max_input)")
+    zoom_max_scale: float = _setting(
+        0.0, float, "with zoom: the enlarged input's long side at most this many times the picture's (0: no such cap)"
+    )
+    shrink_input: int = _setting(
+        0, int, "big faces: also run the picture at this long side when its first pass finds one (0: never)"
+    )
+    shrink_above: float = _setting(
+        200.0, float, "with shrink_input: a face this many input px or more is big, reported by the shrunk pass"
+    )
     score_calibration: tuple[tuple[float, ...], tuple[float, ...]] | None = _setting(
         None, _calibration, "knots (network score, face score) of the face score's map; None: the network's own"
     )
@@ -172,10 +181,15 @@ class ModelSettings:
         else:
             rule = f"picture x{self.upscale:g}, {self.min_input}-{self.max_input} px"
         if self.zoom > 1:
-            rule += (
-                f"; x{self.zoom:g} more (to {self.zoom_max_input} px) when it finds faces under {self.zoom_below:g} px"
-            )
+            rule += f"; x{self.zoom:g} more (at most {self.zoom_cap_words()}) when it finds faces under {self.zoom_below:g} px"
+        if self.shrink_input > 0:
+            rule += f"; faces of {self.shrink_above:g} px or more from a pass at {self.shrink_input} px"
         return rule
+
+    def zoom_cap_words(self) -> str:
+        """The crowd zoom's largest input in words (``maskwatch models``, the PaddleHub module's docs)."""
+        scale = f" and the picture x{self.zoom_max_scale:g}" if self.zoom_max_scale > 0 else ""
+        return f"{self.zoom_max_input} px{scale}"
 
 
 # the settings a fine-tuned or exported copy of a model keeps (all but what the file is)

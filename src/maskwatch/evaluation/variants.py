@@ -1,6 +1,6 @@
 """Validation pictures changed on purpose, with their labels changed to match: turned (rotated by any
-angle, the boxes rotated with them) and covered (caps, hoods, hazmat hoods, goggles and sunglasses drawn
-on the labelled faces). ``benchmarks/accuracy.py`` reports recall and precision on them beside the
+angle, the boxes rotated with them), covered (caps, hoods, hazmat hoods, goggles and sunglasses drawn
+on the labelled faces) and close-ups (one face cut out and enlarged until it fills most of the picture). ``benchmarks/accuracy.py`` reports recall and precision on them beside the
 pictures as they are, so that what a model loses on a turned or covered face is measured.
 
 The drawings follow the face box alone (no landmarks): the eyes lie about 40 % down a face box, the
@@ -19,6 +19,9 @@ from .datasets import Sample
 
 COVERINGS = ("cap", "hood", "hazmat", "goggles", "sunglasses")
 MIN_COVERED_PX = 24  # faces smaller than this are left as they are: a drawn hat on 10 pixels is noise
+MIN_CLOSE_UP_PX = 64  # the smallest face a close-up is made of: enlarging fewer pixels only blurs
+CLOSE_UP_PX = (400.0, 900.0)  # a close-up's face height, px: the range of phone close-ups and door cameras
+CLOSE_UP_FILL = (0.35, 0.9)  # the share of the close-up's height the face takes
 COLOURS = ((40, 40, 40), (30, 30, 120), (120, 60, 20), (200, 200, 200), (60, 110, 60), (20, 20, 20), (0, 140, 230))
 
 
@@ -102,3 +105,39 @@ def cover_sample(sample: Sample, img: np.ndarray, seed: int = 0) -> tuple[Sample
         colour = COLOURS[int(rng.integers(len(COLOURS)))]
         cover(out, sample.boxes[k], kind, colour)
     return replace(sample, ignore=sample.ignore | ~covered), out, covered
+
+
+def close_up(sample: Sample, img: np.ndarray, seed: int = 0) -> tuple[Sample, np.ndarray] | None:
+    """A close-up of the picture's largest labelled face (at least ``MIN_CLOSE_UP_PX``): a cut of the
+    picture's shape around it, in which the face takes a share ``CLOSE_UP_FILL`` of the height,
+    enlarged so that the face is ``CLOSE_UP_PX`` high (both drawn per picture from ``seed`` and its
+    name; the part past the picture's edge filled with its mean colour). The other faces are marked
+    ignored, so the figures are those of the close-up face alone. ``None`` for a picture without such
+    a face."""
+    boxes = sample.boxes
+    if not len(boxes):
+        return None
+    sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    ok = ~sample.ignore & (sides >= MIN_CLOSE_UP_PX)
+    if not ok.any():
+        return None
+    k = int(np.flatnonzero(ok)[np.argmax(sides[ok])])
+    rng = np.random.default_rng([seed, int.from_bytes(str(sample.image.name).encode("utf-8")[-8:], "little")])
+    x1, y1, x2, y2 = (float(v) for v in boxes[k])
+    fh = y2 - y1
+    ch = fh / rng.uniform(*CLOSE_UP_FILL)  # the cut's height, picture px
+    cw = ch * img.shape[1] / img.shape[0]
+    cw = max(cw, (x2 - x1) * 1.1)
+    # the face anywhere in the cut that keeps it whole
+    cx0 = x1 - rng.uniform(0.0, max(cw - (x2 - x1), 0.0))
+    cy0 = y1 - rng.uniform(0.0, max(ch - fh, 0.0))
+    scale = rng.uniform(*CLOSE_UP_PX) / fh
+    ow, oh = int(round(cw * scale)), int(round(ch * scale))
+    m = np.array([[scale, 0.0, -cx0 * scale], [0.0, scale, -cy0 * scale]])
+    fill = tuple(float(v) for v in img.reshape(-1, img.shape[2]).mean(0))
+    out = cv2.warpAffine(img, m, (ow, oh), flags=cv2.INTER_LINEAR, borderValue=fill)
+    new = (boxes.reshape(-1, 2, 2) * scale - np.array([cx0, cy0]) * scale).reshape(-1, 4)
+    new = np.clip(new, 0, [ow, oh, ow, oh]).astype(np.float32)
+    ignore = np.ones(len(boxes), bool)
+    ignore[k] = False
+    return replace(sample, boxes=new, ignore=ignore), out

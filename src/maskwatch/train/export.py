@@ -124,3 +124,32 @@ def load_onnx_weights(net: torch.nn.Module, path: Path, prefix: str = "net.", st
         )
     net.load_state_dict(state)
     return loaded
+
+
+def blend_onnx_weights(path: Path, start: Path, share: float) -> int:
+    """Average a trained file's weights with those of the file it started from, in place: each
+    floating-point tensor becomes ``(1 - share) x trained + share x start`` (weight-space ensembling,
+    WiSE-FT: Wortsman et al., 2022). A fine-tuned network keeps most of what it learnt and gives back
+    what it lost on the data its start was good at. Both files must hold the same network; returns how
+    many tensors were averaged."""
+    import onnx
+    from onnx import numpy_helper
+
+    from ..core.errors import MaskwatchError
+
+    if not 0 < share < 1:
+        raise ValueError(f"share must be between 0 and 1, got {share!r}")
+    m = onnx.load(str(path))
+    first = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(start)).graph.initializer}
+    done = 0
+    for init in m.graph.initializer:
+        x = numpy_helper.to_array(init)
+        if x.dtype.kind != "f":
+            continue
+        y = first.get(init.name)
+        if y is None or y.shape != x.shape:
+            raise MaskwatchError(f"{start}: has no tensor {init.name} of shape {x.shape}: not the network of {path}")
+        init.CopyFrom(numpy_helper.from_array(((1 - share) * x + share * y).astype(x.dtype), init.name))
+        done += 1
+    onnx.save(m, str(path))
+    return done

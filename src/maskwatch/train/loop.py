@@ -19,7 +19,7 @@ from ..core.detector import Detector
 from ..evaluation.metrics import best_f1_threshold, evaluate_results
 from ..evaluation.run import run_eval
 from .data import DetectionDataset, Source, build_samples, collate
-from .export import export_detector, load_onnx_weights
+from .export import blend_onnx_weights, export_detector, load_onnx_weights
 from .loss import detection_loss, distill_loss
 from .net import FaceMaskNet
 from .pseudo import pseudo_label
@@ -56,6 +56,7 @@ class DetectorRecipe:
     # too) or "early" (the stem and the first two stages stay; stages 3-5, the neck and heads learn)
     base_lr_scale: float = 1.0  # learning rate of the pretrained layers against the new ones
     distill: float = 0.0  # YuNetMask: weight of the teacher's face scores and boxes on the same crops as targets
+    blend: float = 0.0  # share of the starting file's weights averaged into the final one (export.blend_onnx_weights)
     export_meta: dict = field(default_factory=dict)  # runtime settings written into each exported file
 
 
@@ -326,6 +327,9 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
             ema.model, out_dir / f"{recipe.name}.onnx", {"input_size": recipe.input_size, **recipe.export_meta}
         )
         last = epoch + 1 == recipe.epochs
+        if last and recipe.blend and recipe.init:  # once, when the last epoch ends
+            n = blend_onnx_weights(onnx_path, Path(recipe.init), recipe.blend)
+            log(f"{n} tensors averaged with {recipe.init} ({recipe.blend:g} of it)")
         due = recipe.val and ((epoch + 1) % max(1, recipe.val_every) == 0 or last)
         val = validate(onnx_path, recipe.val) if due else {}
         row = {

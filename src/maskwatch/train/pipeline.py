@@ -76,6 +76,14 @@ MOBILE_SETTINGS = {
     "zoom_below": 12,
     "zoom_score": 0.25,
     "zoom_max_input": 1920,
+    # and no more than twice the picture's own long side: a 400 px photo is enlarged to 800, not 1120
+    # (Kaggle val mAP held; docs/speed.md)
+    "zoom_max_scale": 2.0,
+    # close-ups: a picture whose first pass finds a face of 200 px or more at its input (bigger than
+    # any face of the 320 px training crops) runs again at 320 px, and its big faces come from there
+    # (models/mobile.md, "Close-ups")
+    "shrink_input": 320,
+    "shrink_above": 200,
     # a cascade: the server's crop classifier labels only the faces whose voted class is under 0.9,
     # blended 0.7, no veto (so the face score, the threshold and face AP stay the network's; Kaggle
     # val label accuracy 0.963 -> 0.974). Detector("mobile", classifier_below=0) turns it off
