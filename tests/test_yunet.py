@@ -377,6 +377,23 @@ def test_a_close_up_is_found_whole_by_the_shrunk_pass(tmp_path):
     assert best_iou(shrunk) > best_iou(plain) + 0.1
 
 
+def test_a_low_threshold_keeps_every_face_the_default_finds(tmp_path):
+    """Lowering the threshold only adds faces, with the shrunk pass too: a doubtful big box (below the
+    model's own threshold) never swallows the faces inside it."""
+    from maskwatch.samples import paths
+
+    det = Detector(_model_with(tmp_path, shrink_input=320, shrink_above=200))
+    pictures = [cv2.imread(str(p)) for p in paths()]
+    pictures.append(cv2.resize(pictures[0], None, fx=5, fy=5))  # a close-up
+    for img in pictures:
+        sure = det.detect(img)
+        low = det.detect(img, score_threshold=0.01)
+        assert len(low) >= len(sure)
+        if sure:
+            found = iou_matrix(np.array([f.box for f in sure]), np.array([f.box for f in low])).max(axis=1)
+            assert found.min() >= 0.5, found  # each still there (boxes merged with more candidates move a little)
+
+
 def test_crowd_zoom_reports_the_enlarged_pass(tmp_path, monkeypatch):
     """The pictures whose first pass asks for it are run again larger and report that pass's faces
     (single and batched calls alike); the others keep their first pass, filtered at the threshold."""

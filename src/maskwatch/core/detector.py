@@ -475,7 +475,9 @@ class Detector:
             big = self.shrink_above * max(w, h) / max(self.passes(w, h)[0])  # picture px
             shrunk = self._run_view(img, (0, 0, w, h), shrink, cut.pool)
             shrunk = shrunk[_short_side(shrunk.boxes) >= big]
-            sure = shrunk.boxes[shrunk.scores >= cut.net]
+            # faces the model itself would report (whatever this call's threshold: a low one must not
+            # let a doubtful big box swallow the faces inside it)
+            sure = shrunk.boxes[shrunk.scores >= max(cut.net, self.cutoffs().net)]
             small = [p[_short_side(p.boxes) < big] for p in parts]
             if len(sure):  # and no face inside a big one: the first pass's pieces of a close-up (eyes, a mask)
                 small = [p[_inside(p.boxes, sure) < INSIDE_BIG] for p in small]
