@@ -342,6 +342,7 @@ def test_shrunk_pass_rule_on_made_up_first_passes(tmp_path):
     assert det.shrink_size(640, 480, _faces(far)) == 0
     assert det.shrink_size(640, 480, _faces()) == 0
     assert det.shrink_size(640, 480, _faces(far, near)) == 320
+    assert det.shrink_size(640, 480, _faces((100, 100, 400, 420, 0.2))) == 0  # big but unlikely
     # measured at the first pass's input: a 400 px picture runs at 640, so 130 px -> 208 px
     assert det.shrink_size(400, 300, _faces((0, 0, 130, 150, 0.5))) == 320
     assert det.shrink_size(2000, 1500, _faces((0, 0, 300, 300, 0.5))) == 0  # 300 px -> 192 px at 1280

@@ -266,6 +266,7 @@ class Detector:
         self.zoom_max_scale = settings.zoom_max_scale
         # big faces: a shrunk pass for the faces too big for the network at the first pass's size
         self.shrink_input, self.shrink_above = settings.shrink_input, settings.shrink_above
+        self.shrink_score = settings.shrink_score
         top = self.input_size if self.upscale is None else self.max_input
         bad = [s for s in self.scales if not (np.isfinite(s) and MIN_INPUT <= top * s <= MAX_INPUT)]
         if bad:
@@ -418,8 +419,8 @@ class Detector:
         """The long side (px) of the shrunk pass a picture of this size gets after its first passes
         found ``found`` (as for ``zoom_sizes``); 0 for none.
 
-        With ``shrink_input`` on: when a candidate has a short side of ``shrink_above`` px or more at
-        the first pass's input (a close-up: bigger than the faces the network was trained on), the
+        With ``shrink_input`` on: when a candidate scored at least ``shrink_score`` has a short side
+        of ``shrink_above`` px or more at the first pass's input (a close-up: bigger than the faces the network was trained on), the
         whole picture is run again at ``shrink_input`` px, and the faces that big are taken from that
         pass alone; none when the first pass is not much larger (1.5 x) than the shrunk one.
         """
@@ -431,7 +432,8 @@ class Detector:
         if max(whole) < 1.5 * self.shrink_input:
             return 0
         side = _short_side(found.boxes)
-        return self.shrink_input if np.any(side * (max(whole) / max(width, height)) >= self.shrink_above) else 0
+        big = (side * (max(whole) / max(width, height)) >= self.shrink_above) & (found.scores >= self.shrink_score)
+        return self.shrink_input if np.any(big) else 0
 
     # -- internals: preprocess, run, postprocess --------------------------------------------------
 
@@ -448,8 +450,9 @@ class Detector:
         net = face if cal is None else raw_threshold(face, cal)
         # one pass's class vote counts every candidate from VOTE_SCORE up, whatever the call's threshold
         pool = net if self.flip or len(self.scales) > 1 else min(net, VOTE_SCORE)
-        # the first passes also keep what may ask for a zoom
+        # the first passes also keep what may ask for a zoom or a shrunk pass
         first = min(pool, self.zoom_score) if self.zoom > 1 else pool
+        first = min(first, self.shrink_score) if self.shrink_input > 0 else first
         return Cutoffs(face, net, pool, first)
 
     def _detect_image(self, img: np.ndarray, cut: Cutoffs) -> Detections:

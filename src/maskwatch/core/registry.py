@@ -134,6 +134,7 @@ class ModelSettings:
     shrink_above: float = _setting(
         200.0, float, "with shrink_input: a face this many input px or more is big, reported by the shrunk pass"
     )
+    shrink_score: float = _setting(0.25, float, "with shrink_input: the network score a big face needs to ask for it")
     score_calibration: tuple[tuple[float, ...], tuple[float, ...]] | None = _setting(
         None, _calibration, "knots (network score, face score) of the face score's map; None: the network's own"
     )

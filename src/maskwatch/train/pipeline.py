@@ -55,9 +55,9 @@ CLASSIFIERS = {
 # mAP 0.742 against 0.745 alone, so one is shipped; the comparison is in models/server.md)
 SERVER_CLASSIFIERS = ["server_fvcls"]
 # the detector recipe each model runs: YuNet-n fine-tuned with its mask-class branch (recipes
-# "yunet-ft", "yunet-ft2"), alone in mobile; in server at a larger size with flip, its faces labelled
+# "yunet-ft", "yunet-ft2", then for mobile "yunet-masked"), alone in mobile; in server (yunet-ft2) at a larger size with flip, its faces labelled
 # by the crop classifier (the previous server ran "yunet-cls", YuNet-n's weights as they are)
-MOBILE_DETECTOR = "yunet-ft2"
+MOBILE_DETECTOR = "yunet-masked"  # yunet-ft2 trained on covered and turned faces, blended with its start
 SERVER_DETECTOR = "yunet-ft2"
 # the runtime settings each model file carries: the input sized to the picture (its own long side x
 # upscale, between min_input and max_input, tiles above), chosen on validation (see the model cards
@@ -79,11 +79,12 @@ MOBILE_SETTINGS = {
     # and no more than twice the picture's own long side: a 400 px photo is enlarged to 800, not 1120
     # (Kaggle val mAP held; docs/speed.md)
     "zoom_max_scale": 2.0,
-    # close-ups: a picture whose first pass finds a face of 200 px or more at its input (bigger than
-    # any face of the 320 px training crops) runs again at 320 px, and its big faces come from there
-    # (models/mobile.md, "Close-ups")
+    # close-ups: a picture whose first pass finds a likely face (network score >= 0.25) of 200 px or
+    # more at its input (bigger than any face of the 320 px training crops) runs again at 320 px, and
+    # its big faces come from there (models/mobile.md, "Close-ups")
     "shrink_input": 320,
     "shrink_above": 200,
+    "shrink_score": 0.25,  # a likely face (as the zoom's): 97 % of close-ups ask, 17 % of the sets' photos
     # a cascade: the server's crop classifier labels only the faces whose voted class is under 0.9,
     # blended 0.7, no veto (so the face score, the threshold and face AP stay the network's; Kaggle
     # val label accuracy 0.963 -> 0.974). Detector("mobile", classifier_below=0) turns it off
