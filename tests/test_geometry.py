@@ -157,3 +157,15 @@ def test_class_vote_of_many_boxes_matches_the_whole_matrix():
     w = w / w.sum(1, keepdims=True)
     g = np.exp(w @ np.log(np.clip(probs.astype(np.float64), 1e-6, 1)))
     assert np.allclose(class_vote(boxes, scores, probs, keep, 0.5), g / g.sum(1, keepdims=True), atol=1e-5)
+
+
+def test_containment_is_the_share_of_each_box_inside_another_and_short_side_its_smaller_side():
+    from maskwatch.core.geometry import containment_matrix, short_side
+
+    inner, outer = (
+        np.array([[10, 10, 20, 30]], np.float32),
+        np.array([[0, 0, 15, 100], [100, 100, 110, 110]], np.float32),
+    )
+    np.testing.assert_allclose(containment_matrix(inner, outer), [[0.5, 0.0]])
+    np.testing.assert_allclose(containment_matrix(outer[:1], inner), [[100 / 1500]])
+    np.testing.assert_allclose(short_side(np.vstack([inner, outer])), [10, 15, 10])

@@ -40,10 +40,11 @@ from .geometry import (
     anchor_points,
     class_vote,
     clip_boxes,
+    containment_matrix,
     distances_to_boxes,
     expand_boxes,
-    intersection_matrix,
     nms,
+    short_side,
     weighted_box_merge,
 )
 from .imageio import ImageInput, load_image
@@ -267,6 +268,7 @@ class Detector:
         # big faces: a shrunk pass for the faces too big for the network at the first pass's size
         self.shrink_input, self.shrink_above = settings.shrink_input, settings.shrink_above
         self.shrink_score = settings.shrink_score
+        self._default_net = self.cutoffs().net  # the model's own threshold, in network scores
         top = self.input_size if self.upscale is None else self.max_input
         bad = [s for s in self.scales if not (np.isfinite(s) and MIN_INPUT <= top * s <= MAX_INPUT)]
         if bad:
@@ -405,8 +407,7 @@ class Detector:
         whole, regions = self.passes(width, height)
         if regions:
             return []
-        side = np.minimum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
-        side = side * (whole[0] / max(width, height))
+        side = short_side(found.boxes) * (whole[0] / max(width, height))
         if not np.any((found.scores >= self.zoom_score) & (side < self.zoom_below)):
             return []
         cap = self.zoom_max_input
@@ -431,8 +432,8 @@ class Detector:
         whole, _ = self.passes(width, height)
         if max(whole) < 1.5 * self.shrink_input:
             return 0
-        side = _short_side(found.boxes)
-        big = (side * (max(whole) / max(width, height)) >= self.shrink_above) & (found.scores >= self.shrink_score)
+        side = short_side(found.boxes) * (max(whole) / max(width, height))
+        big = (side >= self.shrink_above) & (found.scores >= self.shrink_score)
         return self.shrink_input if np.any(big) else 0
 
     # -- internals: preprocess, run, postprocess --------------------------------------------------
@@ -467,9 +468,10 @@ class Detector:
         """The first passes' candidates -> the picture's faces, after an enlarged pass when they ask for
         one (small faces: ``zoom_sizes``) and a shrunk pass when they hold a big face (``shrink_size``)."""
         h, w = img.shape[:2]
-        shrink = self.shrink_size(w, h, Detections.merge(parts)) if self.shrink_input > 0 else 0
+        found = Detections.merge(parts)
+        shrink = self.shrink_size(w, h, found)
         if self.zoom > 1:  # the first passes kept candidates down to zoom_score: see cutoffs
-            sizes = self.zoom_sizes(w, h, Detections.merge(parts))
+            sizes = self.zoom_sizes(w, h, found)
             if sizes:
                 parts = [self._run_view(img, (0, 0, w, h), size, cut.pool) for size in sizes]
             else:
@@ -477,13 +479,13 @@ class Detector:
         if shrink:  # each face from one side of the line: big ones from the shrunk pass, the rest as found
             big = self.shrink_above * max(w, h) / max(self.passes(w, h)[0])  # picture px
             shrunk = self._run_view(img, (0, 0, w, h), shrink, cut.pool)
-            shrunk = shrunk[_short_side(shrunk.boxes) >= big]
+            shrunk = shrunk[short_side(shrunk.boxes) >= big]
             # faces the model itself would report (whatever this call's threshold: a low one must not
             # let a doubtful big box swallow the faces inside it)
-            sure = shrunk.boxes[shrunk.scores >= max(cut.net, self.cutoffs().net)]
-            small = [p[_short_side(p.boxes) < big] for p in parts]
+            sure = shrunk.boxes[shrunk.scores >= max(cut.net, self._default_net)]
+            small = [p[short_side(p.boxes) < big] for p in parts]
             if len(sure):  # and no face inside a big one: the first pass's pieces of a close-up (eyes, a mask)
-                small = [p[_inside(p.boxes, sure) < INSIDE_BIG] for p in small]
+                small = [p[containment_matrix(p.boxes, sure).max(axis=1, initial=0.0) < INSIDE_BIG] for p in small]
             parts = [p for p in [*small, shrunk] if len(p)] or small
         return self._finish(img, parts, cut)
 
@@ -505,7 +507,7 @@ class Detector:
         pool = Detections.merge(parts)
         pool = Detections(clip_boxes(pool.boxes, w, h), pool.scores, pool.probs, self.labels)
         # a candidate lying wholly in the padding clips to nothing: it is no face (and would merge to 0,0,0,0)
-        pool = pool[np.minimum(pool.boxes[:, 2] - pool.boxes[:, 0], pool.boxes[:, 3] - pool.boxes[:, 1]) >= 1]
+        pool = pool[short_side(pool.boxes) >= 1]
         above = np.flatnonzero(pool.scores >= net_min)  # the pool may reach lower, to vote: see cutoffs
         raw = pool[above]
         if not len(raw):
@@ -579,20 +581,6 @@ class Detector:
                     found.append(prep.to_picture(r, flipped=j == 1, offset=offset))
             out.append(Detections.merge(found))
         return out
-
-
-def _short_side(boxes: np.ndarray) -> np.ndarray:
-    side: np.ndarray = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    return side
-
-
-def _inside(boxes: np.ndarray, outer: np.ndarray) -> np.ndarray:
-    """For each box, the largest share of its area that lies inside one of ``outer``."""
-    if not len(boxes):
-        return np.zeros(0, np.float32)
-    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-6)
-    share: np.ndarray = (intersection_matrix(boxes, outer) / area[:, None]).max(axis=1)
-    return share
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,13 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
     return area
 
 
+def short_side(boxes: np.ndarray) -> np.ndarray:
+    """Each box's shorter side."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    side: np.ndarray = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    return side
+
+
 def intersection_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The area shared by every box of a (N, 4) and every box of b (M, 4), as an (N, M) array."""
     a = np.asarray(a, dtype=np.float32).reshape(-1, 4)
@@ -53,6 +60,12 @@ def intersection_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     wh = np.clip(rb - lt, 0, None)
     inter: np.ndarray = wh[..., 0] * wh[..., 1]
     return inter
+
+
+def containment_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The share of every box of a (N, 4) that lies inside every box of b (M, 4), as an (N, M) array."""
+    inside: np.ndarray = intersection_matrix(a, b) / np.maximum(box_area(a), 1e-9)[:, None]
+    return inside
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..core.face import LABELS
-from ..core.geometry import box_area, intersection_matrix, iou_matrix
+from ..core.geometry import box_area, containment_matrix, iou_matrix
 
 HEIGHT_BINS = ((0, 16), (16, 32), (32, 64), (64, 300), (300, float("inf")))
 HEAD_INSIDE = 0.7  # head-box matching: the share of a prediction that lies inside the labelled box
@@ -68,7 +68,7 @@ def similarity(boxes: np.ndarray, gt_boxes: np.ndarray, head: bool = False) -> n
         return iou
     area_b, area_g = np.maximum(box_area(boxes), 1e-9)[:, None], np.maximum(box_area(gt_boxes), 1e-9)[None, :]
     ratio = np.maximum(area_b / area_g, area_g / area_b)
-    inside = (intersection_matrix(boxes, gt_boxes) / area_b >= HEAD_INSIDE) & (ratio <= HEAD_AREA_RATIO)
+    inside = (containment_matrix(boxes, gt_boxes) >= HEAD_INSIDE) & (ratio <= HEAD_AREA_RATIO)
     return np.where(inside, 1.0, iou)
 
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from ..core.geometry import short_side
 from .datasets import Sample
 
 COVERINGS = ("cap", "hood", "hazmat", "goggles", "sunglasses")
@@ -117,7 +118,7 @@ def close_up(sample: Sample, img: np.ndarray, seed: int = 0) -> tuple[Sample, np
     boxes = sample.boxes
     if not len(boxes):
         return None
-    sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    sides = short_side(boxes)
     ok = ~sample.ignore & (sides >= MIN_CLOSE_UP_PX)
     if not ok.any():
         return None
