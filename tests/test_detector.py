@@ -119,8 +119,10 @@ def test_reused_input_buffer_leaves_no_trace_between_pictures_or_threads():
 
 
 def test_server_model_loads_with_classifier(data):
-    det = Detector("server")
-    assert det.flip and det.input_size > 640
+    det, mobile = Detector("server"), Detector("mobile")
+    assert det.flip and not mobile.flip  # the server runs each pass mirrored too
+    assert det.input_size == mobile.input_size  # on mobile's network at its sizes
+    assert len(det._classifiers) == 1 and det._verify_weight > 0  # a crop classifier on every face, with a veto
     s = kaggle_val(data, 2)[1]
     faces = det.detect(str(s.image))
     assert faces and all(f.label in LABELS for f in faces)

@@ -199,6 +199,38 @@ def test_synthetic_masks_and_occluders_relabel_bare_faces():
     assert tuple(x.shape) == (40, 3, 96, 96)
 
 
+def test_drawn_coverings_change_face_crops_and_leave_the_rest():
+    from maskwatch.train.classifier import STORE_EXPAND, STORE_SIZE, cover_crops
+
+    crops = np.full((30, STORE_SIZE, STORE_SIZE, 3), 150, np.uint8)
+    assert cover_crops(crops, np.random.default_rng(0), 0.0) is crops  # rate 0: nothing drawn
+    out = cover_crops(crops, np.random.default_rng(0), 1.0)
+    assert (crops == 150).all()  # the input is not drawn on
+    changed = (out != 150).any(axis=3)
+    assert changed.any(axis=(1, 2)).all()  # every crop got a covering
+    # drawn on and around the face (the centred box), never in the corners of the stored crop
+    face = STORE_SIZE / STORE_EXPAND
+    corner = int((STORE_SIZE - 1.5 * face) / 2)
+    assert corner > 0 and not changed[:, :corner, :corner].any()
+    half = cover_crops(crops, np.random.default_rng(1), 0.5)
+    assert 5 <= (half != 150).any(axis=(1, 2, 3)).sum() <= 25
+
+
+def test_turned_crops_keep_their_size_and_turn_only_the_share_asked():
+    from maskwatch.train.classifier import STORE_SIZE, turn_crops
+
+    crops = np.zeros((40, STORE_SIZE, STORE_SIZE, 3), np.uint8)
+    crops[:, : STORE_SIZE // 2] = 255  # white above, black below: any turn moves white into the bottom half
+    assert turn_crops(crops, np.random.default_rng(0), 0.0) is crops
+    out = turn_crops(crops, np.random.default_rng(0), 1.0)
+    assert out.shape == crops.shape and (crops[:, STORE_SIZE // 2 :] == 0).all()  # the input is left as it was
+    assert (out[:, -4:, STORE_SIZE // 2] > 0).sum() >= 10  # a 90 or 180 degree turn brings white to the bottom
+    moved = (out != crops).any(axis=(1, 2, 3))
+    assert moved.sum() >= 35  # all but near-zero angles change the crop
+    half = (turn_crops(crops, np.random.default_rng(1), 0.3) != crops).any(axis=(1, 2, 3)).sum()
+    assert 4 <= half <= 22
+
+
 def test_negatives_lie_away_from_every_known_face():
     from maskwatch.train.negatives import is_negative, random_boxes
 

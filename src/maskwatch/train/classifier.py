@@ -48,6 +48,9 @@ class ClassifierRecipe:
     max_faces: int = 12000  # WIDER faces kept for that (sampled, small faces included)
     faces_by_size: bool = False  # sample those faces evenly over sizes (else as found: mostly tiny)
     mine_with: str = "server-det"  # the detector recipe whose mistakes are mined as non-faces
+    # share of face crops (labelled and WIDER) given a drawn cap, hood, hazmat hood, goggles or sunglasses
+    cover: float = 0.0
+    turn: float = 0.0  # share of all crops (non-faces too) turned: up to +-45 degrees, or 90, or 180
 
 
 def _predict(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -230,6 +233,39 @@ def synthesize(
     return crops, labels
 
 
+def cover_crops(crops: np.ndarray, rng: np.random.Generator, rate: float) -> np.ndarray:
+    """A share ``rate`` of face crops with a cap, hood, hazmat hood, goggles or sunglasses drawn on the face
+    (``evaluation.variants.cover``, as the detector's training and the ``covered`` benchmark draw them); the
+    label stays: a masked face under a hood is still ``mask``, and still a face, not background."""
+    from ..evaluation.variants import COLOURS, COVERINGS, cover
+
+    if rate <= 0 or not len(crops):
+        return crops
+    out = crops.copy()
+    side = crops.shape[1]
+    face = side / STORE_EXPAND  # the face box's side in a stored crop (centred)
+    box = np.array([side / 2 - 0.42 * face, side / 2 - face / 2, side / 2 + 0.42 * face, side / 2 + face / 2])
+    for i in np.nonzero(rng.random(len(out)) < rate)[0]:
+        cover(out[i], box, COVERINGS[rng.integers(len(COVERINGS))], COLOURS[rng.integers(len(COLOURS))])
+    return out
+
+
+def turn_crops(crops: np.ndarray, rng: np.random.Generator, rate: float) -> np.ndarray:
+    """A share ``rate`` of crops turned about their centre: 60 % by up to +-45 degrees, 25 % by 90 either
+    way, 15 % upside down (the ``turned`` benchmark's 30, 90 and 180 degrees). Non-faces are turned as
+    often as faces, so that a turn is no sign of background."""
+    if rate <= 0 or not len(crops):
+        return crops
+    out = crops.copy()
+    side = crops.shape[1]
+    for i in np.nonzero(rng.random(len(out)) < rate)[0]:
+        u = rng.random()
+        angle = rng.uniform(-45, 45) if u < 0.6 else (float(rng.choice([-90, 90])) if u < 0.85 else 180.0)
+        m = cv2.getRotationMatrix2D((side / 2, side / 2), angle, 1.0)
+        out[i] = cv2.warpAffine(out[i], m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return out
+
+
 def occluded_val(xva: np.ndarray, yva: np.ndarray, size: int) -> tuple[torch.Tensor, np.ndarray]:
     """Validation bare faces with a hand or object over the mouth (fixed seed): should stay no_mask."""
     rng = np.random.default_rng(1234)
@@ -289,6 +325,8 @@ class _ValSet:
     occluded_y: np.ndarray
     mistakes: torch.Tensor | None
     wider: torch.Tensor | None
+    covered: torch.Tensor  # the labelled crops, each with a drawn covering (fixed seed)
+    turned: torch.Tensor  # the labelled crops, each turned (fixed seed)
 
     @staticmethod
     def of(crops: _Crops, recipe: ClassifierRecipe, data: Path, rng: np.random.Generator) -> "_ValSet":
@@ -299,7 +337,9 @@ class _ValSet:
         wider = None
         if crops.xneg_va is not None:  # WIDER val.txt faces (never trained on): how many would be vetoed
             wider = augment_batch(extract(collect_faces(data, 2000, recipe.seed, val=True))[0], size, rng, train=False)
-        return _ValSet(x, occ, occ_y, mistakes, wider)
+        covered = augment_batch(cover_crops(crops.xva, np.random.default_rng(4321), 1.0), size, rng, train=False)
+        turned = augment_batch(turn_crops(crops.xva, np.random.default_rng(4322), 1.0), size, rng, train=False)
+        return _ValSet(x, occ, occ_y, mistakes, wider, covered, turned)
 
 
 def _classifier_batch(
@@ -309,6 +349,7 @@ def _classifier_batch(
     then detector mistakes and unlabelled faces."""
     idx = rng.choice(len(crops.ytr), recipe.batch - n_neg - n_fac, p=p)
     xb, yb = synthesize(crops.xtr[idx], crops.ytr[idx], rng, recipe.synth)
+    xb = cover_crops(xb, rng, recipe.cover)
     if n_neg:
         assert crops.xneg is not None and crops.yneg is not None
         j = rng.integers(0, len(crops.xneg), n_neg)
@@ -316,7 +357,9 @@ def _classifier_batch(
     if n_fac:
         assert crops.xfac is not None
         j = rng.integers(0, len(crops.xfac), n_fac)
-        xb, yb = np.concatenate([xb, crops.xfac[j]]), np.concatenate([yb, np.full(n_fac, FACE_ONLY)])
+        xfac = cover_crops(crops.xfac[j], rng, recipe.cover)
+        xb, yb = np.concatenate([xb, xfac]), np.concatenate([yb, np.full(n_fac, FACE_ONLY)])
+    xb = turn_crops(xb, rng, recipe.turn)
     return augment_batch(xb, recipe.input_size, rng, train=True), torch.from_numpy(yb)
 
 
@@ -333,13 +376,18 @@ def _validate_classifier(net: torch.nn.Module, val: _ValSet, yva: np.ndarray) ->
         }
         yocc = val.occluded_y
         occ_pred = net(val.occluded)[:, :3].argmax(1).numpy() if len(yocc) else np.zeros(0)
+        cov_logits, turn_logits = _predict(net, val.covered), _predict(net, val.turned)
         row = {
             "val_accuracy": round(float((pred == yva).mean()), 4),
+            "covered_accuracy": round(float((cov_logits[:, :3].argmax(1).numpy() == yva).mean()), 4),
+            "turned_accuracy": round(float((turn_logits[:, :3].argmax(1).numpy() == yva).mean()), 4),
             "per_class": per,
             "hand_over_mouth_no_mask": float((occ_pred == yocc).mean()) if len(yocc) else None,
         }
         if val.mistakes is not None and val.wider is not None:
             pos_bg = logits.argmax(1).numpy() == 3
+            row["covered_called_background"] = round(float((cov_logits.argmax(1).numpy() == 3).mean()), 4)
+            row["turned_called_background"] = round(float((turn_logits.argmax(1).numpy() == 3).mean()), 4)
             neg_bg = _predict(net, val.mistakes).argmax(1).numpy() == 3
             wider_bg = _predict(net, val.wider).argmax(1).numpy() == 3
             row.update(
