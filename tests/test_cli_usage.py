@@ -114,9 +114,9 @@ def test_models_gives_the_size_of_all_a_models_files():
     assert r.exit_code == 0, r.output
     folder = Path(maskwatch.__file__).parent / "models"
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("server"))
-    total = sum((folder / f).stat().st_size for f in ("server.onnx", "server_cvcls.onnx")) / 1e6
+    total = sum((folder / f).stat().st_size for f in ("server.onnx", "server_cvcls.onnx", "server_cvcls2.onnx")) / 1e6
     assert f"{total:.2f} MB" in line, line
-    assert "server_cvcls.onnx (every face)" in line  # it labels and vetoes every face
+    assert "server_cvcls.onnx, server_cvcls2.onnx (every face)" in line  # it labels and vetoes every face
     mobile = next(ln for ln in r.stdout.splitlines() if ln.startswith("mobile"))
     assert "server_fvcls.onnx (faces whose class < 0.9)" in mobile  # a cascade: the unsure faces only
 

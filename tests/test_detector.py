@@ -122,7 +122,7 @@ def test_server_model_loads_with_classifier(data):
     det, mobile = Detector("server"), Detector("mobile")
     assert det.flip and not mobile.flip  # the server runs each pass mirrored too
     assert det.input_size == mobile.input_size  # on mobile's network at its sizes
-    assert len(det._classifiers) == 1 and det._verify_weight > 0  # a crop classifier on every face, with a veto
+    assert len(det._classifiers) == 2 and det._verify_weight > 0  # two crop classifiers on every face, with a veto
     s = kaggle_val(data, 2)[1]
     faces = det.detect(str(s.image))
     assert faces and all(f.label in LABELS for f in faces)
@@ -144,6 +144,8 @@ def test_several_crop_classifiers_are_averaged(tmp_path, data):
         shutil.copy2(MODEL_DIR / n, tmp_path / n)
     img = cv2.imread(str(kaggle_val(data, 2)[1].image))
     one = {}
+    # no veto, so that every variant keeps the same faces (each classifier's P(face) would move the scores)
+    meta = {**meta, "verify_weight": 0.0}
     for n in names:  # each classifier alone
         shutil.copy2(MODEL_DIR / "server.onnx", tmp_path / f"only_{n}.onnx")
         write_metadata(tmp_path / f"only_{n}.onnx", {**meta, "classifier": n, "classifier_weight": 1.0})

@@ -43,8 +43,8 @@ def test_settings_come_from_the_file_metadata():
 
 def test_server_size_counts_its_classifier():
     server = resolve_model("server")
-    assert server.classifiers == ("server_cvcls.onnx",)
-    assert [f.name for f in server.files] == ["server.onnx", "server_cvcls.onnx"]
+    assert server.classifiers == ("server_cvcls.onnx", "server_cvcls2.onnx")
+    assert [f.name for f in server.files] == ["server.onnx", "server_cvcls.onnx", "server_cvcls2.onnx"]
     assert server.size_bytes == sum(f.stat().st_size for f in server.files) > server.path.stat().st_size
     out = subprocess.run([sys.executable, "-m", "maskwatch.cli", "models"], capture_output=True, text=True, timeout=120)
     line = next(x for x in out.stdout.splitlines() if x.startswith("server"))

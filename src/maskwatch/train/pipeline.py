@@ -59,12 +59,14 @@ CLASSIFIERS = {
     ),
 }
 # server_cvcls with 30 % of its crops (non-faces too) turned: up to +-45 degrees, 90 or 180 (the veto
-# took turned faces for background; tried, not shipped: models/server.md)
+# took turned faces for background; alone it cost precision and label safety, averaged with
+# server_cvcls it keeps most of its turned faces: models/server.md)
 CLASSIFIERS["server_cvcls2"] = replace(CLASSIFIERS["server_cvcls"], name="server_cvcls2", turn=0.3)
 # the ones the server model averages (a second seed of server_cls averaged with it gave Kaggle val
 # mAP 0.742 against 0.745 alone, so one is shipped; the comparison is in models/server.md);
-# server_cvcls since it learnt drawn coverings (issue 29: server_fvcls's veto dropped covered faces)
-SERVER_CLASSIFIERS = ["server_cvcls"]
+# server_cvcls since it learnt drawn coverings (issue 29: server_fvcls's veto dropped covered faces),
+# server_cvcls2 beside it for turned faces
+SERVER_CLASSIFIERS = ["server_cvcls", "server_cvcls2"]
 # the detector recipe each model runs: YuNet-n fine-tuned with its mask-class branch (recipes
 # "yunet-ft", "yunet-ft2", then "yunet-masked"): alone in mobile; in server with flip, every face
 # labelled and vetoed by the crop classifier (the previous servers ran yunet-ft2, then yunet-cls,
