@@ -71,7 +71,7 @@ SERVER_CLASSIFIERS = ["server_cvcls", "server_cvcls2"]
 # "yunet-ft", "yunet-ft2", then "yunet-masked"): alone in mobile; in server with flip, every face
 # labelled and vetoed by the crop classifier (the previous servers ran yunet-ft2, then yunet-cls,
 # at a picture x1.5 input)
-MOBILE_DETECTOR = "yunet-masked"  # yunet-ft2 trained on covered and turned faces, blended with its start
+MOBILE_DETECTOR = "yunet-masked7"  # yunet-ft2 trained on covered and turned faces, 30 % of its start blended in
 SERVER_DETECTOR = "yunet-masked"
 # the runtime settings each model file carries: the input sized to the picture (its own long side x
 # upscale, between min_input and max_input, tiles above), chosen on validation (see the model cards
