@@ -68,9 +68,9 @@ CLASSIFIERS["server_cvcls2"] = replace(CLASSIFIERS["server_cvcls"], name="server
 # server_cvcls2 beside it for turned faces
 SERVER_CLASSIFIERS = ["server_cvcls", "server_cvcls2"]
 # the detector recipe each model runs: YuNet-n fine-tuned with its mask-class branch (recipes
-# "yunet-ft", "yunet-ft2", then "yunet-masked"): alone in mobile; in server with flip, every face
-# labelled and vetoed by the crop classifier (the previous servers ran yunet-ft2, then yunet-cls,
-# at a picture x1.5 input)
+# "yunet-ft", "yunet-ft2", then "yunet-masked" / "yunet-masked7", which differ in the share of
+# yunet-ft2 blended back): alone in mobile; in server with flip, every face labelled and vetoed by
+# the crop classifiers (the previous servers ran yunet-ft2, then yunet-cls, at a picture x1.5 input)
 MOBILE_DETECTOR = "yunet-masked7"  # yunet-ft2 trained on covered and turned faces, 30 % of its start blended in
 SERVER_DETECTOR = "yunet-masked"
 # the runtime settings each model file carries: the input sized to the picture (its own long side x
@@ -111,7 +111,7 @@ MOBILE_SETTINGS = {
 # 0.752 (models/mobile.md)
 MOBILE_CLASSIFIERS = ["server_fvcls"]
 # the server: mobile's network and input sizes, run on the picture and its mirror image (flip), every
-# face labelled by the crop classifier (crops also mirrored) and vetoed by it where it sees no face.
+# face labelled by the crop classifiers, averaged (crops also mirrored), and vetoed where they see no face.
 # At picture x1.5 (960-1920 px, the previous server) it cost 2.3x as much (models/server.md)
 SERVER_SETTINGS = {
     **{k: v for k, v in MOBILE_SETTINGS.items() if not k.startswith("classifier")},
