@@ -6,6 +6,14 @@ of YuNet-n (the teacher in ../shared/teachers) at the same input sizes, in one r
     python benchmarks/speed.py --noise --models mobile server --runs 3   # the worst case: 1920x1080 noise, threshold 0
     python benchmarks/speed.py --models mobile mobile:0   # MODEL:X runs Detector(MODEL, classifier_below=X)
     python benchmarks/speed.py --models mobile --threads 1   # one onnxruntime thread (a browser's wasm runs one)
+    python benchmarks/speed.py --models mobile server --yunet 640 --frames 80 --rounds 3   # issue 32's measure
+
+``--frames N``: N photos of the validation parts (Kaggle ``val.txt``, the MacwinWin and webmask2020
+held-out parts, taken in turn) each cut to 4:3 around its centre (never stretched) and resized to
+640x480, instead of the one picture; every call on every frame is timed and the median per frame is
+reported. ``--rounds R`` times every system R times, each round in fresh processes, systems in turn,
+and gives each round's ratio to YuNet-n (the first ``--yunet`` size) and the median of those ratios:
+the machine's load moves absolute times, a round's ratio compares systems that ran seconds apart.
 
 "classified" in each result: the faces the crop classifiers were asked about in one call.
 
@@ -62,6 +70,31 @@ def test_picture(crowd: bool = False, noise: bool = False) -> tuple[np.ndarray, 
     return rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), "random noise at 640x480"
 
 
+def test_frames(n: int) -> tuple[list[np.ndarray], str]:
+    """``n`` validation photos at 640x480, cut to 4:3 around their centre (see the module's doc)."""
+    from maskwatch.evaluation.datasets import HOLDOUT, holdout, load_dataset
+
+    sets = []
+    if (DATA / "kaggle-facemask" / "val.txt").is_file():
+        sets.append(load_dataset(DATA / "kaggle-facemask", DATA / "kaggle-facemask" / "val.txt"))
+    sets += [holdout(load_dataset(DATA / name), frac) for name, frac in HOLDOUT.items() if (DATA / name).is_dir()]
+    paths = [s.image for group in zip(*sets) for s in group][:n]
+    if not paths:
+        rng = np.random.default_rng(0)
+        return [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(n)], f"{n} noise frames at 640x480"
+    frames = []
+    for path in paths:
+        img = cv2.imread(str(path))
+        h, w = img.shape[:2]
+        cw, ch = min(w, h * 4 // 3), min(h, w * 3 // 4)
+        x, y = (w - cw) // 2, (h - ch) // 2
+        frames.append(cv2.resize(img[y : y + ch, x : x + cw], (640, 480), interpolation=cv2.INTER_AREA))
+    return (
+        frames,
+        f"{len(frames)} validation photos (Kaggle val, MacwinWin and webmask2020 held-out in turn) cut to 4:3 at 640x480",
+    )
+
+
 def report(out: dict, path: Path | None) -> None:
     """Print a benchmark's result and write it as JSON when asked."""
     print(json.dumps(out, indent=2))
@@ -76,9 +109,12 @@ def detector(model: str, **options) -> Detector:
     return Detector(name, classifier_below=float(below) if below else None, **options)
 
 
-def bench(model: str, img: np.ndarray, runs: int, threads: int | None = None, threshold: float | None = None) -> dict:
+def bench(
+    model: str, imgs: list[np.ndarray], runs: int, threads: int | None = None, threshold: float | None = None
+) -> dict:
     det = detector(model, threads=threads)
-    r = timed(lambda: det.detect(img, threshold), runs)
+    r = timed(lambda img: det.detect(img, threshold), imgs, runs)
+    img = imgs[0]
     whole, regions = det.passes(img.shape[1], img.shape[0])
     ran: list[int] = []  # the network sizes one call runs: the first passes, then the crowd zoom's, if any
     run_views = det._run_views
@@ -86,7 +122,7 @@ def bench(model: str, img: np.ndarray, runs: int, threads: int | None = None, th
     crops: list[int] = []  # the faces each crop classifier labels in one call (a cascade: the unsure ones)
     det._classifiers = [lambda im, boxes, c=c: crops.append(len(boxes)) or c(im, boxes) for c in det._classifiers]
     det.detect(img, threshold)
-    zoomed = ran[len(whole) + len(regions) :]
+    zoomed = ran[len(whole) + len(regions) :]  # (the first frame's)
     return {
         "model": model,
         **r,
@@ -97,11 +133,11 @@ def bench(model: str, img: np.ndarray, runs: int, threads: int | None = None, th
     }
 
 
-def bench_yunet(long_side: int, img: np.ndarray, runs: int, threads: int | None = None) -> dict:
+def bench_yunet(long_side: int, imgs: list[np.ndarray], runs: int, threads: int | None = None) -> dict:
     from maskwatch.train.teacher import YuNetTeacher, teacher_path
 
     yunet = YuNetTeacher(score_threshold=0.6, long_side=long_side, threads=threads or min(4, os.cpu_count() or 1))
-    r = timed(lambda: yunet.detect(img), runs)
+    r = timed(yunet.detect, imgs, runs)
     return {
         "model": f"yunet-n@{long_side}",
         **r,
@@ -110,28 +146,34 @@ def bench_yunet(long_side: int, img: np.ndarray, runs: int, threads: int | None 
     }
 
 
-def timed(call, runs: int) -> dict:
-    for _ in range(10):
-        call()
+def timed(call, imgs: list[np.ndarray], runs: int) -> dict:
+    """``runs`` calls on each frame (after 10 calls of warm-up), every call timed; faces: over one pass."""
+    for i in range(10):
+        call(imgs[i % len(imgs)])
     times = []
     for _ in range(runs):
-        t = time.perf_counter()
-        found = call()
-        times.append((time.perf_counter() - t) * 1000)
+        for img in imgs:
+            t = time.perf_counter()
+            call(img)
+            times.append((time.perf_counter() - t) * 1000)
+    found = [call(img) for img in imgs]
     times.sort()
     return {
         "median_ms": round(statistics.median(times), 2),
         "p90_ms": round(times[int(0.9 * len(times))], 2),
         "mean_ms": round(statistics.fmean(times), 2),
-        "faces": len(found),
-        "runs": runs,
+        "faces": sum(len(f) for f in found),
+        "runs": runs * len(imgs),
     }
 
 
-def in_own_process(system: str, runs: int, crowd: bool, threads: int | None = None, noise: bool = False) -> dict:
+def in_own_process(
+    system: str, runs: int, crowd: bool, threads: int | None = None, noise: bool = False, frames: int = 0
+) -> dict:
     """One system timed in a fresh process (its own onnxruntime thread pool)."""
     cmd = [sys.executable, __file__, "--one", system, "--runs", str(runs)] + (["--crowd"] if crowd else [])
     cmd += ["--noise"] if noise else []
+    cmd += ["--frames", str(frames)] if frames else []
     cmd += ["--threads", str(threads)] if threads else []
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -146,16 +188,22 @@ def main() -> None:
     ap.add_argument("--crowd", action="store_true", help="time a crowd picture (WIDER FACE val) instead of one face")
     ap.add_argument("--noise", action="store_true", help="1920x1080 noise at threshold 0 instead (maskwatch models)")
     ap.add_argument("--threads", type=int, help="onnxruntime threads for every system (default: each one's own)")
+    ap.add_argument("--frames", type=int, default=0, help="time N validation photos at 640x480 instead of one picture")
+    ap.add_argument("--rounds", type=int, default=1, help="time every system this many times, in turn")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one system in this process
     args = ap.parse_args()
-    img, src = test_picture(args.crowd, args.noise)
+    if args.frames:
+        imgs, src = test_frames(args.frames)
+    else:
+        img, src = test_picture(args.crowd, args.noise)
+        imgs = [img]
     threshold = 0.0 if args.noise else None
     if args.one:
         kind, _, size = args.one.partition("@")
         r = (
-            bench_yunet(int(size), img, args.runs, args.threads)
+            bench_yunet(int(size), imgs, args.runs, args.threads)
             if kind == "yunet-n"
-            else bench(args.one, img, args.runs, args.threads, threshold)
+            else bench(args.one, imgs, args.runs, args.threads, threshold)
         )
         print(json.dumps(r))
         return
@@ -165,13 +213,32 @@ def main() -> None:
         "picture": src,
         "threshold": threshold if args.noise else "each system's default",
         "threads": args.threads or "each system's default",
-        "results": [in_own_process(s, args.runs, args.crowd, args.threads, args.noise) for s in systems],
+        "runs": [],
     }
-    for r in out["results"]:
-        print(
-            f"{r['model']:14s} input {r.get('input')!s:5s} zoom {r.get('zoom_input')!s:5s} median {r['median_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f} ms  "
-            f"({r['faces']} faces, {r.get('classified', 0)} crop-classified, {r['file_mb']} MB)"
-        )
+    for k in range(args.rounds):
+        results = [in_own_process(s, args.runs, args.crowd, args.threads, args.noise, args.frames) for s in systems]
+        base = next((r["median_ms"] for r in results if r["model"].startswith("yunet-n@")), None)
+        for r in results:
+            if base:
+                r["vs_yunet"] = round(r["median_ms"] / base, 3)
+            print(
+                f"round {k + 1} {r['model']:14s} input {r.get('input')!s:5s} zoom {r.get('zoom_input')!s:5s} "
+                f"median {r['median_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f} ms  x{r.get('vs_yunet', '-')} YuNet-n  "
+                f"({r['faces']} faces, {r.get('classified', 0)} crop-classified, {r['file_mb']} MB)",
+                flush=True,
+            )
+        out["runs"].append({"run": k + 1, "results": results})
+    if args.rounds == 1:
+        out["results"] = out.pop("runs")[0]["results"]
+    else:  # each system's ratio to YuNet-n, the median over the rounds
+        ratios: dict[str, list[float]] = {}
+        for run in out["runs"]:
+            for r in run["results"]:
+                if "vs_yunet" in r:
+                    ratios.setdefault(r["model"], []).append(r["vs_yunet"])
+        out["median_vs_yunet"] = {m: round(statistics.median(v), 3) for m, v in ratios.items()}
+        for m, v in out["median_vs_yunet"].items():
+            print(f"{m:14s} x{v} YuNet-n, the median over {args.rounds} rounds")
     print(out["machine"])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
