@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import sys
+import importlib.util
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import speed  # noqa: E402
+# loaded from its file: benchmarks/ on sys.path would shadow the standard library's ``profile``
+# (benchmarks/profile.py), which cProfile, and so torch, import
+_SPEC = importlib.util.spec_from_file_location(
+    "maskwatch_bench_speed", Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
+)
+assert _SPEC is not None and _SPEC.loader is not None
+speed = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(speed)
 
 
 def test_frames_without_data_are_noise_at_640x480(monkeypatch, tmp_path):
