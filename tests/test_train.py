@@ -502,6 +502,39 @@ def test_the_masked_recipe_trains_on_the_masked_mix():
     assert Path("data") / "kaggle-facemask" / "val.txt" in {Path(v[1]) for v in val}
 
 
+def test_a_second_blend_of_one_run_is_not_trained_again(tmp_path):
+    """``weights_of``: another blend of a trained run comes from that run's last weights, exported
+    again (no training): (1 - blend) x the trained weights + blend x the start, like the first blend."""
+    import json
+
+    import onnx
+    from onnx import numpy_helper
+
+    from maskwatch.train.loop import reblend_detector
+
+    voc = make_voc(tmp_path / "voc", n=4)
+    kw = dict(name="tiny", width=0.5, size=96, batch=4, threads=1, sources=[Source(voc)], val=[], val_every=100)
+    quiet = lambda *a: None  # noqa: E731
+    start = train_detector(DetectorRecipe(epochs=1, seed=1, **kw), tmp_path / "start", tmp_path, log=quiet)
+    half = DetectorRecipe(epochs=1, seed=2, init=str(start), blend=0.5, **kw)
+    first = train_detector(half, tmp_path / "half", tmp_path, log=quiet)
+    other = DetectorRecipe(**{**vars(half), "name": "tiny7", "blend": 0.3, "weights_of": "half"})
+    second = reblend_detector(other, tmp_path / "half", tmp_path / "tiny7", log=quiet)
+
+    def weights(path):
+        return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+
+    s, h, m = weights(start), weights(first), weights(second)
+    floats = [k for k in m if m[k].dtype.kind == "f"]
+    assert floats and any(not np.allclose(h[k], s[k]) for k in floats)
+    for k in floats:  # the trained weights are 2 x half - start
+        np.testing.assert_allclose(m[k], 0.7 * (2 * h[k] - s[k]) + 0.3 * s[k], rtol=1e-3, atol=1e-4)
+    row = json.loads((tmp_path / "tiny7" / "log.jsonl").read_text())
+    assert row["epoch"] == 1 and row["weights_of"] == str(tmp_path / "half")
+    assert not (tmp_path / "tiny7" / "last.ckpt").exists()  # nothing trained there
+    assert isinstance(Detector(str(second)).detect(np.zeros((100, 100, 3), np.uint8)), list)
+
+
 def test_a_blended_recipe_averages_its_result_with_its_start(tmp_path):
     """``blend``: the last epoch's file is (1 - blend) x the trained weights + blend x the starting
     file's (WiSE-FT), once; a file of another network cannot be blended in."""

@@ -57,6 +57,9 @@ class DetectorRecipe:
     base_lr_scale: float = 1.0  # learning rate of the pretrained layers against the new ones
     distill: float = 0.0  # YuNetMask: weight of the teacher's face scores and boxes on the same crops as targets
     blend: float = 0.0  # share of the starting file's weights averaged into the final one (export.blend_onnx_weights)
+    # the recipe whose training this one shares (same network, start and data): its last weights are
+    # exported again and blended with this recipe's ``blend``, no training of its own (reblend_detector)
+    weights_of: str | None = None
     export_meta: dict = field(default_factory=dict)  # runtime settings written into each exported file
 
 
@@ -289,6 +292,33 @@ def _train_epoch(
     return step, agg
 
 
+def _export_last(recipe: DetectorRecipe, net: torch.nn.Module, out_dir: Path, log) -> Path:
+    """The file of a run's last weights: exported, then blended once with its start (``blend``)."""
+    onnx_path = export_detector(
+        net, out_dir / f"{recipe.name}.onnx", {"input_size": recipe.input_size, **recipe.export_meta}
+    )
+    if recipe.blend and recipe.init:
+        n = blend_onnx_weights(onnx_path, Path(recipe.init), recipe.blend)
+        log(f"{n} tensors averaged with {recipe.init} ({recipe.blend:g} of it)")
+    return onnx_path
+
+
+def reblend_detector(recipe: DetectorRecipe, trained: Path, out_dir: Path, log=print) -> Path:
+    """``recipe``'s file from the training of another run (``trained``: its folder, same network and
+    start): that run's last weights (the EMA, as it exported them) blended with ``recipe.blend`` of the
+    start. Two blends of one training cost one training (``weights_of``)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net = build_network(recipe, log)
+    net.load_state_dict(torch.load(Path(trained) / "last.ckpt", map_location="cpu", weights_only=False)["ema"])
+    onnx_path = _export_last(recipe, net.eval(), out_dir, log)
+    (out_dir / "recipe.json").write_text(json.dumps(asdict(recipe), default=str, indent=1))
+    row = {"epoch": recipe.epochs, "weights_of": str(trained), "val": {}}
+    (out_dir / "log.jsonl").write_text(json.dumps(row) + "\n")
+    log(json.dumps(row))
+    return onnx_path
+
+
 def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bool = True, log=print) -> Path:
     """Train (or resume) a detector; returns the exported ONNX path in ``out_dir``."""
     out_dir = Path(out_dir)
@@ -323,13 +353,13 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
             },
             ckpt,
         )
-        onnx_path = export_detector(
-            ema.model, out_dir / f"{recipe.name}.onnx", {"input_size": recipe.input_size, **recipe.export_meta}
-        )
         last = epoch + 1 == recipe.epochs
-        if last and recipe.blend and recipe.init:  # once, when the last epoch ends
-            n = blend_onnx_weights(onnx_path, Path(recipe.init), recipe.blend)
-            log(f"{n} tensors averaged with {recipe.init} ({recipe.blend:g} of it)")
+        if last:  # blended once, when the last epoch ends
+            onnx_path = _export_last(recipe, ema.model, out_dir, log)
+        else:
+            onnx_path = export_detector(
+                ema.model, out_dir / f"{recipe.name}.onnx", {"input_size": recipe.input_size, **recipe.export_meta}
+            )
         due = recipe.val and ((epoch + 1) % max(1, recipe.val_every) == 0 or last)
         val = validate(onnx_path, recipe.val) if due else {}
         row = {

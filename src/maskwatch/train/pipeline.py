@@ -31,7 +31,7 @@ from ..evaluation.metrics import best_f1_threshold
 from ..evaluation.run import run_eval
 from .classifier import ClassifierRecipe, train_classifier
 from ..export import write_metadata
-from .loop import default_sources, train_detector
+from .loop import default_sources, reblend_detector, train_detector
 from .recipes import DETECTORS
 
 # crop classifier recipes (each can be trained by name: ``maskwatch train server_fvcls``)
@@ -186,6 +186,9 @@ def train_recipe_chain(name: str, data: Path, out: Path, epochs: int | None = No
     if recipe.pseudo_from:
         cls = out / recipe.pseudo_from / f"{recipe.pseudo_from}.onnx"
         recipe.pseudo = str(cls if cls.is_file() else run_recipe(recipe.pseudo_from, data, out, None, resume))
+    if recipe.weights_of:  # another blend of a run trained once
+        shared = train_recipe_chain(recipe.weights_of, data, out, None, resume)
+        return reblend_detector(recipe, shared.parent, out / name)
     return train_detector(recipe, out / name, data, resume=resume)
 
 

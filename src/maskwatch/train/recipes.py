@@ -96,8 +96,11 @@ DETECTORS["yunet-ft2"] = _yunet_after("yunet-ft2", "yunet-ft", 6, 1e-3, 12)
 # WIDER face AP; blended it keeps both and most of the covered faces won: models/mobile.md)
 _MASKED = {"paste": 0.25, "cover": 0.3, "rotate": 0.3, "mix": "masked"}
 DETECTORS["yunet-masked"] = _yunet_after("yunet-masked", "yunet-ft2", 8, 7e-4, 13, **_MASKED, blend=0.5)
-# the same training, 70 % of the trained weights kept instead of half: more of the covered faces won
-# (masked under a drawn covering +3 to +6 points), a little of Kaggle's bare faces and WIDER face AP
-# given back (models/mobile.md); the mobile detector since 2026-12-06 evening. The server keeps
-# yunet-masked: its crop classifiers were trained on that network's mistakes
-DETECTORS["yunet-masked7"] = _yunet_after("yunet-masked7", "yunet-ft2", 8, 7e-4, 13, **_MASKED, blend=0.3)
+# the same training (yunet-masked's run, not trained again: weights_of), 70 % of the trained weights
+# kept instead of half: more of the covered faces won (masked under a drawn covering +3 to +6 points),
+# a little of Kaggle's bare faces and WIDER face AP given back (models/mobile.md); the mobile detector
+# since 2026-12-06 evening. The server keeps yunet-masked: its crop classifiers were trained on that
+# network's mistakes
+DETECTORS["yunet-masked7"] = _yunet_after(
+    "yunet-masked7", "yunet-ft2", 8, 7e-4, 13, **_MASKED, blend=0.3, weights_of="yunet-masked"
+)
