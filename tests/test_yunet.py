@@ -166,6 +166,64 @@ def test_distillation_pulls_toward_the_teacher_and_early_layers_stay():
     assert any(n.startswith("base.stage3") for n in moved) and any(n.startswith("cls_out") for n in moved)
 
 
+def test_lite_layout_runs_stage_2s_wide_units_at_stride_8(tmp_path):
+    """``YuNetMaskLite`` holds YuNet-n's tensors (each layout loads the other's file), gives as many
+    cells per level, and runs stage 2's 64-channel units on a quarter of the positions; a training
+    file of that layout is exported with its arch and rebuilt from it (fine-tuning)."""
+    torch = pytest.importorskip("torch")
+    from maskwatch.train.export import export_detector, load_onnx_weights
+    from maskwatch.train.finetune import network_of
+    from maskwatch.train.loop import DetectorRecipe, build_network, build_teacher
+    from maskwatch.train.yunet import YuNetMask
+
+    torch.manual_seed(0)
+    full, lite = YuNetMask.of_arch("YuNetMask"), YuNetMask.of_arch("YuNetMaskLite")
+    with torch.no_grad():  # no two tensors alike (the exporter would store them once)
+        for p in full.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    assert (full.config["arch"], lite.config["arch"]) == ("YuNetMask", "YuNetMaskLite")
+    assert {k: v.shape for k, v in full.state_dict().items()} == {k: v.shape for k, v in lite.state_dict().items()}
+    seen: dict[str, tuple[int, ...]] = {}
+
+    def keep(name: str):
+        def hook(module, inputs, output) -> None:
+            seen.setdefault(name, tuple(output.shape))
+
+        return hook
+
+    for name, net in (("full", full), ("lite", lite)):
+        net.base.stage2[2].register_forward_hook(keep(name))
+    x = torch.rand(1, 3, 128, 160) * 255
+    with torch.no_grad():
+        outs = [net.eval()(x) for net in (full, lite)]
+    assert [o.shape for o in outs[0]] == [o.shape for o in outs[1]]
+    assert seen["full"][-2:] == (32, 40) and seen["lite"][-2:] == (16, 20)  # stride 4 against stride 8
+
+    path = export_detector(full, tmp_path / "full.onnx")
+    assert load_onnx_weights(lite, path, strict=True) == len([k for k in lite.state_dict() if ".kps." not in k])
+    with torch.no_grad():
+        same = lite(x)
+    assert not torch.allclose(same[0], outs[0][0])  # the same weights, another network
+    lite_path = export_detector(lite, tmp_path / "lite.onnx")
+    assert read_metadata(lite_path)["arch"] == "YuNetMaskLite"
+    rebuilt = network_of(lite_path, read_metadata(lite_path), "stem", lambda s: None)
+    assert rebuilt.base.stride8_from == 2
+    assert not any(p.requires_grad for p in rebuilt.base.stage1.parameters())
+    assert all(p.requires_grad for p in rebuilt.base.stage2.parameters())
+
+    # the distillation teacher of a lite recipe: its starting file in YuNet-n's layout
+    recipe = DetectorRecipe(arch="YuNetMaskLite", distill=1.0, distill_from="init", init=str(path))
+    teacher = build_teacher(recipe)
+    assert teacher is not None and teacher.base.stride8_from == 4
+    with torch.no_grad():
+        assert torch.allclose(teacher(x)[0], outs[0][0], atol=1e-4)
+    assert build_network(recipe).base.stride8_from == 2
+    with pytest.raises(ValueError, match="distill_from"):
+        build_teacher(DetectorRecipe(arch="YuNetMaskLite", distill=1.0, distill_from="init"))
+    with pytest.raises(ValueError, match="unknown detector arch"):
+        build_network(DetectorRecipe(arch="YuNetMaskHuge"))
+
+
 def _model_with(tmp_path: Path, **settings) -> Path:
     """A copy of the shipped mobile model (and its crop classifier beside it) with other runtime settings."""
     path = tmp_path / "m.onnx"

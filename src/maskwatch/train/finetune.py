@@ -37,7 +37,16 @@ from ..evaluation.run import run_eval
 from .data import DetectionDataset
 from ..export import write_metadata
 from .export import export_detector, load_onnx_weights
-from .loop import EMA, FROZEN_STAGES, DetectorRecipe, _param_groups, _train_epoch, build_network, lr_schedule
+from .loop import (
+    EMA,
+    FROZEN_STAGES,
+    YUNET_ARCHS,
+    DetectorRecipe,
+    _param_groups,
+    _train_epoch,
+    build_network,
+    lr_schedule,
+)
 
 DISTILL = 2.0  # weight of the starting network's face scores and boxes as targets (holds what it found before)
 SMALL_SET = 1000  # training pictures under which the backbone stays frozen by default
@@ -92,7 +101,7 @@ def network_of(init_path: Path, meta: dict, freeze: str, log: Callable[[str], No
     n = load_onnx_weights(net, init_path, strict=True)
     log(f"started from {init_path}: {arch}, all {n} tensors copied")
     if freeze != "none":
-        if arch != "YuNetMask" or freeze not in FROZEN_STAGES:
+        if arch not in YUNET_ARCHS or freeze not in FROZEN_STAGES:
             raise MaskwatchError(f"freeze {freeze!r}: {arch} freezes none or {', '.join(FROZEN_STAGES)}")
         frozen = net.freeze_backbone(FROZEN_STAGES[freeze])
         log(f"frozen: the {freeze} ({sum(p.numel() for p in frozen)} weights); --unfreeze trains every layer")
@@ -168,7 +177,7 @@ def finetune(
     freeze = freeze or ("backbone" if len(train) < SMALL_SET else "none")
     torch.manual_seed(seed)
     random.seed(seed)
-    net = network_of(init_path, meta, freeze if meta.get("arch") == "YuNetMask" else "none", log)
+    net = network_of(init_path, meta, freeze if meta.get("arch") in YUNET_ARCHS else "none", log)
     start = Detector(init_path)
     before = figures(start, val)
     log(f"before: {_line(before)} on {len(val)} validation pictures")

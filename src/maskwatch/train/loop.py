@@ -50,12 +50,15 @@ class DetectorRecipe:
     rare_repeat: int = 0  # extra draws per epoch of each picture that holds an ``incorrect`` face (the rare class)
     pseudo: str | None = None  # a crop classifier file whose sure answers label the faces without a mask label
     pseudo_from: str | None = None  # or: the classifier recipe (in pipeline.CLASSIFIERS) that makes it
-    arch: str = "FaceMaskNet"  # or "YuNetMask": YuNet-n's network with a mask-class branch (train/yunet.py)
+    # or "YuNetMask": YuNet-n's network with a mask-class branch (train/yunet.py); or "YuNetMaskLite":
+    # the same layers with stage 2's two 64-channel units at stride 8 (0.8x YuNet-n's time)
+    arch: str = "FaceMaskNet"
     teacher_init: bool = False  # YuNetMask: start from the teacher's weights (../shared/teachers)
     freeze: str = "none"  # YuNetMask: "base" (only the class branch learns), "backbone" (the neck and heads
     # too) or "early" (the stem and the first two stages stay; stages 3-5, the neck and heads learn)
     base_lr_scale: float = 1.0  # learning rate of the pretrained layers against the new ones
     distill: float = 0.0  # YuNetMask: weight of the teacher's face scores and boxes on the same crops as targets
+    distill_from: str = "yunet"  # that teacher: "yunet" (YuNet-n's file) or "init" (the starting file)
     blend: float = 0.0  # share of the starting file's weights averaged into the final one (export.blend_onnx_weights)
     # the recipe whose training this one shares (same network, start and data): its last weights are
     # exported again and blended with this recipe's ``blend``, no training of its own (reblend_detector)
@@ -160,12 +163,12 @@ def build_network(recipe: DetectorRecipe, log=print) -> torch.nn.Module:
     """The recipe's network: maskwatch's own ``FaceMaskNet``, or YuNet-n with a mask branch."""
     if recipe.arch == "FaceMaskNet":
         return FaceMaskNet(width=recipe.width)
-    if recipe.arch != "YuNetMask":
-        raise ValueError(f"unknown detector arch {recipe.arch!r}")
+    if recipe.arch not in YUNET_ARCHS:
+        raise ValueError(f"unknown detector arch {recipe.arch!r}: FaceMaskNet, {', '.join(YUNET_ARCHS)}")
     from .teacher import teacher_path
     from .yunet import YuNetMask
 
-    model = YuNetMask()
+    model = YuNetMask.of_arch(recipe.arch)
     if recipe.teacher_init:
         model.load_teacher(teacher_path())
         log(f"started from YuNet-n's weights ({teacher_path()})")
@@ -179,19 +182,28 @@ def build_network(recipe: DetectorRecipe, log=print) -> torch.nn.Module:
     return model
 
 
-FROZEN_STAGES = {"backbone": 5, "early": 2}  # freeze= names: the backbone stages that keep YuNet-n's weights
+YUNET_ARCHS = ("YuNetMask", "YuNetMaskLite")
+# freeze= names: the backbone stages that keep their weights ("stem": the stem and stage 1, at stride 2)
+FROZEN_STAGES = {"backbone": 5, "early": 2, "stem": 1}
 
 
 def build_teacher(recipe: DetectorRecipe) -> torch.nn.Module | None:
     """The frozen starting network whose outputs are distillation targets (``recipe.distill``)."""
     if not recipe.distill:
         return None
-    if recipe.arch != "YuNetMask":
-        raise ValueError("distill needs arch='YuNetMask' (the teacher is YuNet-n)")
+    if recipe.arch not in YUNET_ARCHS:
+        raise ValueError(f"distill needs arch {' or '.join(YUNET_ARCHS)} (the teacher is YuNet-n's network)")
     from .teacher import teacher_path
     from .yunet import YuNet, YuNetMask
 
-    teacher = YuNetMask(YuNet.from_onnx(teacher_path())).eval()
+    if recipe.distill_from == "yunet":
+        teacher = YuNetMask(YuNet.from_onnx(teacher_path())).eval()
+    elif recipe.distill_from == "init" and recipe.init:
+        teacher = YuNetMask()
+        load_onnx_weights(teacher, Path(recipe.init), strict=True)
+        teacher.eval()
+    else:
+        raise ValueError(f"distill_from {recipe.distill_from!r}: 'yunet', or 'init' with a starting file")
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher

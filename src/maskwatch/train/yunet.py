@@ -13,6 +13,10 @@ matter). The layers, read off that graph:
 * head: one shared unit per level, then per output (class score, box, objectness, five landmarks)
   a 1x1 convolution and a 3x3 convolution grouped per output channel.
 
+``YuNet(stride8_from=2)`` (``YuNetMaskLite``) runs stage 2's two 64-channel units after the stride-8
+pooling instead of before it: the same tensors on a quarter of the positions. Those two units were a
+quarter of YuNet-n's time on a 640x480 input (docs/speed.md); the network takes 0.8x YuNet-n's time.
+
 ``YuNet`` gives the ONNX file's outputs (for the port test). ``YuNetMask`` adds a mask-class branch
 per level (one unit, started from the level's shared unit, then 1x1 + grouped 3x3 to three logits)
 and returns what maskwatch's training loop and exporter take: a face-score logit, distances (px)
@@ -63,8 +67,13 @@ def Out(cin: int, k: int) -> Unit:
 class YuNet(nn.Module):
     """YuNet-n. Input: BGR 0..255 float, height and width multiples of 32 (padded with 0)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stride8_from: int = 4) -> None:
         super().__init__()
+        # the stage-2 unit from which the features are at stride 8: 4 (YuNet-n: all four at stride 4)
+        # or 2 (``YuNetMaskLite``: its two 64-channel units, a quarter of YuNet-n's time, at stride 8)
+        if not 0 <= stride8_from <= 4:
+            raise ValueError(f"stride8_from must be 0..4, not {stride8_from}")
+        self.stride8_from = stride8_from
         self.stem = nn.Conv2d(3, 16, 3, 2, 1)
         self.stage1 = nn.ModuleList([Unit(16, 16)])  # /2
         self.stage2 = nn.ModuleList([Unit(16, 16), Unit(16, 64), Unit(64, 64), Unit(64, 64)])  # /4
@@ -91,14 +100,18 @@ class YuNet(nn.Module):
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Per-level head features (strides 8, 16, 32) for a BGR 0..255 input."""
         x = F.relu(self.stem(x))
-        x = self.stage1[0](x)
-        feats = []
-        for stage in (self.stage2, self.stage3, self.stage4, self.stage5):
+        x = F.max_pool2d(self.stage1[0](x), 2, 2)
+        for i, u in enumerate(self.stage2):
+            x = u(F.max_pool2d(x, 2, 2) if i == self.stride8_from else x)
+        if self.stride8_from == len(self.stage2):
             x = F.max_pool2d(x, 2, 2)
+        feats = []
+        for j, stage in enumerate((self.stage3, self.stage4, self.stage5)):
+            x = F.max_pool2d(x, 2, 2) if j else x
             for u in stage:
                 x = u(x)
             feats.append(x)
-        _, c3, c4, c5 = feats
+        c3, c4, c5 = feats
         p5 = self.lateral[0](c5)
         p4 = self.lateral[1](c4 + F.interpolate(p5, size=c4.shape[-2:], mode="nearest"))
         p3 = self.lateral[2](c3 + F.interpolate(p4, size=c3.shape[-2:], mode="nearest"))
@@ -152,10 +165,19 @@ class YuNetMask(nn.Module):
         self.base = base or YuNet()
         self.cls_shared = nn.ModuleList([Unit(64, 64) for _ in STRIDES])
         self.cls_out = nn.ModuleList([Out(64, NUM_CLASSES) for _ in STRIDES])
-        self.config = {"arch": "YuNetMask"}
+        self.config = {"arch": "YuNetMask" if self.base.stride8_from == 4 else "YuNetMaskLite"}
         # YuNet's landmark head feeds no output of maskwatch's file: exported files leave it out
         self.export_unused = ("base.outs.kps.",)
         self._init_class_branch()
+
+    @classmethod
+    def of_arch(cls, arch: str) -> "YuNetMask":
+        """``YuNetMask`` (YuNet-n's layout) or ``YuNetMaskLite`` (stage 2's 64-channel units at stride 8:
+        the same tensors, so either loads the other's weights)."""
+        layouts = {"YuNetMask": 4, "YuNetMaskLite": 2}
+        if arch not in layouts:
+            raise ValueError(f"unknown YuNet arch {arch!r}: {', '.join(layouts)}")
+        return cls(YuNet(stride8_from=layouts[arch]))
 
     @torch.no_grad()
     def _init_class_branch(self) -> None:
