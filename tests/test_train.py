@@ -571,3 +571,41 @@ def test_a_blended_recipe_averages_its_result_with_its_start(tmp_path):
         blend_onnx_weights(mixed, other, 0.5)
     with pytest.raises(ValueError, match="share"):
         blend_onnx_weights(mixed, start, 1.0)
+
+
+def test_a_narrower_stage_2_learns_the_teachers_features_and_nothing_else_moves(tmp_path):
+    """``mimic_stage2``: a ``YuNetMaskNarrow`` student, every tensor it shares with its YuNet-n-layout
+    teacher copied, is taught on made-up crops to give the teacher's stage-2 features: its error
+    falls and only stage 2 changes."""
+    from maskwatch.evaluation.datasets import load_dataset
+    from maskwatch.train.export import export_detector, load_onnx_weights
+    from maskwatch.train.loop import mimic_stage2
+    from maskwatch.train.yunet import YuNetMask
+
+    torch.manual_seed(0)
+    teacher = YuNetMask.of_arch("YuNetMask").eval()
+    with torch.no_grad():  # no two tensors alike (the exporter would store them once)
+        for p in teacher.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    student = YuNetMask.of_arch("YuNetMaskNarrow")
+    assert student.config["arch"] == "YuNetMaskNarrow"
+    assert student.base.stage2[1].pw.weight.shape == (32, 16, 1, 1)
+    shared = load_onnx_weights(student, export_detector(teacher, tmp_path / "t.onnx"))
+    new = ("base.stage2.1.", "base.stage2.2.", "base.stage2.3.pw.weight", "base.outs.kps.")  # (no landmarks in a file)
+    assert shared == len([k for k in student.state_dict() if not k.startswith(new)])
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    ds = DetectionDataset(load_dataset(make_voc(tmp_path / "voc")), size=96, seed=1)
+    imgs = torch.stack([torch.from_numpy(ds[i][0]).permute(2, 0, 1).float() for i in range(4)])
+
+    def error() -> float:
+        with torch.no_grad():
+            t = teacher.base.stage2_out(imgs)
+            return float((student.base.stage2_out(imgs) - t).pow(2).mean() / t.pow(2).mean())
+
+    start = error()
+    recipe = DetectorRecipe(arch="YuNetMaskNarrow", mimic_epochs=4, lr=3e-3, batch=4, seed=0)
+    losses = mimic_stage2(student, teacher, ds, recipe, log=lambda *a: None)
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert error() < start
+    moved = {k for k, v in student.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved and all(k.startswith("base.stage2.") for k in moved)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..evaluation.datasets import load_dataset
 from ..core.detector import Detector
@@ -51,7 +52,8 @@ class DetectorRecipe:
     pseudo: str | None = None  # a crop classifier file whose sure answers label the faces without a mask label
     pseudo_from: str | None = None  # or: the classifier recipe (in pipeline.CLASSIFIERS) that makes it
     # or "YuNetMask": YuNet-n's network with a mask-class branch (train/yunet.py); or "YuNetMaskLite":
-    # the same layers with stage 2's two 64-channel units at stride 8 (0.8x YuNet-n's time)
+    # the same layers with stage 2's two 64-channel units at stride 8 (0.8x the time of YuNet-n's layout); or
+    # "YuNetMaskNarrow": stage 2 at 32 channels until its last unit (0.83x)
     arch: str = "FaceMaskNet"
     teacher_init: bool = False  # YuNetMask: start from the teacher's weights (../shared/teachers)
     freeze: str = "none"  # YuNetMask: "base" (only the class branch learns), "backbone" (the neck and heads
@@ -59,6 +61,7 @@ class DetectorRecipe:
     base_lr_scale: float = 1.0  # learning rate of the pretrained layers against the new ones
     distill: float = 0.0  # YuNetMask: weight of the teacher's face scores and boxes on the same crops as targets
     distill_from: str = "yunet"  # that teacher: "yunet" (YuNet-n's file) or "init" (the starting file)
+    mimic_epochs: int = 0  # first, epochs that teach stage 2 alone to give the teacher's stage-2 features
     blend: float = 0.0  # share of the starting file's weights averaged into the final one (export.blend_onnx_weights)
     # the recipe whose training this one shares (same network, start and data): its last weights are
     # exported again and blended with this recipe's ``blend``, no training of its own (reblend_detector)
@@ -182,7 +185,7 @@ def build_network(recipe: DetectorRecipe, log=print) -> torch.nn.Module:
     return model
 
 
-YUNET_ARCHS = ("YuNetMask", "YuNetMaskLite")
+YUNET_ARCHS = ("YuNetMask", "YuNetMaskLite", "YuNetMaskNarrow")
 # freeze= names: the backbone stages that keep their weights ("stem": the stem and stage 1, at stride 2)
 FROZEN_STAGES = {"backbone": 5, "early": 2, "stem": 1}
 
@@ -331,6 +334,46 @@ def reblend_detector(recipe: DetectorRecipe, trained: Path, out_dir: Path, log=p
     return onnx_path
 
 
+def mimic_stage2(
+    model: torch.nn.Module, teacher: torch.nn.Module, ds: DetectionDataset, recipe: DetectorRecipe, log=print
+) -> list[float]:
+    """Teach the student's stage 2 alone (a new, narrower one) to give the teacher's stage-2 features
+    on the training crops: mean squared error over the teacher's mean square, ``recipe.mimic_epochs``
+    epochs at ``recipe.lr`` x 3, cosine. The rest of the network is left as it is. Returns each
+    epoch's mean loss."""
+    from tqdm import tqdm
+
+    stage2 = model.base.stage2
+    params = list(stage2.parameters())
+    opt = torch.optim.AdamW(params, lr=recipe.lr * 3, weight_decay=0.0)
+    steps = max(1, len(ds) // recipe.batch)
+    lr_at = lr_schedule(recipe.lr * 3, steps * recipe.mimic_epochs)
+    losses, step = [], 0
+    for epoch in range(recipe.mimic_epochs):
+        ds.epoch = epoch
+        order = list(range(len(ds)))
+        random.Random(recipe.seed * 104729 + epoch).shuffle(order)
+        total = 0.0
+        for b in tqdm(range(steps), desc=f"stage 2, epoch {epoch + 1}/{recipe.mimic_epochs}", mininterval=5):
+            imgs = collate([ds[i] for i in order[b * recipe.batch : (b + 1) * recipe.batch]])[0]
+            with torch.no_grad():
+                t = teacher.base.stage2_out(imgs)
+                x = F.max_pool2d(model.base.stage1[0](F.relu(model.base.stem(imgs))), 2, 2)
+            for u in stage2:
+                x = u(x)
+            loss = (x - t).pow(2).mean() / t.pow(2).mean().clamp(min=1e-6)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            total += float(loss)
+        losses.append(total / steps)
+        log(f"stage 2 taught the teacher's features, epoch {epoch + 1}: relative error {losses[-1]:.4f}")
+    return losses
+
+
 def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bool = True, log=print) -> Path:
     """Train (or resume) a detector; returns the exported ONNX path in ``out_dir``."""
     out_dir = Path(out_dir)
@@ -344,6 +387,10 @@ def train_detector(recipe: DetectorRecipe, out_dir: Path, data: Path, resume: bo
     resumed = resume and ckpt.is_file()
     model = _new_detector(recipe, resumed, log)
     teacher = build_teacher(recipe)
+    if recipe.mimic_epochs and not resumed:
+        if teacher is None:
+            raise ValueError("mimic_epochs needs a distillation teacher (distill > 0)")
+        mimic_stage2(model, teacher, ds, recipe, log)
     ema = EMA(model)
     opt = torch.optim.AdamW(_param_groups(model, recipe.weight_decay, recipe.base_lr_scale), lr=recipe.lr)
     steps_per_epoch = max(1, len(ds) // recipe.batch)
