@@ -368,7 +368,7 @@ def mimic_stage2(
             loss.backward()
             opt.step()
             step += 1
-            total += float(loss)
+            total += loss.item()
         losses.append(total / steps)
         log(f"stage 2 taught the teacher's features, epoch {epoch + 1}: relative error {losses[-1]:.4f}")
     return losses
