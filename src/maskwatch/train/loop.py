@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..evaluation.datasets import load_dataset
 from ..core.detector import Detector
@@ -24,6 +23,7 @@ from .export import blend_onnx_weights, export_detector, load_onnx_weights
 from .loss import detection_loss, distill_loss
 from .net import FaceMaskNet
 from .pseudo import pseudo_label
+from .yunet import LAYOUTS
 
 
 @dataclass
@@ -185,7 +185,7 @@ def build_network(recipe: DetectorRecipe, log=print) -> torch.nn.Module:
     return model
 
 
-YUNET_ARCHS = ("YuNetMask", "YuNetMaskLite", "YuNetMaskNarrow")
+YUNET_ARCHS = tuple(LAYOUTS)
 # freeze= names: the backbone stages that keep their weights ("stem": the stem and stage 1, at stride 2)
 FROZEN_STAGES = {"backbone": 5, "early": 2, "stem": 1}
 
@@ -358,9 +358,8 @@ def mimic_stage2(
             imgs = collate([ds[i] for i in order[b * recipe.batch : (b + 1) * recipe.batch]])[0]
             with torch.no_grad():
                 t = teacher.base.stage2_out(imgs)
-                x = F.max_pool2d(model.base.stage1[0](F.relu(model.base.stem(imgs))), 2, 2)
-            for u in stage2:
-                x = u(x)
+                x = model.base.stage2_in(imgs)
+            x = model.base.run_stage2(x)
             loss = (x - t).pow(2).mean() / t.pow(2).mean().clamp(min=1e-6)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)

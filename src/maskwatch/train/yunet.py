@@ -13,7 +13,7 @@ matter). The layers, read off that graph:
 * head: one shared unit per level, then per output (class score, box, objectness, five landmarks)
   a 1x1 convolution and a 3x3 convolution grouped per output channel.
 
-``YuNet(stride8_from=2)`` (``YuNetMaskLite``) runs stage 2's two 64-channel units after the stride-8
+``YuNet("YuNetMaskLite")`` runs stage 2's two 64-channel units after the stride-8
 pooling instead of before it: the same tensors on a quarter of the positions. Those two units were a
 quarter of YuNet-n's time on a 640x480 input (docs/speed.md); in that layout the network takes 0.8x the time.
 ``YuNetMaskNarrow`` keeps them at stride 4 at 32 channels (stage 2: 16, 32, 32, 64; 0.83x): new
@@ -35,12 +35,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 STRIDES = (8, 16, 32)
-# the layouts of YuNet-n's network that maskwatch trains (``YuNet``'s arguments), by arch name
-DEFAULT_LAYOUT: dict = {"stride8_from": 4, "stage2_widths": (16, 64, 64, 64)}
+# the layouts of YuNet-n's network that maskwatch trains, by arch name: the stage-2 unit from which
+# the features are at stride 8 (4: all four at stride 4, as YuNet-n), and stage 2's widths
 LAYOUTS: dict[str, dict] = {
-    "YuNetMask": {},
-    "YuNetMaskLite": {"stride8_from": 2},
-    "YuNetMaskNarrow": {"stage2_widths": (16, 32, 32, 64)},
+    "YuNetMask": {"stride8_from": 4, "stage2_widths": (16, 64, 64, 64)},
+    "YuNetMaskLite": {"stride8_from": 2, "stage2_widths": (16, 64, 64, 64)},
+    "YuNetMaskNarrow": {"stride8_from": 4, "stage2_widths": (16, 32, 32, 64)},
 }
 OUTPUTS = {"cls": 1, "bbox": 4, "obj": 1, "kps": 10}  # per level, in the graph's order
 NUM_CLASSES = 3
@@ -76,19 +76,15 @@ def Out(cin: int, k: int) -> Unit:
 class YuNet(nn.Module):
     """YuNet-n. Input: BGR 0..255 float, height and width multiples of 32 (padded with 0)."""
 
-    def __init__(self, stride8_from: int = 4, stage2_widths: tuple[int, ...] = (16, 64, 64, 64)) -> None:
+    def __init__(self, layout: str = "YuNetMask") -> None:
         super().__init__()
-        # the stage-2 unit from which the features are at stride 8: 4 (YuNet-n: all four at stride 4)
-        # or 2 (``YuNetMaskLite``: its two 64-channel units, a quarter of YuNet-n's time, at stride 8)
-        if not 0 <= stride8_from <= 4:
-            raise ValueError(f"stride8_from must be 0..4, not {stride8_from}")
-        if len(stage2_widths) != 4 or stage2_widths[-1] != 64:
-            raise ValueError(f"stage2_widths: four widths ending in 64, not {stage2_widths}")
-        self.stride8_from = stride8_from
-        self.stage2_widths = tuple(stage2_widths)
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown YuNet arch {layout!r}: {', '.join(LAYOUTS)}")
+        self.layout = layout
+        self.stride8_from: int = LAYOUTS[layout]["stride8_from"]
         self.stem = nn.Conv2d(3, 16, 3, 2, 1)
         self.stage1 = nn.ModuleList([Unit(16, 16)])  # /2
-        w = (16, *stage2_widths)
+        w = (16, *LAYOUTS[layout]["stage2_widths"])
         self.stage2 = nn.ModuleList([Unit(w[i], w[i + 1]) for i in range(4)])  # /4
         self.stage3 = nn.ModuleList([Unit(64, 64), Unit(64, 64)])  # /8
         self.stage4 = nn.ModuleList([Unit(64, 64), Unit(64, 64)])  # /16
@@ -110,12 +106,18 @@ class YuNet(nn.Module):
                 convs += o.convs()
         return convs
 
-    def stage2_out(self, x: torch.Tensor) -> torch.Tensor:
-        """Stage 2's output for a BGR 0..255 input (what a narrower stage 2 is taught to give)."""
-        x = F.max_pool2d(self.stage1[0](F.relu(self.stem(x))), 2, 2)
+    def stage2_in(self, x: torch.Tensor) -> torch.Tensor:
+        """What stage 2 takes (stride 4) for a BGR 0..255 input."""
+        return F.max_pool2d(self.stage1[0](F.relu(self.stem(x))), 2, 2)
+
+    def run_stage2(self, x: torch.Tensor) -> torch.Tensor:
         for i, u in enumerate(self.stage2):
             x = u(F.max_pool2d(x, 2, 2) if i == self.stride8_from else x)
         return x
+
+    def stage2_out(self, x: torch.Tensor) -> torch.Tensor:
+        """Stage 2's output for a BGR 0..255 input (what a narrower stage 2 is taught to give)."""
+        return self.run_stage2(self.stage2_in(x))
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Per-level head features (strides 8, 16, 32) for a BGR 0..255 input."""
@@ -182,10 +184,7 @@ class YuNetMask(nn.Module):
         self.base = base or YuNet()
         self.cls_shared = nn.ModuleList([Unit(64, 64) for _ in STRIDES])
         self.cls_out = nn.ModuleList([Out(64, NUM_CLASSES) for _ in STRIDES])
-        layout = {"stride8_from": self.base.stride8_from, "stage2_widths": self.base.stage2_widths}
-        self.config = {
-            "arch": next((a for a, kw in LAYOUTS.items() if {**DEFAULT_LAYOUT, **kw} == layout), "YuNetMask")
-        }
+        self.config = {"arch": self.base.layout}
         # YuNet's landmark head feeds no output of maskwatch's file: exported files leave it out
         self.export_unused = ("base.outs.kps.",)
         self._init_class_branch()
@@ -196,9 +195,7 @@ class YuNetMask(nn.Module):
         the same tensors, so either loads the other's weights) or ``YuNetMaskNarrow`` (stage 2 at 32
         channels until its last unit: new tensors there, taught first to give YuNet-n's stage-2
         features, ``loop.mimic_stage2``)."""
-        if arch not in LAYOUTS:
-            raise ValueError(f"unknown YuNet arch {arch!r}: {', '.join(LAYOUTS)}")
-        return cls(YuNet(**LAYOUTS[arch]))
+        return cls(YuNet(arch))
 
     @torch.no_grad()
     def _init_class_branch(self) -> None:
