@@ -86,15 +86,16 @@ def test_on_device_mode_finds_the_same_faces_as_the_server(browser, live_server,
 @pytest.mark.skipif(not ORT_ASSETS.exists(), reason="on-device mode needs the web assets: run scripts/vendor_web.sh")
 def test_on_device_mode_runs_mobiles_cascade_and_labels_as_python_does(browser, live_server, data):
     """The page asks the crop classifier about the faces whose voted class is under classifier_below,
-    as Detector does: on Kaggle val pictures its labels are the Python runtime's at the same fixed
-    640 px (no zoom: the page runs one pass), not those of the vote alone."""
+    as Detector does: on Kaggle val pictures its labels are the Python runtime's with the same first
+    pass (the model's size rule; no zoom, no close-up pass: the page runs one pass), not those of the
+    vote alone."""
     import cv2
     import numpy as np
 
     from maskwatch import Detector
 
-    cascade = Detector("mobile", input_size=640, zoom=0)
-    vote_only = Detector("mobile", input_size=640, zoom=0, classifier_below=0)
+    cascade = Detector("mobile", zoom=0, shrink_input=0)
+    vote_only = Detector("mobile", zoom=0, shrink_input=0, classifier_below=0)
     page = browser.new_page()
     page.goto(live_server.url + "/")
     matched, same, differs_from_vote, classified = 0, 0, 0, 0

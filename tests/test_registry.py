@@ -77,3 +77,41 @@ def test_model_settings_are_kept_once():
     assert not re.search(r"\b(8, 16, 32|114|0\.45|640|32)\b", code), "a model setting written into ondevice.js"
     for key in ("input_size", "score_threshold", "nms_threshold", "labels", "strides", "pad_multiple", "pad_value"):
         assert f"m.{key}" in code
+
+
+def test_the_first_pass_size_rule_is_one_function(tmp_path):
+    """The first pass's input size comes from one rule (``registry.first_input``) that ``Detector``,
+    ``ModelSettings`` and the PaddleHub module's docs all use: the picture's long side x ``upscale``
+    kept between ``min_input`` and ``max_input``, or a fixed ``input_size``."""
+    from maskwatch.core.registry import ModelSettings, first_input
+
+    small = ModelSettings(upscale=0.8, min_input=512, max_input=1280)
+    assert small.first_input(640, 480) == 512 and small.first_input(480, 640) == 512  # 0.8 x 640
+    assert small.first_input(400, 300) == 512  # never under min_input
+    assert small.first_input(1024, 768) == 819 and small.first_input(4000, 3000) == 1280
+    assert ModelSettings(upscale=None, input_size=416).first_input(4000, 3000) == 416
+    assert first_input(1000, 1.0, 640, 640, 1280) == 1000
+    for name in ("mobile", "server"):
+        det = Detector(name)
+        for w, h in ((640, 480), (400, 300), (1024, 683), (1280, 720)):
+            assert det.passes(w, h)[0][0] == det.settings.first_input(w, h), (name, w, h)
+    # the shipped mobile runs a 640x480 frame smaller than the picture (issue 32); server at its own size
+    assert Detector("mobile").passes(640, 480)[0] == [512] and Detector("server").passes(640, 480)[0] == [640]
+
+
+def test_a_picture_is_shrunk_bilinearly_unless_it_shrinks_a_lot():
+    """Bilinear resizing from 0.7x up (a fifth of INTER_AREA's time), area averaging below (no aliasing)."""
+    import cv2
+    import numpy as np
+
+    from maskwatch.core.detector import AREA_BELOW, Letterbox
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (480, 640, 3), np.uint8)
+    for size in (512, 320):
+        box = Letterbox.of(img.shape[:2], size, 32)
+        got = box.blob(img, 0)[0, :, : box.nh, : box.nw].transpose(1, 2, 0)
+        interp = cv2.INTER_AREA if size / 640 < AREA_BELOW else cv2.INTER_LINEAR
+        want = cv2.resize(img, (box.nw, box.nh), interpolation=interp).astype(np.float32)
+        assert np.array_equal(got, want), size
+        assert box.blob(img, 0)[0, :, box.nh :, :].sum() == 0  # the padding

@@ -256,6 +256,13 @@ def test_input_sized_to_the_picture(tmp_path):
     fixed = Detector(_model_with(tmp_path, upscale=1.25), input_size=640)
     assert fixed.passes(3000, 2000) == ([640], [])
     assert Detector(_model_with(tmp_path, upscale=1.25), input_size=640, tile=True).passes(3000, 2000)[1]
+    # a first pass smaller than the picture (mobile's x0.8) shrinks pictures up to 1.25 x the cap, and
+    # tiles larger ones at their own resolution, as x1 does: tiles keep small faces, and get no zoom
+    smaller = Detector(_model_with(tmp_path, upscale=0.8, min_input=512, max_input=1280))
+    assert smaller.passes(640, 480) == ([512], []) and smaller.passes(1500, 1000) == ([1200], [])
+    whole, regions = smaller.passes(1700, 1200)
+    assert whole == [1280] and regions and all(size == 1280 for _, size in regions)
+    assert all(x1 - x0 <= 1280 and y1 - y0 <= 1280 for (x0, y0, x1, y1), _ in regions)
     # a model without the rule keeps its fixed size
     plain = Detector(_model_with(tmp_path, upscale=None, input_size=512))
     assert plain.passes(300, 200) == ([512], [])
@@ -351,6 +358,7 @@ def test_crowd_zoom_rule_on_made_up_first_passes(tmp_path):
         _model_with(
             tmp_path,
             upscale=1.0,
+            min_input=640,
             max_input=1280,
             zoom=1.75,
             zoom_below=12,

@@ -228,7 +228,7 @@ def _size_rule(spec: ModelSpec) -> str:
     else:
         rule = (
             f"the picture's own long side x {spec.settings.upscale:g}, kept between {spec.settings.min_input} and {spec.settings.max_input} px "
-            f"({spec.settings.input_size} px for a 640x480 picture)"
+            f"({spec.settings.first_input(640, 480)} px for a 640x480 picture)"
         )
     if spec.settings.zoom > 1:
         rule += (

@@ -84,6 +84,15 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return meta_from_custom(sess.get_modelmeta().custom_metadata_map)
 
 
+def first_input(long_side: float, upscale: float | None, input_size: int, min_input: int, max_input: int) -> int:
+    """The long side (px) of a picture's first whole-picture pass, before ``scales``: ``input_size``
+    (a fixed rule, ``upscale`` None), or the picture's own long side x ``upscale`` kept between
+    ``min_input`` and ``max_input`` (``Detector.passes``; ``ModelSettings.first_input``)."""
+    if upscale is None:
+        return int(input_size)
+    return int(round(min(max(long_side * upscale, min_input), max_input)))
+
+
 def _floats(v: Any) -> tuple[float, ...]:
     return tuple(float(x) for x in v)
 
@@ -174,6 +183,10 @@ class ModelSettings:
     def pad_multiple(self) -> int:
         """The network input's sides are multiples of this (the largest stride)."""
         return max(self.strides)
+
+    def first_input(self, width: int, height: int) -> int:
+        """The first pass's network input (long side, px) for a picture of this size (``first_input``)."""
+        return first_input(max(width, height), self.upscale, self.input_size, self.min_input, self.max_input)
 
     def input_policy(self) -> str:
         """The input size rule in words, as ``maskwatch models`` prints it."""

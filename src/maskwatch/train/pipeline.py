@@ -75,10 +75,11 @@ MOBILE_DETECTOR = "yunet-masked7"  # yunet-ft2 trained on covered and turned fac
 SERVER_DETECTOR = "yunet-masked"
 # the runtime settings each model file carries: the input sized to the picture (its own long side x
 # upscale, between min_input and max_input, tiles above), chosen on validation (see the model cards
-# and benchmarks/input_sizes.py); input_size: what a 640x480 picture gets, what a fixed-size runtime
-# (a phone app) uses; YuNet-n pads with 0. The zoom: a picture whose first pass finds faces under 12 px
-# (network score >= 0.25) is run again 1.75x larger, up to 1920 px; a picture without small faces costs one pass
-MOBILE_SETTINGS = {
+# and benchmarks/input_sizes.py); input_size: what a fixed-size runtime (a phone app, the web page's
+# on-device mode: no extra passes) uses; YuNet-n pads with 0. The zoom: a picture whose first pass
+# finds faces under 12 px (network score >= 0.25) is run again 1.75x larger, up to 1920 px; a picture
+# without small faces costs one pass. The server's first pass: the picture's own size
+FIRST_PASS = {
     "upscale": 1.0,
     "min_input": 640,
     "max_input": 1280,
@@ -92,6 +93,18 @@ MOBILE_SETTINGS = {
     # and no more than twice the picture's own long side: a 400 px photo is enlarged to 800, not 1120
     # (Kaggle val mAP held; docs/speed.md)
     "zoom_max_scale": 2.0,
+}
+# mobile's first pass at 0.8x the picture (a 640x480 frame at 512 px: 0.65x the network's time), the
+# zoom asked by faces under 15 px there (the 12 px of the picture's own size, and a little more) and
+# reaching the same 1120 px for a 640x480 frame (512 x 2.1875): 1.07x YuNet-n's time against 1.41x,
+# face AP held or rose on all four validation sets at 0.3-1.4 points less precision (issue 32;
+# models/mobile.md, "A smaller first pass")
+MOBILE_SETTINGS = {
+    **FIRST_PASS,
+    "upscale": 0.8,
+    "min_input": 512,
+    "zoom": 2.1875,
+    "zoom_below": 15,
     # close-ups: a picture whose first pass finds a likely face (network score >= 0.25) of 200 px or
     # more at its input (bigger than any face of the 320 px training crops) runs again at 320 px, and
     # its big faces come from there (models/mobile.md, "Close-ups")
@@ -110,11 +123,12 @@ MOBILE_SETTINGS = {
 # for the pseudo-labels of its detector recipe). server_cvcls there gave Kaggle val mAP 0.743 against
 # 0.752 (models/mobile.md)
 MOBILE_CLASSIFIERS = ["server_fvcls"]
-# the server: mobile's network and input sizes, run on the picture and its mirror image (flip), every
+# the server: mobile's network at the picture's own size (FIRST_PASS), run on the picture and its mirror image (flip), every
 # face labelled by the crop classifiers, averaged (crops also mirrored), and vetoed where they see no face.
 # At picture x1.5 (960-1920 px, the previous server) it cost 2.3x as much (models/server.md)
 SERVER_SETTINGS = {
     **{k: v for k, v in MOBILE_SETTINGS.items() if not k.startswith("classifier")},
+    **FIRST_PASS,
     "flip": True,
     "classifier_weight": 0.9,
     "verify_weight": VERIFY_WEIGHT,

@@ -29,7 +29,7 @@ async function session() {
       const info = res.ok ? await res.json() : {models: []};
       const m = (info.models || []).find(x => x.name === 'mobile');
       if (!m) throw new Error('cannot read the mobile model\'s settings from /v1/models (HTTP ' + res.status + ')');
-      settings = {inputSize: m.input_size, threshold: m.score_threshold, nms: m.nms_threshold, voteIou: m.vote_iou, voteScore: m.vote_score, labels: m.labels,
+      settings = {inputSize: m.input_size, upscale: m.upscale, minInput: m.min_input, maxInput: m.max_input, threshold: m.score_threshold, nms: m.nms_threshold, voteIou: m.vote_iou, voteScore: m.vote_score, labels: m.labels,
                   strides: m.strides, padMultiple: m.pad_multiple, padValue: m.pad_value,
                   calibration: m.score_calibration};
       const opts = {executionProviders: ['wasm'], graphOptimizationLevel: 'all'};
@@ -49,9 +49,17 @@ async function session() {
   return sessionPromise;
 }
 
-function preprocess(source, {inputSize, padMultiple, padValue}) {
+// the first pass's size, as the Python runtime's (core/registry.py: first_input): the picture's long
+// side x upscale kept between min_input and max_input, or the fixed input_size; no zoom, no tiles here
+function firstInput(w, h, {inputSize, upscale, minInput, maxInput}) {
+  if (upscale === null || upscale === undefined) return inputSize;
+  return Math.round(Math.min(Math.max(Math.max(w, h) * upscale, minInput), maxInput));
+}
+
+function preprocess(source, settings) {
+  const {padMultiple, padValue} = settings;
   const w0 = source.width, h0 = source.height;
-  const scale = inputSize / Math.max(w0, h0);
+  const scale = firstInput(w0, h0, settings) / Math.max(w0, h0);
   const nw = Math.max(1, Math.round(w0 * scale)), nh = Math.max(1, Math.round(h0 * scale));
   const pw = Math.ceil(nw / padMultiple) * padMultiple, ph = Math.ceil(nh / padMultiple) * padMultiple;
   const canvas = new OffscreenCanvas(pw, ph);
