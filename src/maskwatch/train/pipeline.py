@@ -75,11 +75,11 @@ MOBILE_DETECTOR = "yunet-masked7"  # yunet-ft2 trained on covered and turned fac
 SERVER_DETECTOR = "yunet-masked"
 # the runtime settings each model file carries: the input sized to the picture (its own long side x
 # upscale, between min_input and max_input, tiles above), chosen on validation (see the model cards
-# and benchmarks/input_sizes.py); input_size: what a fixed-size runtime (a phone app, the web page's
-# on-device mode: no extra passes) uses; YuNet-n pads with 0. The zoom: a picture whose first pass
-# finds faces under 12 px (network score >= 0.25) is run again 1.75x larger, up to 1920 px; a picture
-# without small faces costs one pass. The server's first pass: the picture's own size
-FIRST_PASS = {
+# and benchmarks/input_sizes.py); input_size: what a fixed-size runtime (a phone app) uses; YuNet-n
+# pads with 0. The zoom: a picture whose first pass finds faces under 12 px (network score >= 0.25)
+# is run again 1.75x larger, up to 1920 px; a picture without small faces costs one pass. These are
+# the server's passes, the first at the picture's own size; mobile's first pass is smaller (below)
+PASSES = {
     "upscale": 1.0,
     "min_input": 640,
     "max_input": 1280,
@@ -93,6 +93,12 @@ FIRST_PASS = {
     # and no more than twice the picture's own long side: a 400 px photo is enlarged to 800, not 1120
     # (Kaggle val mAP held; docs/speed.md)
     "zoom_max_scale": 2.0,
+    # close-ups: a picture whose first pass finds a likely face (network score >= 0.25) of 200 px or
+    # more at its input (bigger than any face of the 320 px training crops) runs again at 320 px, and
+    # its big faces come from there (models/mobile.md, "Close-ups")
+    "shrink_input": 320,
+    "shrink_above": 200,
+    "shrink_score": 0.25,  # a likely face (as the zoom's): 97 % of close-ups ask, 6-32 % of the sets' photos
 }
 # mobile's first pass at 0.8x the picture (a 640x480 frame at 512 px: 0.65x the network's time), the
 # zoom asked by faces under 15 px there (the 12 px of the picture's own size, and a little more) and
@@ -100,17 +106,11 @@ FIRST_PASS = {
 # face AP held or rose on all four validation sets at 0.3-1.4 points less precision (issue 32;
 # models/mobile.md, "A smaller first pass")
 MOBILE_SETTINGS = {
-    **FIRST_PASS,
+    **PASSES,
     "upscale": 0.8,
     "min_input": 512,
     "zoom": 2.1875,
     "zoom_below": 15,
-    # close-ups: a picture whose first pass finds a likely face (network score >= 0.25) of 200 px or
-    # more at its input (bigger than any face of the 320 px training crops) runs again at 320 px, and
-    # its big faces come from there (models/mobile.md, "Close-ups")
-    "shrink_input": 320,
-    "shrink_above": 200,
-    "shrink_score": 0.25,  # a likely face (as the zoom's): 97 % of close-ups ask, 6-32 % of the sets' photos
     # a cascade: the server's crop classifier labels only the faces whose voted class is under 0.9,
     # blended 0.7, no veto (so the face score, the threshold and face AP stay the network's; Kaggle
     # val label accuracy 0.963 -> 0.974). Detector("mobile", classifier_below=0) turns it off
@@ -123,12 +123,11 @@ MOBILE_SETTINGS = {
 # for the pseudo-labels of its detector recipe). server_cvcls there gave Kaggle val mAP 0.743 against
 # 0.752 (models/mobile.md)
 MOBILE_CLASSIFIERS = ["server_fvcls"]
-# the server: mobile's network at the picture's own size (FIRST_PASS), run on the picture and its mirror image (flip), every
-# face labelled by the crop classifiers, averaged (crops also mirrored), and vetoed where they see no face.
-# At picture x1.5 (960-1920 px, the previous server) it cost 2.3x as much (models/server.md)
+# the server: its network at the picture's own size (PASSES), run on the picture and its mirror image
+# (flip), every face labelled by the crop classifiers, averaged (crops also mirrored), and vetoed where
+# they see no face. At picture x1.5 (960-1920 px, the previous server) it cost 2.3x as much (models/server.md)
 SERVER_SETTINGS = {
-    **{k: v for k, v in MOBILE_SETTINGS.items() if not k.startswith("classifier")},
-    **FIRST_PASS,
+    **PASSES,
     "flip": True,
     "classifier_weight": 0.9,
     "verify_weight": VERIFY_WEIGHT,
