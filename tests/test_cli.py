@@ -167,8 +167,12 @@ def test_export_onnx_loads_and_keeps_settings(tmp_path):
     assert r.exit_code == 0, r.output
     # mobile's crop classifier is a cascade without a veto: the device file is the graph alone
     det, shipped = Detector(str(out)), Detector("mobile", classifier_below=0)
-    assert not det.spec.classifiers and not any(k.startswith("classifier") for k in det.meta)
-    assert det.input_size == shipped.input_size and det.score_threshold == shipped.score_threshold
+    assert not det.spec.classifiers and not any(k.startswith(("classifier", "rescue")) for k in det.meta)
+    assert det.input_size == shipped.input_size
+    # the threshold of the network alone (best F1), not the one moved for the rescue it no longer runs
+    assert det.score_threshold == shipped.spec.network_threshold == shipped.meta["threshold_best_f1"]
+    assert det.score_threshold < shipped.score_threshold and det.spec.network_threshold == det.score_threshold
+    assert shipped.spec.summary()["network_threshold"] == det.score_threshold  # what the browser page runs at
     assert det.spec.score_calibration == shipped.spec.score_calibration
     img = np.full((120, 160, 3), 100, np.uint8)
     img[30:90, 50:110] = 200  # something to find at a low threshold
@@ -185,8 +189,10 @@ def test_export_with_classifier_writes_the_pair_that_runs_as_the_shipped_model(t
     r = run("export", "--model", "mobile", "--with-classifier", "--output", out)
     assert r.exit_code == 0, r.output
     assert (tmp_path / "dev" / "server_fvcls.onnx").is_file() and "server_fvcls.onnx" in r.output
+    assert (tmp_path / "dev" / "server_cvcls2.onnx").is_file()  # the rescue's classifier goes along
     det, shipped = Detector(str(out)), Detector("mobile")
     assert det.spec.classifiers == ("server_fvcls.onnx",) and len(det._classifiers) == 1
+    assert det._rescue is not None and det._rescue_band == shipped._rescue_band
     assert det._cls_below == shipped._cls_below and det._verify_weight == 0
     for f in sorted(glob.glob(str(data / "kaggle-facemask" / "images" / "*")))[:4]:
         img = cv2.imread(f)

@@ -339,6 +339,90 @@ def test_background_class_vetoes_faces(tmp_path, data):
         Detector(tmp_path / "m.onnx")
 
 
+def test_rescued_lifts_faces_just_under_the_models_threshold(tmp_path, data):
+    """``rescue``: the faces scored in [t^(1/(1-w)), t) (t the file's own threshold), voted mask or
+    incorrect, with a short side of ``rescue_min_side`` px or more and not inside a face over t get
+    max(s, s^(1-w) x P(face)^w) from the rescue classifier, never less; every other face keeps its
+    score; the band is the file's, whatever a call asks for."""
+    import shutil
+
+    pytest.importorskip("onnx", reason="writing model files needs onnx (the dev extra)")
+    from maskwatch.core.detector import face_crops
+    from maskwatch.core.geometry import containment_matrix
+    from maskwatch.core.registry import read_metadata
+    from maskwatch.export import write_metadata
+    from maskwatch.models import MODEL_DIR
+
+    _toy_classifier(tmp_path / "veto.onnx", list(LABELS) + ["background"], [0.2, 0.6, 0.2])
+    _toy_classifier(tmp_path / "plain.onnx", list(LABELS), [0.1, 0.1, 0.8])
+    meta = {**_without_classifier(read_metadata(MODEL_DIR / "mobile.onnx")), "score_threshold": 0.6}
+    for name in ("bare.onnx", "m.onnx", "big.onnx", "bad.onnx"):
+        shutil.copy2(MODEL_DIR / "mobile.onnx", tmp_path / name)
+    write_metadata(tmp_path / "bare.onnx", meta)
+    second = {"rescue": 0.9, "rescue_classifier": "veto.onnx", "rescue_min_side": 20.0}
+    write_metadata(tmp_path / "m.onnx", {**meta, **second})
+    img = cv2.imread(str(kaggle_val(data, 1)[0].image))
+    det = Detector(tmp_path / "m.onnx")
+    low, high = det._rescue_band
+    assert high == 0.6 and abs(low - 0.6**10) < 1e-9
+    plain = Detector(tmp_path / "bare.onnx").detections(img, low)  # a call keeps candidates down to the band
+    looked = det.detections(img, 0.02)
+    assert len(plain) > 3 and (np.diff(looked.scores) <= 0).all()
+    face = 1 - face_crops(img, plain.boxes, 32, 1.3).astype(np.float64).mean(axis=(1, 2, 3)) / 255
+    side = np.minimum(plain.boxes[:, 2] - plain.boxes[:, 0], plain.boxes[:, 3] - plain.boxes[:, 1])
+    inside = containment_matrix(plain.boxes, plain.boxes[plain.scores >= high]).max(axis=1, initial=0.0)
+    voted_bare = plain.probs.argmax(axis=1) == LABELS.index("no_mask")  # not what the rescue is for
+    ask = (plain.scores >= low) & (plain.scores < high) & (side >= 20) & (inside < 0.7) & ~voted_bare
+    assert ask.any() and (ask != ((plain.scores >= low) & (plain.scores < high))).any()  # both rules at work
+    want = np.where(ask, np.maximum(plain.scores, plain.scores**0.1 * face**0.9), plain.scores)
+    # the looked-at faces take the classifier's classes (blended 0.7, the default), as the cascade's
+    want_probs = np.where(ask[:, None], 0.7 * np.array([0.2, 0.6, 0.2]) + 0.3 * plain.probs, plain.probs)
+    assert len(looked) == int((want >= 0.02).sum())
+    lifted = 0
+    for b, s, p in zip(looked.boxes, looked.scores, looked.probs):
+        i = int(np.argmin(np.abs(plain.boxes - b).sum(1)))
+        assert np.allclose(plain.boxes[i], b) and abs(s - want[i]) < 1e-4 and np.allclose(p, want_probs[i], atol=1e-5)
+        lifted += s > plain.scores[i] + 1e-6
+    assert lifted > 0 and ask.sum() > lifted - 1  # some faces of the band were lifted, none outside it
+    # rescue_min_face: only where the classifier is that sure of a face
+    lifts = np.sort(face[ask & (face > plain.scores)])
+    assert len(lifts) >= 2
+    sure = float(lifts[len(lifts) // 2 - 1] + lifts[len(lifts) // 2]) / 2  # between two faces, not on one
+    write_metadata(tmp_path / "big.onnx", {**meta, **second, "rescue_min_face": sure})
+    picky = Detector(tmp_path / "big.onnx").detections(img, 0.02)
+    want_picky = np.where(ask & (face >= sure), want, plain.scores)
+    assert np.allclose(np.sort(picky.scores), np.sort(want_picky[want_picky >= 0.02]), atol=1e-4)
+    assert (want_picky != want).any() and (want_picky != plain.scores).any()
+    # a face's score does not depend on the call's threshold: the band is the file's
+    at = det.detections(img, 0.3)
+    assert np.allclose(at.scores, looked.scores[looked.scores >= 0.3], atol=1e-6)
+    # no face big enough, or no second stage asked for: the network's scores
+    write_metadata(tmp_path / "big.onnx", {**meta, **second, "rescue_min_side": 1e6})
+    assert np.allclose(Detector(tmp_path / "big.onnx").detections(img, low).scores, plain.scores)
+    assert np.allclose(Detector(tmp_path / "m.onnx", classifier_below=0).detections(img, low).scores, plain.scores)
+    for bad, match in (({"rescue": 1.0}, "between 0 and 1"), ({"rescue_classifier": "plain.onnx"}, "background")):
+        write_metadata(tmp_path / "bad.onnx", {**meta, **second, **bad})
+        with pytest.raises(ModelError, match=match):
+            Detector(tmp_path / "bad.onnx")
+    write_metadata(tmp_path / "bad.onnx", {**meta, **second, "rescue_classifier": "gone.onnx"})
+    with pytest.raises(ModelError, match="gone.onnx"):
+        Detector(tmp_path / "bad.onnx")
+    write_metadata(tmp_path / "bad.onnx", {**meta, **second, "rescue_input": 16})  # the toy takes 32 px only
+    with pytest.raises(ModelError, match="32 px crops only"):
+        Detector(tmp_path / "bad.onnx")
+
+
+def test_rescued_runs_smaller_crops_where_the_classifier_takes_any_size():
+    """``rescue_input``: the shipped classifiers pool over the whole crop, so mobile's rescue runs
+    its crops at the size its file asks for (96 px), and they still tell a face from a wall."""
+    det = Detector("mobile")
+    assert det._rescue is not None and det._rescue.size == det.settings.rescue_input == 96
+    rng = np.random.default_rng(0)
+    wall = rng.integers(100, 140, (200, 200, 3), dtype=np.uint8)
+    probs, face = det._rescue(wall, np.array([[50, 50, 150, 150]], np.float32))
+    assert probs.shape == (1, len(LABELS)) and np.allclose(probs.sum(1), 1) and face is not None and face[0] < 0.5
+
+
 def test_crop_classifier_flip_averages_mirrored_crops():
     """``classifier_flip``: each crop is also classified mirrored, and the two answers are averaged."""
     from maskwatch.core.detector import CropModel, face_crops

@@ -428,12 +428,16 @@ def test_shipped_models_carry_the_settings_their_recipes_write():
     from maskwatch.train import pipeline
 
     for name, settings, classifiers in (
-        ("mobile", pipeline.MOBILE_SETTINGS, pipeline.MOBILE_CLASSIFIERS),
+        ("mobile", pipeline.MOBILE_SETTINGS, pipeline.MOBILE_CLASSIFIERS + [pipeline.MOBILE_RESCUE]),
         ("server", pipeline.SERVER_SETTINGS, pipeline.SERVER_CLASSIFIERS),
     ):
         meta = read_metadata(MODEL_DIR / f"{name}.onnx")
         assert {k: meta.get(k) for k in settings} == settings, name
-        assert classifier_files(meta) == [f"{c}.onnx" for c in classifiers]
+        assert classifier_files(meta) == [f"{c}.onnx" for c in classifiers]  # the rescue's last
+    # mobile's threshold is the recipe's (moved up for the rescue), the best-F1 one kept beside it
+    meta = read_metadata(MODEL_DIR / "mobile.onnx")
+    assert meta["score_threshold"] == pipeline.MOBILE_THRESHOLD > meta["threshold_best_f1"]
+    assert meta["rescue_classifier"] == f"{pipeline.MOBILE_RESCUE}.onnx"
     mobile = Detector("mobile")
     assert 0 < mobile._cls_below <= 1 and mobile._verify_weight == 0  # asks only where unsure; never vetoes
     assert len(mobile._classifiers) == 1

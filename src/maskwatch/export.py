@@ -183,7 +183,9 @@ def export_model(
     classifiers = list(spec.classifiers) if with_classifier else []
     if with_classifier and not classifiers:
         raise MaskwatchError(f"{model}: has no crop classifier to export with it")
-    for cls in classifiers:  # beside the graph, under the name its metadata gives
+    rescue = spec.settings.rescue_classifier if with_classifier and spec.settings.rescue > 0 else ""
+    for cls in classifiers + ([rescue] if rescue and rescue not in classifiers else []):
+        # beside the graph, under the name its metadata gives
         with tempfile.TemporaryDirectory() as tmp:
             _write(optimise(src.parent / cls, Path(tmp) / "opt.onnx"), output.parent / f"{Path(cls).stem}.{fmt}", fmt)
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,10 +197,15 @@ def export_model(
                     "naming a folder that holds kaggle-facemask/"
                 )
             cur = quantise_int8(cur, Path(tmp) / "int8.onnx", Path(calib))
-        if classifiers:  # the cascade kept, naming the classifier files as written
-            write_metadata(cur, {**meta, "classifier": [f"{Path(c).stem}.{fmt}" for c in classifiers]})
-        elif spec.classifiers:  # the graph alone: its settings without the second stage's
-            write_metadata(cur, {k: v for k, v in meta.items() if k not in SECOND_STAGE})
+        if classifiers:  # the cascade (and the rescue) kept, naming the classifier files as written
+            kept = {**meta, "classifier": [f"{Path(c).stem}.{fmt}" for c in classifiers]}
+            if rescue:
+                kept["rescue_classifier"] = f"{Path(rescue).stem}.{fmt}"
+            write_metadata(cur, kept)
+        elif spec.classifiers:  # the graph alone: its settings without the second stage's, and the
+            # threshold chosen for the network alone where the recipe moved it for the rescue
+            alone = {k: v for k, v in meta.items() if k not in SECOND_STAGE}
+            write_metadata(cur, {**alone, "score_threshold": spec.network_threshold})
         _write(cur, output, fmt)
     return output
 

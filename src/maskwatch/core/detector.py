@@ -271,6 +271,8 @@ class Detector:
         # big faces: a shrunk pass for the faces too big for the network at the first pass's size
         self.shrink_input, self.shrink_above = settings.shrink_input, settings.shrink_above
         self.shrink_score = settings.shrink_score
+        self._rescue: CropModel | None = None  # the rescue (loaded below, with the classifiers)
+        self._rescue_band = (1.0, 1.0)  # face scores [low, high) that get it
         self._default_net = self.cutoffs().net  # the model's own threshold, in network scores
         top = self.input_size if self.upscale is None else self.max_input
         bad = [s for s in self.scales if not (np.isfinite(s) and MIN_INPUT <= top * s <= MAX_INPUT)]
@@ -286,6 +288,33 @@ class Detector:
         self._cls_weight = settings.classifier_weight
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
         self._verify_weight = settings.verify_weight
+        if asks and settings.rescue > 0 and settings.rescue_classifier:
+            self._rescue, self._rescue_band = self._load_rescue(path, threads, providers)
+
+    def _load_rescue(
+        self, path: Path, threads: int | None, providers: Sequence[Any] | None
+    ) -> tuple[CropModel, tuple[float, float]]:
+        """The rescue's classifier and the face scores it is asked about: from the model file's own
+        default threshold t down to the lowest score that ``max(s, s^(1-w) x P(face)^w)`` can lift to
+        t, t^(1/(1-w)). Tied to the file's threshold, not the call's: a face's score never depends on
+        the threshold a call asks for."""
+        w = self.settings.rescue
+        if not 0 < w < 1:
+            raise ModelError(f"{path}: rescue must be between 0 and 1, got {w!r}")
+        rpath = path.parent / self.settings.rescue_classifier
+        if not rpath.is_file():
+            raise ModelError(f"{path}: its rescue classifier {self.settings.rescue_classifier} is missing")
+        model = CropModel.load(rpath, threads, providers)
+        if model.background is None:
+            raise ModelError(f"{rpath}: a rescue classifier needs a background class")
+        size = self.settings.rescue_input
+        if size > 0 and size != model.size:  # smaller crops (a network that pools over the whole crop)
+            shape = model.session.get_inputs()[0].shape[2:]
+            if any(isinstance(d, int) for d in shape) or not MIN_INPUT <= size <= MAX_INPUT:
+                raise ModelError(f"{rpath}: takes {model.size} px crops only, not rescue_input {size}")
+            model.size = size
+        top = check_threshold(self.spec.settings.score_threshold)
+        return model, (top ** (1 / (1 - w)), top)
 
     def __repr__(self) -> str:
         return f"Detector(model={self.name!r}, score_threshold={self.score_threshold}, input_size={self.input_size})"
@@ -453,7 +482,9 @@ class Detector:
         """The score cutoffs of one call, in both score spaces, computed once (see ``Cutoffs``)."""
         face = self.threshold_of(score_threshold)
         cal = self.settings.score_calibration
-        net = face if cal is None else raw_threshold(face, cal)
+        # candidates the rescue may lift over the threshold are kept down to its band
+        low = min(face, self._rescue_band[0]) if self._rescue is not None else face
+        net = low if cal is None else raw_threshold(low, cal)
         # one pass's class vote counts every candidate from VOTE_SCORE up, whatever the call's threshold
         pool = net if self.flip or len(self.scales) > 1 else min(net, VOTE_SCORE)
         # the first passes also keep what may ask for a zoom or a shrunk pass
@@ -497,17 +528,58 @@ class Detector:
     def _finish(self, img: np.ndarray, parts: list[Detections], cut: Cutoffs) -> Detections:
         """Postprocess in network scores (at ``cut.net``), then report calibrated face scores
         (``maskwatch.core.calibration``) at or above ``cut.face``."""
-        out = self._postprocess(img, parts, cut.net)
         cal = self.settings.score_calibration
-        if cal is None or not len(out):
-            return out
-        face_scores = calibrate(out.scores, cal)
-        out = Detections(out.boxes, face_scores, out.probs, out.labels)
-        return out[face_scores >= cut.face]
+        call = cut.face if cal is None else raw_threshold(cut.face, cal)  # the call's threshold, network score
+        out = self._postprocess(img, parts, cut.net, call)
+        if cal is not None and len(out):
+            out = Detections(out.boxes, calibrate(out.scores, cal), out.probs, out.labels)
+        return out[out.scores >= cut.face]
 
-    def _postprocess(self, img: np.ndarray, parts: list[Detections], net_min: float) -> Detections:
+    def _rescue_mask(self, raw: Detections) -> np.ndarray:
+        """Which faces (network scores) the rescue looks at: scored in the rescue band (``_rescue_band``,
+        face scores: just under the model's own threshold), voted ``mask`` or ``incorrect``, a short side
+        of ``rescue_min_side`` px or more, and not lying inside a face already over the threshold (a
+        piece of it)."""
+        look = np.zeros(len(raw), bool)
+        if self._rescue is None or not len(raw):
+            return look
+        cal = self.settings.score_calibration
+        low, high = self._rescue_band
+        if cal is not None:
+            low, high = raw_threshold(low, cal), raw_threshold(high, cal)
+        look = (raw.scores >= low) & (raw.scores < high) & (short_side(raw.boxes) >= self.settings.rescue_min_side)
+        if "no_mask" in self.labels:  # masked faces (voted mask or incorrect): a bare face is not what it is for
+            look &= raw.probs.argmax(axis=1) != self.labels.index("no_mask")
+        sure = raw.boxes[raw.scores >= high]
+        if look.any() and len(sure):
+            look &= containment_matrix(raw.boxes, sure).max(axis=1) < INSIDE_BIG
+        return look
+
+    def _rescued(self, img: np.ndarray, sub: Detections) -> Detections:
+        """The rescue classifier on faces the network doubts (``_rescue_mask``): face score max(s, s^(1-w) x
+        P(face)^w) where P(face) reaches ``rescue_min_face``, never lowered, so that a masked face under
+        a hood or a cap that the classifier is sure of is lifted; where the voted class is under ``classifier_below``, the classifier's classes
+        blended in as the cascade's would be (these faces skip the cascade: one crop each)."""
+        assert self._rescue is not None
+        probs, face = self._rescue(img, sub.boxes)
+        cal = self.settings.score_calibration
+        s = (calibrate(sub.scores, cal) if cal else sub.scores).astype(np.float64)
+        w, face = self.settings.rescue, np.clip(np.asarray(face, np.float64), 1e-6, 1.0)
+        lifted = np.where(face >= self.settings.rescue_min_face, np.maximum(s, s ** (1 - w) * face**w), s)
+        raw = np.interp(lifted, cal[1], cal[0]) if cal else lifted  # back to network scores
+        scores = np.maximum(sub.scores, raw.astype(np.float32))  # (the round trip never lowers one)
+        unsure = sub.probs.max(axis=1) < self._cls_below
+        blend = self._cls_weight * probs + (1 - self._cls_weight) * sub.probs
+        out_probs = np.where(unsure[:, None], blend, sub.probs).astype(np.float32)
+        return Detections(sub.boxes, scores, out_probs, sub.labels)
+
+    def _postprocess(
+        self, img: np.ndarray, parts: list[Detections], net_min: float, call_min: float | None = None
+    ) -> Detections:
         """The passes over one picture -> its faces, all in network scores: clip, NMS (or a vote of the
-        passes), second stage; the faces scored at or above ``net_min``."""
+        passes), second stage; the faces scored at or above ``net_min``. ``call_min``, the call's own
+        threshold where the rescue keeps candidates lower: the faces under it that the rescue
+        does not lift are dropped before the crop classifiers are asked about them."""
         h, w = img.shape[:2]
         pool = Detections.merge(parts)
         pool = Detections(clip_boxes(pool.boxes, w, h), pool.scores, pool.probs, self.labels)
@@ -525,8 +597,15 @@ class Detector:
         else:  # one pass: the candidates around each kept face vote on its class (geometry.class_vote)
             probs = class_vote(pool.boxes, pool.scores, pool.probs, above[keep], VOTE_IOU, VOTE_SCORE)
             raw = Detections(raw.boxes[keep], raw.scores[keep], probs, self.labels)
-        if self._classifiers and len(raw):
-            raw = self._second_stage(img, raw)
+        if (self._classifiers or self._rescue is not None) and len(raw):
+            look = self._rescue_mask(raw)  # the rescued faces skip the cascade: one crop each
+            rest = raw[np.flatnonzero(~look & (raw.scores >= (net_min if call_min is None else call_min)))]
+            done = [self._second_stage(img, rest) if self._classifiers and len(rest) else rest]
+            if look.any():
+                done.append(self._rescued(img, raw[np.flatnonzero(look)]))
+                merged = Detections.merge(done)
+                done = [merged[np.argsort(-merged.scores, kind="stable")]]
+            raw = done[0]
             raw = raw[raw.scores >= net_min]
         return raw
 
@@ -617,9 +696,8 @@ class Letterbox:
         rows[:, :, self.nh :, :] = pad_value
         rows[:, :, : self.nh, self.nw :] = pad_value
         pictures = (resized, cv2.flip(resized, 1)) if len(rows) > 1 else (resized,)
-        for row, picture in zip(rows, pictures):
-            for c, plane in enumerate(cv2.split(picture)):  # plane by plane: faster than one strided
-                row[c, : self.nh, : self.nw] = plane  # HWC -> CHW copy (docs/speed.md, Buffers)
+        for row, picture in zip(rows, pictures):  # HWC uint8 -> CHW float32 in one copy (docs/speed.md, Buffers)
+            np.copyto(row[:, : self.nh, : self.nw], picture.transpose(2, 0, 1), casting="unsafe")
 
     def blob(self, view: np.ndarray, pad_value: int) -> np.ndarray:
         """``view`` as a network input of its own, (1, 3, ph, pw) float32."""

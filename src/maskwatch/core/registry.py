@@ -65,7 +65,9 @@ def shipped_path(name: str) -> Path | None:
 def classifier_files(meta: dict[str, Any]) -> list[str]:
     """The crop classifier files a model's metadata names (one name or a list), beside the model."""
     files = meta.get("classifier") or []
-    return [files] if isinstance(files, str) else list(files)
+    files = [files] if isinstance(files, str) else list(files)
+    rescue = meta.get("rescue_classifier") or ""
+    return files + [rescue] if rescue and rescue not in files else files
 
 
 def meta_from_custom(custom: dict[str, str] | None) -> dict[str, Any]:
@@ -159,6 +161,20 @@ class ModelSettings:
     )
     verify_weight: float = _setting(VERIFY_WEIGHT, float, "veto strength: score x P(face) ** this", True)
     classifier_flip: bool = _setting(False, bool, "the crop classifiers also see each crop mirrored", True)
+    rescue: float = _setting(
+        0.0,
+        float,
+        "rescue: a face just under the default threshold scores max(s, s^(1-w) x P(face)^w), w this (0: off)",
+        True,
+    )
+    rescue_classifier: str = _setting("", str, "with rescue: the crop classifier (with a background class) asked", True)
+    rescue_min_side: float = _setting(
+        24.0, float, "with rescue: only faces with a short side of this many px or more", True
+    )
+    rescue_min_face: float = _setting(
+        0.0, float, "with rescue: lift only where the classifier's P(face) is this or more", True
+    )
+    rescue_input: int = _setting(0, int, "with rescue: the crops' side, px (0: the classifier's own input size)", True)
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> ModelSettings:
@@ -265,13 +281,20 @@ class ModelSpec:
 
     @property
     def files(self) -> tuple[Path, ...]:
-        """The model file and its classifier files."""
-        return (self.path, *(self.path.parent / c for c in self.classifiers))
+        """The model file and its classifier files (the rescue's included)."""
+        return (self.path, *(self.path.parent / c for c in classifier_files(self.settings.asdict())))
 
     @property
     def size_bytes(self) -> int:
         """The total size of all files (the classifiers included)."""
         return sum(f.stat().st_size for f in self.files if f.is_file())
+
+    @property
+    def network_threshold(self) -> float:
+        """The default threshold for the network without the rescue (the export for devices, the
+        browser page): the best-F1 choice where the recipe moved the file's own up for the rescue."""
+        best = self.meta.get("threshold_best_f1")
+        return float(best) if best is not None and self.settings.rescue > 0 else self.settings.score_threshold
 
     def summary(self) -> dict[str, Any]:
         """What ``maskwatch models`` and ``GET /v1/models`` show: every setting, and what follows from them."""
@@ -281,6 +304,7 @@ class ModelSpec:
             "paddlehub_module": self.paddlehub_module,
             **settings,
             "pad_multiple": self.settings.pad_multiple,
+            "network_threshold": self.network_threshold,
             "vote_iou": VOTE_IOU,
             "vote_score": VOTE_SCORE,
             "classifiers": list(self.classifiers),

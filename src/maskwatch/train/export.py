@@ -71,7 +71,7 @@ def export_classifier(
         path,
         ["crops"],
         ["probs"],
-        {"crops": {0: "n"}, "probs": {0: "n"}},
+        {"crops": {0: "n", 2: "h", 3: "w"}, "probs": {0: "n"}},  # it pools over the crop: any size runs
     )
     labels = list(LABELS) + (["background"] if net.config.get("num_classes", len(LABELS)) > len(LABELS) else [])
     full = {

@@ -118,7 +118,19 @@ MOBILE_SETTINGS = {
     "classifier_weight": 0.7,
     "verify_weight": 0.0,
     "classifier_flip": False,
+    # the rescue (issue 29): a face scored just under the threshold t (from t^(1/0.7) up), 24 px or
+    # more, gets max(s, s^0.7 x P(face)^0.3) from MOBILE_RESCUE's background class: masked faces under
+    # hoods, caps and goggles that the network doubts and the classifier does not (models/mobile.md,
+    # "The rescue"; 0.1-0.4 crops a picture)
+    "rescue": 0.3,
+    "rescue_min_side": 24.0,
+    "rescue_min_face": 0.9,  # lifted only where the classifier is 90 % sure: close-ups' textures stay down
+    "rescue_input": 96,  # crops of 96 px, not the classifier's 128: 0.29 ms a face against 0.49
 }
+# the rescue's classifier (one of the server's two) and mobile's threshold with it: the best-F1
+# choice (0.5806) moved up to hold precision where the rescue lifts faces (models/mobile.md)
+MOBILE_RESCUE = "server_cvcls2"
+MOBILE_THRESHOLD = 0.59
 # the crop classifier the mobile model asks where it is unsure (the previous server's; trained anyway
 # for the pseudo-labels of its detector recipe). server_cvcls there gave Kaggle val mAP 0.743 against
 # 0.752 (models/mobile.md)
@@ -135,15 +147,18 @@ SERVER_SETTINGS = {
 }
 
 
-def calibrate_scores(path: Path, data: Path) -> dict:
-    """Set the model's default threshold (best class-agnostic F1 on the validation sets) and scale its
-    face score so that 0.6 keeps all but 1 point of the default's recall on each set
-    (``maskwatch.core.calibration``); both stored in the file."""
+def calibrate_scores(path: Path, data: Path, threshold: float | None = None) -> dict:
+    """Set the model's default threshold (best class-agnostic F1 on the validation sets, or
+    ``threshold``, a face score, where the recipe fixes one) and scale its face score so that 0.6
+    keeps all but 1 point of the best-F1 threshold's recall on each set
+    (``maskwatch.core.calibration``); both stored in the file. Measured on the network's own scores:
+    the rescue (``rescue``, whose band hangs on the threshold) is left out while it runs."""
     from ..core.calibration import calibrate, fit_calibration, keep_threshold
     from ..evaluation.metrics import pr_curve
 
     meta = read_meta(path)
     meta.pop("score_calibration", None)
+    rescue = meta.pop("rescue", None)
     write_metadata(path, meta)
     _, val = default_sources(data)
     det = Detector(path, score_threshold=0.02)
@@ -152,8 +167,13 @@ def calibrate_scores(path: Path, data: Path) -> dict:
     keep = min(keep_threshold(sc, rec, default_raw) for rec, _, sc, _ in (pr_curve(rs, 0.5, None) for rs in per_set))
     knots = fit_calibration(default_raw, keep)
     meta["score_calibration"] = [knots[0], knots[1]]
-    meta["score_threshold"] = round(float(calibrate(np.array([default_raw]), knots)[0]), 4)
+    best = round(float(calibrate(np.array([default_raw]), knots)[0]), 4)
+    meta["score_threshold"] = best if threshold is None else float(threshold)
     meta["threshold_f1"] = round(f1, 4)
+    if threshold is not None:
+        meta["threshold_best_f1"] = best
+    if rescue is not None:
+        meta["rescue"] = rescue
     meta["threshold_chosen_on"] = [f"{Path(r).name}/{Path(s).name}" for r, s in val]
     write_metadata(path, meta)
     return meta
@@ -165,23 +185,35 @@ def _install(files: list[Path]) -> None:
 
 
 def _assemble(
-    path: Path, det: Path, det_recipe: str, settings: dict, classifiers: list[Path], data: Path, install: bool
+    path: Path,
+    det: Path,
+    det_recipe: str,
+    settings: dict,
+    classifiers: list[Path],
+    data: Path,
+    install: bool,
+    rescue: Path | None = None,
+    threshold: float | None = None,
 ) -> Path:
     """A shipped model file at ``path`` from a trained detector: its runtime settings, its crop
-    classifiers beside it, its threshold chosen on validation; copied into the package on request."""
+    classifiers (and the rescue's, ``rescue_classifier``) beside it, its threshold chosen on validation (or
+    fixed by the recipe); copied into the package on request."""
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(det, path)
-    for cls in classifiers:
+    extra = classifiers + ([rescue] if rescue is not None else [])
+    for cls in extra:
         shutil.copy2(cls, path.parent / cls.name)
     meta = read_meta(path)
     meta.update(settings)
     if classifiers:
         meta["classifier"] = [c.name for c in classifiers]
+    if rescue is not None:
+        meta["rescue_classifier"] = rescue.name
     meta["detector_from"] = det_recipe
     write_metadata(path, meta)
-    calibrate_scores(path, data)  # the default threshold, and the face score's scale
+    calibrate_scores(path, data, threshold)  # the default threshold, and the face score's scale
     if install:
-        _install([path] + [path.parent / c.name for c in classifiers])
+        _install([path] + [path.parent / c.name for c in extra])
     return path
 
 
@@ -233,8 +265,17 @@ def run_recipe(
     if name == "mobile":
         det = train_recipe_chain(MOBILE_DETECTOR, data, out, epochs, resume)
         classifiers = _classifiers(MOBILE_CLASSIFIERS, data, out, resume)
+        (rescue,) = _classifiers([MOBILE_RESCUE], data, out, resume)
         return _assemble(
-            out / "mobile-model" / "mobile.onnx", det, MOBILE_DETECTOR, MOBILE_SETTINGS, classifiers, data, install
+            out / "mobile-model" / "mobile.onnx",
+            det,
+            MOBILE_DETECTOR,
+            MOBILE_SETTINGS,
+            classifiers,
+            data,
+            install,
+            rescue=rescue,
+            threshold=MOBILE_THRESHOLD,
         )
     if name in DETECTORS:  # a part of the server model, e.g. server-det
         return train_recipe_chain(name, data, out, epochs, resume)

@@ -29,12 +29,13 @@ async function session() {
       const info = res.ok ? await res.json() : {models: []};
       const m = (info.models || []).find(x => x.name === 'mobile');
       if (!m) throw new Error('cannot read the mobile model\'s settings from /v1/models (HTTP ' + res.status + ')');
-      settings = {inputSize: m.input_size, upscale: m.upscale, minInput: m.min_input, maxInput: m.max_input, threshold: m.score_threshold, nms: m.nms_threshold, voteIou: m.vote_iou, voteScore: m.vote_score, labels: m.labels,
+      settings = {inputSize: m.input_size, upscale: m.upscale, minInput: m.min_input, maxInput: m.max_input, threshold: m.network_threshold ?? m.score_threshold, nms: m.nms_threshold, voteIou: m.vote_iou, voteScore: m.vote_score, labels: m.labels,
                   strides: m.strides, padMultiple: m.pad_multiple, padValue: m.pad_value,
                   calibration: m.score_calibration};
       const opts = {executionProviders: ['wasm'], graphOptimizationLevel: 'all'};
       const s = await ort.InferenceSession.create('/models/mobile.onnx', opts);
-      // a cascade without a veto (the face score stays the network's) is the only second stage run here
+      // a cascade without a veto (the face score stays the network's) is the only second stage run here;
+      // not the rescue, so the threshold is the network's own (network_threshold)
       const classifiers = [];
       if ((m.classifier_settings || []).length && m.classifier_below > 0 && !(m.verify_weight > 0)) {
         for (const c of m.classifier_settings) {
