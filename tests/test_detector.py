@@ -424,7 +424,8 @@ def test_rescued_runs_smaller_crops_where_the_classifier_takes_any_size():
 
 
 def test_crop_classifier_flip_averages_mirrored_crops():
-    """``classifier_flip``: each crop is also classified mirrored, and the two answers are averaged."""
+    """``classifier_flip``: each crop is also classified mirrored, and the two answers are averaged
+    (with ``classifier_flip_below``, only the crops the classifier is unsure of)."""
     from maskwatch.core.detector import CropModel, face_crops
     from maskwatch.core.registry import classifier_files, read_metadata
     from maskwatch.models import MODEL_DIR
@@ -450,6 +451,17 @@ def test_crop_classifier_flip_averages_mirrored_crops():
     assert np.allclose(p, mask_classes / mask_classes.sum(1, keepdims=True), atol=1e-5)
     assert not np.allclose(p, plain(img, boxes)[0], atol=1e-4)  # the mirrored crops do change the answer
     assert flipped(img, boxes[:0])[0].shape == (0, len(LABELS))
+    # classifier_flip_below: only the crops whose top class is under it are seen mirrored
+    once = run(crops)
+    top = np.sort(once.max(axis=1))
+    below = float(top[0] + top[1]) / 2  # between the two least sure crops: one mirrored, the others not
+    picky = CropModel.load(path, flip=True, flip_below=below)
+    want = np.where((once.max(axis=1) < below)[:, None], expect, once)
+    p, face = picky(img, boxes)
+    assert np.allclose(face, 1 - want[:, bg], atol=1e-5)
+    mask_classes = np.delete(want, bg, axis=1)
+    assert np.allclose(p, mask_classes / mask_classes.sum(1, keepdims=True), atol=1e-5)
+    assert (once.max(axis=1) < below).sum() == 1
 
 
 def test_no_face_of_zero_area_when_passes_are_merged():

@@ -284,7 +284,9 @@ class Detector:
             cpath = path.parent / cls_file
             if not cpath.is_file():
                 raise ModelError(f"{path}: its classifier {cls_file} is missing")
-            self._classifiers.append(CropModel.load(cpath, threads, providers, flip=settings.classifier_flip))
+            self._classifiers.append(
+                CropModel.load(cpath, threads, providers, settings.classifier_flip, settings.classifier_flip_below)
+            )
         self._cls_weight = settings.classifier_weight
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
         self._verify_weight = settings.verify_weight
@@ -715,6 +717,7 @@ class Letterbox:
         return Detections(b.astype(np.float32), r.scores, r.probs)
 
 
+FLIP_ALWAYS = 1.01  # classifier_flip_below: above 1, every crop is also seen mirrored
 CROP_BATCH = 16  # face crops per classifier run: memory grows with it, speed does not (docs/speed.md, Crop batches)
 
 
@@ -723,15 +726,26 @@ class CropModel:
     a ``background`` class, the probability that each box is a face at all."""
 
     def __init__(
-        self, session: ort.InferenceSession, size: int, expand: float, background: int | None, flip: bool = False
+        self,
+        session: ort.InferenceSession,
+        size: int,
+        expand: float,
+        background: int | None,
+        flip: bool = False,
+        flip_below: float = FLIP_ALWAYS,
     ):
         self.session, self.input = session, session.get_inputs()[0].name
         self.size, self.expand, self.background = size, expand, background
         self.flip = flip  # also classify each crop mirrored and average (test-time flip)
+        self.flip_below = flip_below  # ... only the crops whose top class (background included) is under this
 
     @staticmethod
     def load(
-        path: Path, threads: int | None = None, providers: Sequence[Any] | None = None, flip: bool = False
+        path: Path,
+        threads: int | None = None,
+        providers: Sequence[Any] | None = None,
+        flip: bool = False,
+        flip_below: float = FLIP_ALWAYS,
     ) -> "CropModel":
         sess = _session(path, threads, providers, spin=False)
         meta = _meta_of(sess)
@@ -746,7 +760,7 @@ class CropModel:
             meta.get("input_size", CROP_DEFAULTS["input_size"]),
             meta.get("crop_expand", CROP_DEFAULTS["crop_expand"]),
         )
-        return CropModel(sess, int(size), float(expand), bg, flip)
+        return CropModel(sess, int(size), float(expand), bg, flip, flip_below)
 
     def __call__(self, img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, 3) mask-class probabilities and (N,) P(face) or None, from square crops around ``boxes``."""
@@ -764,11 +778,21 @@ class CropModel:
         """Class probabilities for a batch of crops (the float input is made per batch: an
         evaluation keeps thousands of candidate faces per crowd picture)."""
         n = len(crops)
-        if self.flip:  # one run for both: the mirrored crops follow the originals
+        if self.flip and self.flip_below > 1:  # one run for both: the mirrored crops follow the originals
             crops = np.concatenate([crops, crops[:, :, ::-1]])
         p: np.ndarray = self.session.run(None, {self.input: crops.transpose(0, 3, 1, 2).astype(np.float32)})[0]
         p = p.astype(np.float64)
-        return (p[:n] + p[n:]) / 2 if self.flip else p
+        if not self.flip:
+            return p
+        if self.flip_below > 1:
+            both: np.ndarray = (p[:n] + p[n:]) / 2
+            return both
+        # a cascade of the mirror: only the crops the classifier is unsure of are seen mirrored
+        unsure = np.flatnonzero(p.max(axis=1) < self.flip_below)
+        if len(unsure):
+            mirrored = np.ascontiguousarray(crops[unsure, :, ::-1].transpose(0, 3, 1, 2)).astype(np.float32)
+            p[unsure] = (p[unsure] + self.session.run(None, {self.input: mirrored})[0].astype(np.float64)) / 2
+        return p
 
 
 def second_stage(

@@ -161,6 +161,9 @@ class ModelSettings:
     )
     verify_weight: float = _setting(VERIFY_WEIGHT, float, "veto strength: score x P(face) ** this", True)
     classifier_flip: bool = _setting(False, bool, "the crop classifiers also see each crop mirrored", True)
+    classifier_flip_below: float = _setting(
+        1.01, float, "with classifier_flip: only the crops whose top class (background included) is under this", True
+    )
     rescue: float = _setting(
         0.0,
         float,
