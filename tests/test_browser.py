@@ -129,6 +129,44 @@ def test_on_device_mode_runs_mobiles_cascade_and_labels_as_python_does(browser, 
     assert differs_from_vote >= 1  # the classifier did change labels, as it does in Python
 
 
+@pytest.mark.skipif(not ORT_ASSETS.exists(), reason="on-device mode needs the web assets: run scripts/vendor_web.sh")
+def test_on_device_mode_rescues_the_masked_faces_python_rescues(browser, live_server, data):
+    """The page's rescue: a masked face under a drawn covering that the network scores just under the
+    threshold, and that Python's rescue lifts over it, is lifted by the page too (same band, same
+    classifier file, same formula; the browser draws its own crops)."""
+    import cv2
+    import numpy as np
+
+    from maskwatch import Detector
+    from maskwatch.evaluation.variants import cover_sample
+
+    det = Detector("mobile", zoom=0, shrink_input=0)  # the page's one pass
+    plain = Detector("mobile", zoom=0, shrink_input=0, classifier_below=0)  # the network alone
+    lifted = []  # (picture, box): faces Python lifts over the threshold with a margin
+    for sample in kaggle_val(data, 20):
+        _, img, _ = cover_sample(sample, cv2.imread(str(sample.image)))
+        faces, net = det.detections(img), plain.detections(img, det._rescue_band[0])
+        for box, score in zip(faces.boxes, faces.scores):
+            j = int(np.abs(net.boxes - box).max(1).argmin()) if len(net) else -1
+            if j >= 0 and np.abs(net.boxes[j] - box).max() < 1 and net.scores[j] < det.score_threshold <= score - 0.02:
+                lifted.append((img, box))
+    assert lifted, "expected a rescued face among these covered pictures"
+    page = browser.new_page()
+    page.goto(live_server.url + "/")
+    for img, box in lifted:
+        png = base64.b64encode(cv2.imencode(".png", img)[1].tobytes()).decode()
+        faces = page.evaluate(
+            """async (b64) => {
+                const blob = await (await fetch('data:image/png;base64,' + b64)).blob();
+                return await window.maskwatchOnDevice.detect(await createImageBitmap(blob));
+            }""",
+            png,
+        )
+        near = [f for f in faces if max(abs(a - b) for a, b in zip(f["box"], box)) <= 4.0]
+        assert near and near[0]["rescued"] and near[0]["score"] >= det.score_threshold, (box.tolist(), faces)
+    page.close()
+
+
 def test_cameras_section_shows_each_stream_with_counts_preview_and_chart(browser, data):
     """serve --watch: the page's Cameras section fills from /v1/streams (counts, preview, per-minute bars)."""
     import watch_scene as ws

@@ -417,6 +417,10 @@ def test_rescued_runs_smaller_crops_where_the_classifier_takes_any_size():
     its crops at the size its file asks for (96 px), and they still tell a face from a wall."""
     det = Detector("mobile")
     assert det._rescue is not None and det._rescue.size == det.settings.rescue_input == 96
+    # what the browser page reads to run the same rescue (GET /v1/models)
+    page = det.spec.summary()["rescue_settings"]
+    assert page["file"] == det.settings.rescue_classifier and "background" in page["labels"]
+    assert Detector("server").spec.summary()["rescue_settings"] is None
     rng = np.random.default_rng(0)
     wall = rng.integers(100, 140, (200, 200, 3), dtype=np.uint8)
     probs, face = det._rescue(wall, np.array([[50, 50, 150, 150]], np.float32))

@@ -268,19 +268,22 @@ class ModelSpec:
     def classifier_settings(self) -> list[dict[str, Any]]:
         """Each crop classifier's file, input size, crop expansion and labels (from its own
         metadata), what a runtime outside Python (the on-device page) needs to run it."""
-        out = []
-        for name in self.classifiers:
-            p = self.path.parent / name
-            meta = _file_meta(str(p), p.stat().st_mtime) if p.is_file() else {}
-            out.append(
-                {
-                    "file": name,
-                    "input_size": int(meta.get("input_size", CROP_DEFAULTS["input_size"])),
-                    "crop_expand": float(meta.get("crop_expand", CROP_DEFAULTS["crop_expand"])),
-                    "labels": list(meta.get("labels", LABELS)),
-                }
-            )
-        return out
+        return [self._crop_settings(name) for name in self.classifiers]
+
+    def rescue_settings(self) -> dict[str, Any] | None:
+        """The rescue's classifier as ``classifier_settings`` gives each (None without a rescue)."""
+        name = self.settings.rescue_classifier
+        return self._crop_settings(name) if self.settings.rescue > 0 and name else None
+
+    def _crop_settings(self, name: str) -> dict[str, Any]:
+        p = self.path.parent / name
+        meta = _file_meta(str(p), p.stat().st_mtime) if p.is_file() else {}
+        return {
+            "file": name,
+            "input_size": int(meta.get("input_size", CROP_DEFAULTS["input_size"])),
+            "crop_expand": float(meta.get("crop_expand", CROP_DEFAULTS["crop_expand"])),
+            "labels": list(meta.get("labels", LABELS)),
+        }
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -312,6 +315,7 @@ class ModelSpec:
             "vote_score": VOTE_SCORE,
             "classifiers": list(self.classifiers),
             "classifier_settings": self.classifier_settings(),
+            "rescue_settings": self.rescue_settings(),
             "file_bytes": self.size_bytes,
         }
 

@@ -3,7 +3,8 @@
 // model's input size, pad to a multiple of its largest stride with its pad value, BGR float input;
 // decode distances from the cell centres of its strides, threshold, NMS at the model's IoU, the class
 // vote of each face's candidates, then its cascade: the crop classifier relabels the faces whose voted
-// class is under classifier_below (blended, no veto; core/detector.py Detector._second_stage). Every
+// class is under classifier_below (blended, no veto; core/detector.py Detector._second_stage), and its
+// rescue of the masked faces just under the threshold (Detector._rescue_mask, _rescued). Every
 // setting comes from GET /v1/models (the model registry, maskwatch/core/registry.py): none is kept here.
 let sessionPromise = null;
 let settings = null;
@@ -34,8 +35,8 @@ async function session() {
                   calibration: m.score_calibration};
       const opts = {executionProviders: ['wasm'], graphOptimizationLevel: 'all'};
       const s = await ort.InferenceSession.create('/models/mobile.onnx', opts);
-      // a cascade without a veto (the face score stays the network's) is the only second stage run here;
-      // not the rescue, so the threshold is the network's own (network_threshold)
+      // a cascade without a veto (the face score stays the network's), and the rescue of the masked faces
+      // just under the threshold (core/detector.py Detector._rescue_mask, _rescued) are the second stage here
       const classifiers = [];
       if ((m.classifier_settings || []).length && m.classifier_below > 0 && !(m.verify_weight > 0)) {
         for (const c of m.classifier_settings) {
@@ -43,7 +44,18 @@ async function session() {
                             expand: c.crop_expand, bg: c.labels.indexOf('background')});
         }
         settings.cascade = {below: m.classifier_below, weight: m.classifier_weight, flip: !!m.classifier_flip, classifiers};
+        const r = m.rescue_settings;
+        if (r && m.rescue > 0 && m.rescue < 1) {
+          const t = m.score_threshold;
+          settings.rescue = {s: await ort.InferenceSession.create('/models/' + r.file, opts),
+                             size: m.rescue_input > 0 ? m.rescue_input : r.input_size, expand: r.crop_expand,
+                             bg: r.labels.indexOf('background'), w: m.rescue, low: Math.pow(t, 1 / (1 - m.rescue)), high: t,
+                             minSide: m.rescue_min_side, minFace: m.rescue_min_face, noMask: m.labels.indexOf('no_mask'),
+                             below: m.classifier_below, weight: m.classifier_weight};
+        }
       }
+      // without the rescue, the network's own threshold (network_threshold: the file's may be moved up for it)
+      if (!settings.rescue) settings.threshold = m.network_threshold ?? m.score_threshold;
       return {ort, s};
     })();
   }
@@ -209,17 +221,60 @@ async function relabel(ort, source, faces, {below, weight, flip, classifiers}) {
   });
 }
 
+// the share of box a lying inside box b
+function inside(a, b) {
+  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  return w * h / Math.max((a[2] - a[0]) * (a[3] - a[1]), 1e-9);
+}
+
+// the rescue: the faces of the band (just under the threshold, voted mask or incorrect, big enough, not
+// a piece of a face over the threshold) shown to the rescue classifier; score max(s, s^(1-w) P(face)^w)
+// where P(face) reaches minFace, and its classes blended in where the vote is unsure
+function rescueBand(faces, {low, high, minSide, noMask}) {
+  const sure = faces.filter(f => f.score >= high);
+  return faces.filter(f => f.score >= low && f.score < high
+    && Math.min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= minSide
+    && f.p.indexOf(Math.max(...f.p)) !== noMask && sure.every(o => inside(f.box, o.box) < 0.7));
+}
+
+async function rescue(ort, source, look, r) {
+  if (!look.length) return;
+  const data = faceCrops(source, look.map(f => f.box), r.size, r.expand);
+  const out = await r.s.run({[r.s.inputNames[0]]: new ort.Tensor('float32', data, [look.length, 3, r.size, r.size])});
+  const p = out[r.s.outputNames[0]].data, k = p.length / look.length;
+  look.forEach((f, i) => {
+    const row = Array.from(p.slice(i * k, (i + 1) * k));
+    const face = Math.min(Math.max(1 - row[r.bg], 1e-6), 1);
+    const q = row.filter((_, j) => j !== r.bg), t = Math.max(q.reduce((u, v) => u + v, 0), 1e-9);
+    if (face >= r.minFace) f.score = Math.max(f.score, Math.pow(f.score, 1 - r.w) * Math.pow(face, r.w));
+    if (Math.max(...f.p) < r.below) {
+      f.p = f.p.map((v, j) => r.weight * q[j] / t + (1 - r.weight) * v);
+      f.classified = true;
+    }
+    f.rescued = true;
+  });
+}
+
 async function detect(source) {
   const {ort, s} = await session();
   const {data, pw, ph, scale} = preprocess(source, settings);
   const feeds = {[s.inputNames[0]]: new ort.Tensor('float32', data, [1, 3, ph, pw])};
   const out = await s.run(feeds);
   const [scores, boxes, classes] = s.outputNames.map(n => out[n].data);
-  const faces = decode(scores, boxes, classes, pw, ph, scale, settings, source.width, source.height);
-  if (settings.cascade) await relabel(ort, source, faces, settings.cascade);
-  return faces.map(({box, p, score, classified}) => {
+  const r = settings.rescue;
+  // with the rescue, the candidates are kept down to its band, then the rest under the threshold dropped
+  let faces = decode(scores, boxes, classes, pw, ph, scale, r ? {...settings, threshold: r.low} : settings, source.width, source.height);
+  const look = r ? rescueBand(faces, r) : [];
+  if (r) faces = faces.filter(f => f.score >= settings.threshold || look.includes(f));
+  if (settings.cascade) await relabel(ort, source, faces.filter(f => !look.includes(f)), settings.cascade);
+  if (r) {
+    await rescue(ort, source, look, r);
+    faces = faces.filter(f => f.score >= settings.threshold).sort((u, v) => v.score - u.score);
+  }
+  return faces.map(({box, p, score, classified, rescued}) => {
     const k = p.indexOf(Math.max(...p));
-    return {box, label: settings.labels[k], confidence: p[k], score, classified: !!classified};
+    return {box, label: settings.labels[k], confidence: p[k], score, classified: !!classified, rescued: !!rescued};
   });
 }
 
