@@ -85,9 +85,13 @@ def test_the_samples_walkthrough_runs_and_gives_a_drop_in_model(tmp_path):
         "max_input",
         "classifier",
         "classifier_below",
+        "rescue",
+        "rescue_classifier",
+        "threshold_best_f1",  # too few faces to re-calibrate: the starting model's threshold and its rescue
     ):
         assert tuned[k] == shipped[k], k
     det = Detector(str(path))
+    assert det._rescue is not None and (out / shipped["rescue_classifier"]).is_file()
     faces = det.detect(SAMPLES_DIR / "maksssksksss307.jpg")
     assert len(faces) >= 2
     # everywhere the shipped model goes: the export and the service take the file too
@@ -173,3 +177,26 @@ def test_fine_tuning_mobile_on_a_new_domain_raises_its_held_out_map_and_keeps_ka
     assert report["epoch_kept"] > 0
     assert after["map"] > before["map"], figs
     assert abs(k_after["map"] - k_before["map"]) <= 0.02, figs
+
+
+def test_recalibration_fits_the_network_alone_and_gives_the_rescue_the_new_threshold(tmp_path, data):
+    """On a split with enough faces the threshold becomes that split's best F1 (as the shipped models'
+    was chosen), fitted on the network's own scores; the rescue stays and hangs on the new threshold,
+    and no stale best-F1 threshold of the starting model is left for the export to take."""
+    import shutil
+
+    from maskwatch.train.finetune import MIN_CALIBRATION_FACES, recalibrate
+
+    for f in ("mobile.onnx", "server_fvcls.onnx", "server_cvcls2.onnx"):
+        shutil.copy2(MODEL_DIR / f, tmp_path / f)
+    path = tmp_path / "mobile.onnx"
+    meta = read_metadata(path)
+    val = kaggle_val(data, 12)
+    assert sum(int((~s.ignore).sum()) for s in val) >= MIN_CALIBRATION_FACES
+    assert recalibrate(path, val, dict(meta), _quiet)
+    tuned = read_metadata(path)
+    assert tuned["rescue"] == meta["rescue"] and "threshold_best_f1" not in tuned
+    assert tuned["threshold_chosen_on"] == ["fine-tuning validation split"]
+    det = Detector(str(path))
+    assert det._rescue is not None and det._rescue_band[1] == tuned["score_threshold"]
+    assert det.spec.network_threshold == tuned["score_threshold"]

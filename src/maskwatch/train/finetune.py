@@ -121,7 +121,8 @@ def recalibrate(path: Path, val: list[Sample], meta: dict, log: Callable[[str], 
             f"validate on, {MIN_CALIBRATION_FACES} needed to re-calibrate)"
         )
         return False
-    raw_meta = {k: v for k, v in meta.items() if k != "score_calibration"}
+    # the network's own scores, as calibrate_scores fits them: no map, no rescue (its band hangs on the threshold)
+    raw_meta = {k: v for k, v in meta.items() if k not in ("score_calibration", "rescue")}
     write_metadata(path, raw_meta)
     results, _ = run_eval(Detector(path, score_threshold=0.02), val)
     default_raw, f1 = best_f1_threshold(results)
@@ -131,6 +132,7 @@ def recalibrate(path: Path, val: list[Sample], meta: dict, log: Callable[[str], 
     meta["score_threshold"] = round(float(calibrate(np.array([default_raw]), knots)[0]), 4)
     meta["threshold_f1"] = round(f1, 4)
     meta["threshold_chosen_on"] = ["fine-tuning validation split"]
+    meta.pop("threshold_best_f1", None)  # the threshold is this split's best F1 now, the rescue's band with it
     write_metadata(path, meta)
     log(
         f"face score re-calibrated on the validation split ({faces} faces): default threshold "
