@@ -412,6 +412,58 @@ def test_rescued_lifts_faces_just_under_the_models_threshold(tmp_path, data):
         Detector(tmp_path / "bad.onnx")
 
 
+def test_rescue_after_the_veto_lifts_with_the_classifiers_own_face_probability(tmp_path, data):
+    """A model whose classifiers label and veto every face and that names no ``rescue_classifier``
+    rescues after the veto: a face whose vetoed score falls in the band (voted mask or incorrect before
+    the second stage, big enough, not inside a face over the threshold) is lifted with the P(face) its
+    classifiers gave, no crop more; the others keep their vetoed scores."""
+    import shutil
+
+    pytest.importorskip("onnx", reason="writing model files needs onnx (the dev extra)")
+    from maskwatch.core.calibration import calibrate
+    from maskwatch.core.detector import face_crops
+    from maskwatch.core.geometry import containment_matrix
+    from maskwatch.core.registry import read_metadata
+    from maskwatch.export import write_metadata
+    from maskwatch.models import MODEL_DIR
+
+    _toy_classifier(tmp_path / "veto.onnx", list(LABELS) + ["background"], [0.2, 0.6, 0.2])
+    meta = {**_without_classifier(read_metadata(MODEL_DIR / "mobile.onnx")), "score_threshold": 0.6}
+    for name in ("bare.onnx", "v.onnx", "r.onnx", "bad.onnx"):
+        shutil.copy2(MODEL_DIR / "mobile.onnx", tmp_path / name)
+    write_metadata(tmp_path / "bare.onnx", meta)
+    veto = {**meta, "classifier": ["veto.onnx"], "classifier_weight": 0.5, "verify_weight": 0.5}
+    write_metadata(tmp_path / "v.onnx", veto)
+    write_metadata(tmp_path / "r.onnx", {**veto, "rescue": 0.9, "rescue_min_side": 20.0})
+    det = Detector(tmp_path / "r.onnx")
+    assert det._rescue is None and det._rescue_after and np.allclose(det._rescue_band, (0.6**10, 0.6))
+    img = cv2.imread(str(kaggle_val(data, 1)[0].image))
+    low, high = det._rescue_band
+    plain = Detector(tmp_path / "bare.onnx").detections(img, low)  # the candidates, before the veto
+    knots = det.spec.score_calibration
+    face = 1 - face_crops(img, plain.boxes, 32, 1.3).astype(np.float64).mean(axis=(1, 2, 3)) / 255
+    raw = np.interp(plain.scores, knots[1], knots[0]) if knots else plain.scores
+    vetoed = calibrate(raw * face**0.5, knots) if knots else raw * face**0.5
+    side = np.minimum(plain.boxes[:, 2] - plain.boxes[:, 0], plain.boxes[:, 3] - plain.boxes[:, 1])
+    inside = containment_matrix(plain.boxes, plain.boxes[vetoed >= high]).max(axis=1, initial=0.0)
+    masked = plain.probs.argmax(axis=1) != LABELS.index("no_mask")
+    ask = (vetoed >= low) & (vetoed < high) & (side >= 20) & (inside < 0.7) & masked
+    want = np.where(ask, np.maximum(vetoed, vetoed**0.1 * face**0.9), vetoed)
+    in_band = (vetoed >= low) & (vetoed < high)
+    assert ask.any() and (want > vetoed + 1e-6).any() and (ask != in_band).any()  # lifts, and rules that exclude
+    got = det.detections(img, 0.1)
+    assert (np.diff(got.scores) <= 0).all() and len(got) == int((want >= 0.1).sum())
+    for b, sc in zip(got.boxes, got.scores):
+        i = int(np.argmin(np.abs(plain.boxes - b).sum(1)))
+        assert np.allclose(plain.boxes[i], b) and abs(sc - want[i]) < 1e-4
+    # without the rescue: the vetoed scores; with one but no veto on every face: refused
+    kept = Detector(tmp_path / "v.onnx").detections(img, 0.1)
+    assert np.allclose(np.sort(kept.scores), np.sort(vetoed[vetoed >= 0.1]), atol=1e-4)
+    write_metadata(tmp_path / "bad.onnx", {**veto, "rescue": 0.9, "classifier_below": 0.9})
+    with pytest.raises(ModelError, match="veto every face"):
+        Detector(tmp_path / "bad.onnx")
+
+
 def test_rescued_runs_smaller_crops_where_the_classifier_takes_any_size():
     """``rescue_input``: the shipped classifiers pool over the whole crop, so mobile's rescue runs
     its crops at the size its file asks for (96 px), and they still tell a face from a wall."""

@@ -273,6 +273,7 @@ class Detector:
         self.shrink_score = settings.shrink_score
         self._rescue: CropModel | None = None  # the rescue (loaded below, with the classifiers)
         self._rescue_band = (1.0, 1.0)  # face scores [low, high) that get it
+        self._rescue_after = False
         self._default_net = self.cutoffs().net  # the model's own threshold, in network scores
         top = self.input_size if self.upscale is None else self.max_input
         bad = [s for s in self.scales if not (np.isfinite(s) and MIN_INPUT <= top * s <= MAX_INPUT)]
@@ -290,19 +291,30 @@ class Detector:
         self._cls_weight = settings.classifier_weight
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
         self._verify_weight = settings.verify_weight
+        self._rescue_after = False  # the rescue after the veto, from the second stage's own P(face)
         if asks and settings.rescue > 0 and settings.rescue_classifier:
             self._rescue, self._rescue_band = self._load_rescue(path, threads, providers)
+        elif asks and settings.rescue > 0:
+            vetoes = self._verify_weight > 0 and any(c.background is not None for c in self._classifiers)
+            if not (vetoes and self._cls_below > 1):
+                raise ModelError(f"{path}: a rescue without a rescue_classifier needs classifiers that veto every face")
+            self._rescue_band, self._rescue_after = self._band_of(path), True
+
+    def _band_of(self, path: Path) -> tuple[float, float]:
+        """The face scores the rescue looks at: from the model file's own default threshold t down to
+        the lowest score that ``max(s, s^(1-w) x P(face)^w)`` can lift to t, t^(1/(1-w)). Tied to the
+        file's threshold, not the call's: a face's score never depends on the threshold a call asks for."""
+        w = self.settings.rescue
+        if not 0 < w < 1:
+            raise ModelError(f"{path}: rescue must be between 0 and 1, got {w!r}")
+        top = check_threshold(self.spec.settings.score_threshold)
+        return top ** (1 / (1 - w)), top
 
     def _load_rescue(
         self, path: Path, threads: int | None, providers: Sequence[Any] | None
     ) -> tuple[CropModel, tuple[float, float]]:
-        """The rescue's classifier and the face scores it is asked about: from the model file's own
-        default threshold t down to the lowest score that ``max(s, s^(1-w) x P(face)^w)`` can lift to
-        t, t^(1/(1-w)). Tied to the file's threshold, not the call's: a face's score never depends on
-        the threshold a call asks for."""
-        w = self.settings.rescue
-        if not 0 < w < 1:
-            raise ModelError(f"{path}: rescue must be between 0 and 1, got {w!r}")
+        """The rescue's classifier, and the face scores it is asked about (``_band_of``)."""
+        band = self._band_of(path)
         rpath = path.parent / self.settings.rescue_classifier
         if not rpath.is_file():
             raise ModelError(f"{path}: its rescue classifier {self.settings.rescue_classifier} is missing")
@@ -315,8 +327,7 @@ class Detector:
             if any(isinstance(d, int) for d in shape) or not MIN_INPUT <= size <= MAX_INPUT:
                 raise ModelError(f"{rpath}: takes {model.size} px crops only, not rescue_input {size}")
             model.size = size
-        top = check_threshold(self.spec.settings.score_threshold)
-        return model, (top ** (1 / (1 - w)), top)
+        return model, band
 
     def __repr__(self) -> str:
         return f"Detector(model={self.name!r}, score_threshold={self.score_threshold}, input_size={self.input_size})"
@@ -485,7 +496,7 @@ class Detector:
         face = self.threshold_of(score_threshold)
         cal = self.settings.score_calibration
         # candidates the rescue may lift over the threshold are kept down to its band
-        low = min(face, self._rescue_band[0]) if self._rescue is not None else face
+        low = min(face, self._rescue_band[0]) if self._rescue is not None or self._rescue_after else face
         net = low if cal is None else raw_threshold(low, cal)
         # one pass's class vote counts every candidate from VOTE_SCORE up, whatever the call's threshold
         pool = net if self.flip or len(self.scales) > 1 else min(net, VOTE_SCORE)
@@ -537,13 +548,13 @@ class Detector:
             out = Detections(out.boxes, calibrate(out.scores, cal), out.probs, out.labels)
         return out[out.scores >= cut.face]
 
-    def _rescue_mask(self, raw: Detections) -> np.ndarray:
+    def _rescue_mask(self, raw: Detections, voted: np.ndarray | None = None) -> np.ndarray:
         """Which faces (network scores) the rescue looks at: scored in the rescue band (``_rescue_band``,
-        face scores: just under the model's own threshold), voted ``mask`` or ``incorrect``, a short side
-        of ``rescue_min_side`` px or more, and not lying inside a face already over the threshold (a
-        piece of it)."""
+        face scores: just under the model's own threshold), voted ``mask`` or ``incorrect`` (``voted``:
+        their vote before the second stage, where it ran), a short side of ``rescue_min_side`` px or
+        more, and not lying inside a face already over the threshold (a piece of it)."""
         look = np.zeros(len(raw), bool)
-        if self._rescue is None or not len(raw):
+        if (self._rescue is None and not self._rescue_after) or not len(raw):
             return look
         cal = self.settings.score_calibration
         low, high = self._rescue_band
@@ -551,7 +562,7 @@ class Detector:
             low, high = raw_threshold(low, cal), raw_threshold(high, cal)
         look = (raw.scores >= low) & (raw.scores < high) & (short_side(raw.boxes) >= self.settings.rescue_min_side)
         if "no_mask" in self.labels:  # masked faces (voted mask or incorrect): a bare face is not what it is for
-            look &= raw.probs.argmax(axis=1) != self.labels.index("no_mask")
+            look &= (raw.probs if voted is None else voted).argmax(axis=1) != self.labels.index("no_mask")
         sure = raw.boxes[raw.scores >= high]
         if look.any() and len(sure):
             look &= containment_matrix(raw.boxes, sure).max(axis=1) < INSIDE_BIG
@@ -564,16 +575,41 @@ class Detector:
         blended in as the cascade's would be (these faces skip the cascade: one crop each)."""
         assert self._rescue is not None
         probs, face = self._rescue(img, sub.boxes)
-        cal = self.settings.score_calibration
-        s = (calibrate(sub.scores, cal) if cal else sub.scores).astype(np.float64)
-        w, face = self.settings.rescue, np.clip(np.asarray(face, np.float64), 1e-6, 1.0)
-        lifted = np.where(face >= self.settings.rescue_min_face, np.maximum(s, s ** (1 - w) * face**w), s)
-        raw = np.interp(lifted, cal[1], cal[0]) if cal else lifted  # back to network scores
-        scores = np.maximum(sub.scores, raw.astype(np.float32))  # (the round trip never lowers one)
+        scores = self._lifted(sub.scores, face)
         unsure = sub.probs.max(axis=1) < self._cls_below
         blend = self._cls_weight * probs + (1 - self._cls_weight) * sub.probs
         out_probs = np.where(unsure[:, None], blend, sub.probs).astype(np.float32)
         return Detections(sub.boxes, scores, out_probs, sub.labels)
+
+    def _lifted(self, net: np.ndarray, face: Any) -> np.ndarray:
+        """Network scores -> the rescue's: max(s, s^(1-w) x P(face)^w) in face scores where P(face)
+        reaches ``rescue_min_face``, back in network scores; never lower."""
+        cal = self.settings.score_calibration
+        s = (calibrate(net, cal) if cal else net).astype(np.float64)
+        w, face = self.settings.rescue, np.clip(np.asarray(face, np.float64), 1e-6, 1.0)
+        lifted = np.where(face >= self.settings.rescue_min_face, np.maximum(s, s ** (1 - w) * face**w), s)
+        raw = np.interp(lifted, cal[1], cal[0]) if cal else lifted
+        out: np.ndarray = np.maximum(net, raw.astype(np.float32))  # (the round trip never lowers one)
+        return out
+
+    def _vetoed_then_rescued(self, img: np.ndarray, raw: Detections, call_min: float) -> Detections:
+        """The rescue after the veto (a model whose classifiers label and veto every face, no
+        ``rescue_classifier``): the faces the rescue may look at (24 px or more) are classified even
+        under the call's threshold; after the veto, those of the band (``_rescue_mask``, on the vote
+        before it) are lifted with the P(face) the classifiers gave. Highest score first."""
+        eligible = short_side(raw.boxes) >= self.settings.rescue_min_side
+        raw = raw[np.flatnonzero((raw.scores >= call_min) | eligible)]
+        if not len(raw):
+            return raw
+        out, face = second_stage_faces(
+            raw, [c(img, raw.boxes) for c in self._classifiers], self._cls_weight, self._verify_weight
+        )
+        look = self._rescue_mask(out, voted=raw.probs)
+        if look.any() and face is not None:
+            scores = out.scores.copy()
+            scores[look] = self._lifted(out.scores[look], face[look])
+            out = Detections(out.boxes, scores, out.probs, out.labels)
+        return out[np.argsort(-out.scores, kind="stable")]
 
     def _postprocess(
         self, img: np.ndarray, parts: list[Detections], net_min: float, call_min: float | None = None
@@ -599,7 +635,10 @@ class Detector:
         else:  # one pass: the candidates around each kept face vote on its class (geometry.class_vote)
             probs = class_vote(pool.boxes, pool.scores, pool.probs, above[keep], VOTE_IOU, VOTE_SCORE)
             raw = Detections(raw.boxes[keep], raw.scores[keep], probs, self.labels)
-        if (self._classifiers or self._rescue is not None) and len(raw):
+        if self._rescue_after and len(raw):
+            raw = self._vetoed_then_rescued(img, raw, net_min if call_min is None else call_min)
+            raw = raw[raw.scores >= net_min]
+        elif (self._classifiers or self._rescue is not None) and len(raw):
             look = self._rescue_mask(raw)  # the rescued faces skip the cascade: one crop each
             rest = raw[np.flatnonzero(~look & (raw.scores >= (net_min if call_min is None else call_min)))]
             done = [self._second_stage(img, rest) if self._classifiers and len(rest) else rest]
@@ -807,14 +846,26 @@ def second_stage(
     head. Score: the detector's score x P(face) ** ``verify_weight``, P(face) averaged over the
     classifiers that have a background class (a veto on hands, ears and other non-faces).
     """
+    out, _ = second_stage_faces(raw, outs, classifier_weight, verify_weight)
+    return out[np.argsort(-out.scores, kind="stable")]
+
+
+def second_stage_faces(
+    raw: Detections,
+    outs: Sequence[tuple[np.ndarray, np.ndarray | None]],
+    classifier_weight: float,
+    verify_weight: float,
+) -> tuple[Detections, np.ndarray | None]:
+    """``second_stage`` in the order of ``raw``, with P(face) of each face (None without a classifier
+    that has a background class)."""
     probs = np.mean([p for p, _ in outs], axis=0)
     blended = (classifier_weight * probs + (1 - classifier_weight) * raw.probs).astype(np.float32)
     faces = [f for _, f in outs if f is not None]
     if not faces:
-        return Detections(raw.boxes, raw.scores, blended, raw.labels)
-    scores = (raw.scores * np.clip(np.mean(faces, axis=0), 0.0, 1.0) ** verify_weight).astype(np.float32)
-    order = np.argsort(-scores, kind="stable")
-    return Detections(raw.boxes[order], scores[order], blended[order], raw.labels)
+        return Detections(raw.boxes, raw.scores, blended, raw.labels), None
+    face = np.clip(np.mean(faces, axis=0), 0.0, 1.0)
+    scores = (raw.scores * face**verify_weight).astype(np.float32)
+    return Detections(raw.boxes, scores, blended, raw.labels), face
 
 
 def face_crops(img: np.ndarray, boxes: np.ndarray, size: int, expand: float) -> np.ndarray:
