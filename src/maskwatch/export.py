@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .core.registry import META_KEY, SECOND_STAGE, read_metadata, resolve_model, shipped_path
+from .core.registry import META_KEY, SECOND_STAGE, classifier_files, read_metadata, resolve_model, shipped_path
 from .core.errors import MaskwatchError
 from .core.imageio import IMAGE_SUFFIXES
 
@@ -183,9 +183,8 @@ def export_model(
     classifiers = list(spec.classifiers) if with_classifier else []
     if with_classifier and not classifiers:
         raise MaskwatchError(f"{model}: has no crop classifier to export with it")
-    rescue = spec.settings.rescue_classifier if with_classifier and spec.settings.rescue > 0 else ""
-    for cls in classifiers + ([rescue] if rescue and rescue not in classifiers else []):
-        # beside the graph, under the name its metadata gives
+    rescue = spec.settings.rescue_classifier if with_classifier else ""
+    for cls in classifier_files(meta) if with_classifier else []:  # beside the graph (the rescue's too)
         with tempfile.TemporaryDirectory() as tmp:
             _write(optimise(src.parent / cls, Path(tmp) / "opt.onnx"), output.parent / f"{Path(cls).stem}.{fmt}", fmt)
     with tempfile.TemporaryDirectory() as tmp:

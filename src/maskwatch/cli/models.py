@@ -16,9 +16,9 @@ def models() -> None:
                 " (" + ("every face" if below > 1 else "none" if below <= 0 else f"faces whose class < {below:g}") + ")"
             )
         st = spec.settings
-        if st.rescue > 0 and st.rescue_classifier:  # masked faces just under the threshold, shown to it
-            low = st.score_threshold ** (1 / (1 - st.rescue)) if st.rescue < 1 else 0.0
-            cls += f"  rescue {st.rescue_classifier} (masked faces scored {low:.3f}-{st.score_threshold:g})"
+        band = st.rescue_band()
+        if band is not None and st.rescue_classifier:  # masked faces just under the threshold, shown to it
+            cls += f"  rescue {st.rescue_classifier} (masked faces scored {band[0]:.3f}-{band[1]:g})"
         print(
             f"{name:8s} {spec.size_bytes / 1e6:5.2f} MB  input {st.input_policy()}  threshold {st.score_threshold}"
             f"  flip {spec.flip}  classifier {cls}  paddlehub {spec.paddlehub_module}"

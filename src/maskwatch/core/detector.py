@@ -87,6 +87,7 @@ def _session(
 
 
 INSIDE_BIG = 0.7  # a first-pass face lying this much inside a close-up's face is a piece of it
+NO_RESCUE = (1.0, 1.0)  # the rescue band of a detector without a rescue: no face score lies in it
 MIN_INPUT, MAX_INPUT = 32, 8192  # px: the network input (input size x scale) allowed
 MAX_ZOOM = 8.0  # the largest crowd zoom factor allowed (Detector(zoom=...), --zoom)
 # a picture shrunk to under this share of its size is resized by area averaging, above it bilinearly
@@ -111,7 +112,8 @@ class Cutoffs(NamedTuple):
     threshold; calibrated by the model's ``score_calibration``, see ``maskwatch.core.calibration``); the
     *network score* is what the network outputs and NMS, voting and the second stage work in.
 
-    ``face``: the call's threshold (face score). ``net``: the network score that gives it. ``pool``:
+    ``face``: the call's threshold (face score). ``net``: the network score candidates are kept down
+    to (the threshold's, or the rescue band's lower end where that is lower). ``pool``:
     the network score the candidates of the last passes are kept down to (lower than ``net`` when a
     single pass's class vote needs them). ``first``: the first passes' cutoff (lower still when a
     candidate may ask for a zoom pass)."""
@@ -120,6 +122,7 @@ class Cutoffs(NamedTuple):
     net: float
     pool: float
     first: float
+    call: float  # the call's threshold in network scores (``net`` reaches lower where the rescue looks)
 
 
 def valid_zoom(zoom: float) -> bool:
@@ -272,8 +275,8 @@ class Detector:
         self.shrink_input, self.shrink_above = settings.shrink_input, settings.shrink_above
         self.shrink_score = settings.shrink_score
         self._rescue: CropModel | None = None  # the rescue (loaded below, with the classifiers)
-        self._rescue_band = (1.0, 1.0)  # face scores [low, high) that get it
-        self._rescue_after = False
+        self._rescue_band = NO_RESCUE  # face scores [low, high) that get it (the file's rescue_band)
+        self._rescue_after = False  # the rescue after the veto, from the second stage's own P(face)
         self._default_net = self.cutoffs().net  # the model's own threshold, in network scores
         top = self.input_size if self.upscale is None else self.max_input
         bad = [s for s in self.scales if not (np.isfinite(s) and MIN_INPUT <= top * s <= MAX_INPUT)]
@@ -291,7 +294,6 @@ class Detector:
         self._cls_weight = settings.classifier_weight
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
         self._verify_weight = settings.verify_weight
-        self._rescue_after = False  # the rescue after the veto, from the second stage's own P(face)
         if asks and settings.rescue > 0 and settings.rescue_classifier:
             self._rescue, self._rescue_band = self._load_rescue(path, threads, providers)
         elif asks and settings.rescue > 0:
@@ -301,14 +303,13 @@ class Detector:
             self._rescue_band, self._rescue_after = self._band_of(path), True
 
     def _band_of(self, path: Path) -> tuple[float, float]:
-        """The face scores the rescue looks at: from the model file's own default threshold t down to
-        the lowest score that ``max(s, s^(1-w) x P(face)^w)`` can lift to t, t^(1/(1-w)). Tied to the
-        file's threshold, not the call's: a face's score never depends on the threshold a call asks for."""
-        w = self.settings.rescue
-        if not 0 < w < 1:
-            raise ModelError(f"{path}: rescue must be between 0 and 1, got {w!r}")
-        top = check_threshold(self.spec.settings.score_threshold)
-        return top ** (1 / (1 - w)), top
+        """The face scores the rescue looks at (``ModelSettings.rescue_band``), from the model file's own
+        threshold, not the call's: a face's score never depends on the threshold a call asks for."""
+        check_threshold(self.spec.settings.score_threshold)
+        band = self.spec.settings.rescue_band()
+        if band is None:
+            raise ModelError(f"{path}: rescue must be between 0 and 1, got {self.settings.rescue!r}")
+        return band
 
     def _load_rescue(
         self, path: Path, threads: int | None, providers: Sequence[Any] | None
@@ -495,15 +496,16 @@ class Detector:
         """The score cutoffs of one call, in both score spaces, computed once (see ``Cutoffs``)."""
         face = self.threshold_of(score_threshold)
         cal = self.settings.score_calibration
-        # candidates the rescue may lift over the threshold are kept down to its band
-        low = min(face, self._rescue_band[0]) if self._rescue is not None or self._rescue_after else face
+        # candidates the rescue may lift over the threshold are kept down to its band (NO_RESCUE: none)
+        low = min(face, self._rescue_band[0])
         net = low if cal is None else raw_threshold(low, cal)
+        call = face if cal is None else raw_threshold(face, cal)
         # one pass's class vote counts every candidate from VOTE_SCORE up, whatever the call's threshold
         pool = net if self.flip or len(self.scales) > 1 else min(net, VOTE_SCORE)
         # the first passes also keep what may ask for a zoom or a shrunk pass
         first = min(pool, self.zoom_score) if self.zoom > 1 else pool
         first = min(first, self.shrink_score) if self.shrink_input > 0 else first
-        return Cutoffs(face, net, pool, first)
+        return Cutoffs(face, net, pool, first, call)
 
     def _detect_image(self, img: np.ndarray, cut: Cutoffs) -> Detections:
         """All faces at or above the call's cutoffs on a BGR uint8 picture, after NMS and classification."""
@@ -542,8 +544,7 @@ class Detector:
         """Postprocess in network scores (at ``cut.net``), then report calibrated face scores
         (``maskwatch.core.calibration``) at or above ``cut.face``."""
         cal = self.settings.score_calibration
-        call = cut.face if cal is None else raw_threshold(cut.face, cal)  # the call's threshold, network score
-        out = self._postprocess(img, parts, cut.net, call)
+        out = self._postprocess(img, parts, cut.net, cut.call)
         if cal is not None and len(out):
             out = Detections(out.boxes, calibrate(out.scores, cal), out.probs, out.labels)
         return out[out.scores >= cut.face]
@@ -554,7 +555,7 @@ class Detector:
         their vote before the second stage, where it ran), a short side of ``rescue_min_side`` px or
         more, and not lying inside a face already over the threshold (a piece of it)."""
         look = np.zeros(len(raw), bool)
-        if (self._rescue is None and not self._rescue_after) or not len(raw):
+        if self._rescue_band == NO_RESCUE or not len(raw):
             return look
         cal = self.settings.score_calibration
         low, high = self._rescue_band
@@ -570,9 +571,10 @@ class Detector:
 
     def _rescued(self, img: np.ndarray, sub: Detections) -> Detections:
         """The rescue classifier on faces the network doubts (``_rescue_mask``): face score max(s, s^(1-w) x
-        P(face)^w) where P(face) reaches ``rescue_min_face``, never lowered, so that a masked face under
-        a hood or a cap that the classifier is sure of is lifted; where the voted class is under ``classifier_below``, the classifier's classes
-        blended in as the cascade's would be (these faces skip the cascade: one crop each)."""
+        P(face)^w) where P(face) reaches ``rescue_min_face``, never lowered (``_lifted``), so that a
+        masked face under a hood or a cap that the classifier is sure of is lifted; where the voted class
+        is under ``classifier_below``, the classifier's classes blended in as the cascade's would be
+        (these faces skip the cascade: one crop each)."""
         assert self._rescue is not None
         probs, face = self._rescue(img, sub.boxes)
         scores = self._lifted(sub.scores, face)
@@ -635,12 +637,13 @@ class Detector:
         else:  # one pass: the candidates around each kept face vote on its class (geometry.class_vote)
             probs = class_vote(pool.boxes, pool.scores, pool.probs, above[keep], VOTE_IOU, VOTE_SCORE)
             raw = Detections(raw.boxes[keep], raw.scores[keep], probs, self.labels)
+        call = net_min if call_min is None else call_min
         if self._rescue_after and len(raw):
-            raw = self._vetoed_then_rescued(img, raw, net_min if call_min is None else call_min)
+            raw = self._vetoed_then_rescued(img, raw, call)
             raw = raw[raw.scores >= net_min]
         elif (self._classifiers or self._rescue is not None) and len(raw):
             look = self._rescue_mask(raw)  # the rescued faces skip the cascade: one crop each
-            rest = raw[np.flatnonzero(~look & (raw.scores >= (net_min if call_min is None else call_min)))]
+            rest = raw[np.flatnonzero(~look & (raw.scores >= call))]
             done = [self._second_stage(img, rest) if self._classifiers and len(rest) else rest]
             if look.any():
                 done.append(self._rescued(img, raw[np.flatnonzero(look)]))

@@ -203,6 +203,13 @@ class ModelSettings:
         """The network input's sides are multiples of this (the largest stride)."""
         return max(self.strides)
 
+    def rescue_band(self) -> tuple[float, float] | None:
+        """The face scores the rescue looks at, [t^(1/(1-w)), t) for the threshold t and ``rescue`` w:
+        the lowest score that ``max(s, s^(1-w) x P(face)^w)`` can lift to t, up to t. None without a
+        rescue (``rescue`` 0, or not under 1)."""
+        w, top = self.rescue, self.score_threshold
+        return (top ** (1 / (1 - w)), top) if 0 < w < 1 else None
+
     def first_input(self, width: int, height: int) -> int:
         """The first pass's network input (long side, px) for a picture of this size (``first_input``)."""
         return first_input(max(width, height), self.upscale, self.input_size, self.min_input, self.max_input)
@@ -311,6 +318,7 @@ class ModelSpec:
             **settings,
             "pad_multiple": self.settings.pad_multiple,
             "network_threshold": self.network_threshold,
+            "rescue_band": self.settings.rescue_band(),
             "vote_iou": VOTE_IOU,
             "vote_score": VOTE_SCORE,
             "classifiers": list(self.classifiers),

@@ -118,8 +118,9 @@ MOBILE_SETTINGS = {
     "classifier_weight": 0.7,
     "verify_weight": 0.0,
     "classifier_flip": False,
-    # the rescue (issue 29): a face scored just under the threshold t (from t^(1/0.7) up), 24 px or
-    # more, gets max(s, s^0.7 x P(face)^0.3) from MOBILE_RESCUE's background class: masked faces under
+    # the rescue (issue 29): a face scored just under the threshold t (from t^(1/0.7) up), voted mask or
+    # incorrect, 24 px or more, gets max(s, s^0.7 x P(face)^0.3) from MOBILE_RESCUE's background class
+    # where P(face) >= 0.9: masked faces under
     # hoods, caps and goggles that the network doubts and the classifier does not (models/mobile.md,
     # "The rescue"; 0.1-0.4 crops a picture)
     "rescue": 0.3,

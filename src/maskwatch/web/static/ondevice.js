@@ -30,7 +30,7 @@ async function session() {
       const info = res.ok ? await res.json() : {models: []};
       const m = (info.models || []).find(x => x.name === 'mobile');
       if (!m) throw new Error('cannot read the mobile model\'s settings from /v1/models (HTTP ' + res.status + ')');
-      settings = {inputSize: m.input_size, upscale: m.upscale, minInput: m.min_input, maxInput: m.max_input, threshold: m.network_threshold ?? m.score_threshold, nms: m.nms_threshold, voteIou: m.vote_iou, voteScore: m.vote_score, labels: m.labels,
+      settings = {inputSize: m.input_size, upscale: m.upscale, minInput: m.min_input, maxInput: m.max_input, threshold: m.score_threshold, nms: m.nms_threshold, voteIou: m.vote_iou, voteScore: m.vote_score, labels: m.labels,
                   strides: m.strides, padMultiple: m.pad_multiple, padValue: m.pad_value,
                   calibration: m.score_calibration};
       const opts = {executionProviders: ['wasm'], graphOptimizationLevel: 'all'};
@@ -45,11 +45,11 @@ async function session() {
         }
         settings.cascade = {below: m.classifier_below, weight: m.classifier_weight, flip: !!m.classifier_flip, classifiers};
         const r = m.rescue_settings;
-        if (r && m.rescue > 0 && m.rescue < 1) {
-          const t = m.score_threshold;
+        if (r && m.rescue_band) {
+          const [low, high] = m.rescue_band;
           settings.rescue = {s: await ort.InferenceSession.create('/models/' + r.file, opts),
                              size: m.rescue_input > 0 ? m.rescue_input : r.input_size, expand: r.crop_expand,
-                             bg: r.labels.indexOf('background'), w: m.rescue, low: Math.pow(t, 1 / (1 - m.rescue)), high: t,
+                             bg: r.labels.indexOf('background'), w: m.rescue, low, high,
                              minSide: m.rescue_min_side, minFace: m.rescue_min_face, noMask: m.labels.indexOf('no_mask'),
                              below: m.classifier_below, weight: m.classifier_weight};
         }
@@ -91,10 +91,12 @@ function preprocess(source, settings) {
   return {data, pw, ph, scale};
 }
 
+function intersection(a, b) {
+  return Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0])) * Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+}
+
 function iou(a, b) {
-  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
-  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
-  const inter = w * h;
+  const inter = intersection(a, b);
   const u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
   return u > 0 ? inter / u : 0;
 }
@@ -223,9 +225,7 @@ async function relabel(ort, source, faces, {below, weight, flip, classifiers}) {
 
 // the share of box a lying inside box b
 function inside(a, b) {
-  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
-  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
-  return w * h / Math.max((a[2] - a[0]) * (a[3] - a[1]), 1e-9);
+  return intersection(a, b) / Math.max((a[2] - a[0]) * (a[3] - a[1]), 1e-9);
 }
 
 // the rescue: the faces of the band (just under the threshold, voted mask or incorrect, big enough, not
