@@ -401,9 +401,9 @@ def test_crowd_zoom_rule_on_made_up_first_passes(tmp_path):
 def test_shrunk_pass_rule_on_made_up_first_passes(tmp_path):
     """A pass at shrink_input px only when the first pass holds a candidate of shrink_above px or more
     at its input, and only when the first pass is well above the shrunk size."""
-    det = Detector(
-        _model_with(tmp_path, upscale=1.0, min_input=640, max_input=1280, shrink_input=320, shrink_above=200)
-    )
+    first_pass = {"upscale": 1.0, "min_input": 640, "max_input": 1280}  # the picture's own size, from 640 px
+    shrink = {"shrink_input": 320, "shrink_above": 200, "shrink_score": 0.25, "shrink_trigger": None}
+    det = Detector(_model_with(tmp_path, **first_pass, **shrink))
     near, far = (100, 100, 400, 420, 0.3), (10, 10, 60, 70, 0.9)  # short sides 300 and 50 px
     assert det.shrink_size(640, 480, _faces(far)) == 0
     assert det.shrink_size(640, 480, _faces()) == 0
@@ -419,7 +419,51 @@ def test_shrunk_pass_rule_on_made_up_first_passes(tmp_path):
         == 0
     )  # a first pass of 400 px: no smaller pass worth running
     assert Detector(_model_with(tmp_path, shrink_input=None)).shrink_size(640, 480, _faces(near)) == 0  # off
+    # a candidate must reach shrink_trigger (when above shrink_above) to ask: 208 px does not reach 250
+    asks = Detector(
+        _model_with(tmp_path, upscale=1.0, min_input=640, shrink_input=224, shrink_above=150, shrink_trigger=250)
+    )
+    assert asks.shrink_size(400, 300, _faces((0, 0, 130, 150, 0.5))) == 0
+    assert asks.shrink_size(400, 300, _faces((0, 0, 160, 180, 0.5))) == 224  # 256 px at the input
     assert "pass at 320 px" in resolve_model(str(_model_with(tmp_path, shrink_input=320))).input_policy()
+
+
+def test_shrunk_pass_and_first_pass_share_the_band_between_their_lines(tmp_path, monkeypatch):
+    """Faces of shrink_above px or more come from the shrunk pass; the first pass keeps its own under
+    shrink_keep_below (0: shrink_above), so a face in between that the shrunk pass misses stays."""
+    sizes: list[int] = []
+
+    def fake_views(views, size, net_min, offset=(0, 0)):
+        sizes.append(size)
+        if size == 224:  # the shrunk pass (picture px): finds the 300 px face only
+            rows = [(300, 100, 620, 440, 0.9)]
+        else:  # the first pass (640 px, the picture's own size): 180 and 320 px faces, a small one, and
+            # a 200 px piece of the big face (its chin: 0.6 of it inside, IoU 0.26 with it)
+            rows = [
+                (10, 10, 190, 200, 0.9),
+                (300, 110, 620, 430, 0.8),
+                (400, 10, 430, 40, 0.9),
+                (320, 320, 600, 520, 0.85),
+            ]
+        found = _faces(*rows)
+        return [found[found.scores >= net_min] for _ in views]
+
+    def boxes(keep_below: float) -> list[tuple[int, ...]]:
+        shrink = {"shrink_input": 224, "shrink_above": 150, "shrink_score": 0.1, "shrink_keep_below": keep_below}
+        det = Detector(_model_with(tmp_path, upscale=1.0, min_input=640, zoom=0, **shrink), classifier_below=0)
+        monkeypatch.setattr(det, "_run_views", fake_views)
+        sizes.clear()
+        got = det.detections(np.zeros((480, 640, 3), np.uint8))
+        assert sizes == [640, 224]
+        return sorted(tuple(int(round(v)) for v in b) for b in got.boxes)
+
+    small, big, mid = (400, 10, 430, 40), (300, 100, 620, 440), (10, 10, 190, 200)
+    assert boxes(0) == sorted([small, big])  # the line at shrink_above: the 180 px face is the shrunk pass's, missed
+    # kept from the first pass; its 320 px box is the shrunk pass's, and the piece of it is dropped
+    assert boxes(250) == sorted([small, big, mid])
+    assert (
+        "first pass's up to 250 px" in resolve_model(str(_model_with(tmp_path, shrink_keep_below=250))).input_policy()
+    )
 
 
 def test_a_close_up_is_found_whole_by_the_shrunk_pass(tmp_path):

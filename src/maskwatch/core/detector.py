@@ -16,7 +16,8 @@ costs one pass; a crowd costs two (see ``Detector.zoom_sizes``).
 
 Close-ups: a face bigger than the network saw in training (``shrink_above`` px at its input) is
 found badly or not at all. A model with ``shrink_input`` runs a picture whose first pass holds such a
-candidate again at that small size and takes its big faces from there (``Detector.shrink_size``).
+candidate again at that small size and takes its big faces from there (``Detector.shrink_size``);
+the first pass keeps its own faces up to ``shrink_keep_below`` px, where both go to the merge.
 """
 
 from __future__ import annotations
@@ -87,6 +88,16 @@ def _session(
 
 
 INSIDE_BIG = 0.7  # a first-pass face lying this much inside a close-up's face is a piece of it
+INSIDE_BIG_BAND = 0.5  # ... and one as big as the shrunk pass's faces (shrink_keep_below's band), this much
+
+
+def _inside_limit(found: Detections, big: float) -> np.ndarray:
+    """How much of each first-pass face may lie inside a sure face of the shrunk pass before it counts as
+    a piece of that close-up: ``INSIDE_BIG``, or ``INSIDE_BIG_BAND`` for faces of ``big`` px or more (the
+    band the first pass shares with the shrunk one: the chin or the forehead of a close-up, cut as a face)."""
+    return np.where(short_side(found.boxes) >= big, INSIDE_BIG_BAND, INSIDE_BIG)
+
+
 NO_RESCUE = (1.0, 1.0)  # the rescue band of a detector without a rescue: no face score lies in it
 MIN_INPUT, MAX_INPUT = 32, 8192  # px: the network input (input size x scale) allowed
 MAX_ZOOM = 8.0  # the largest crowd zoom factor allowed (Detector(zoom=...), --zoom)
@@ -273,7 +284,8 @@ class Detector:
         self.zoom_max_scale = settings.zoom_max_scale
         # big faces: a shrunk pass for the faces too big for the network at the first pass's size
         self.shrink_input, self.shrink_above = settings.shrink_input, settings.shrink_above
-        self.shrink_score = settings.shrink_score
+        self.shrink_score, self.shrink_keep_below = settings.shrink_score, settings.shrink_keep_below
+        self.shrink_trigger = settings.shrink_trigger
         self._rescue: CropModel | None = None  # the rescue (loaded below, with the classifiers)
         self._rescue_band = NO_RESCUE  # face scores [low, high) that get it (the file's rescue_band)
         self._rescue_after = False  # the rescue after the veto, from the second stage's own P(face)
@@ -469,9 +481,11 @@ class Detector:
         found ``found`` (as for ``zoom_sizes``); 0 for none.
 
         With ``shrink_input`` on: when a candidate scored at least ``shrink_score`` has a short side
-        of ``shrink_above`` px or more at the first pass's input (a close-up: bigger than the faces the network was trained on), the
-        whole picture is run again at ``shrink_input`` px, and the faces that big are taken from that
-        pass alone; none when the first pass is not much larger (1.5 x) than the shrunk one.
+        of ``shrink_trigger`` (at least ``shrink_above``) px or more at the first pass's input (a
+        close-up: bigger than the faces the network was trained on), the whole picture is run again at
+        ``shrink_input`` px, and the faces of ``shrink_above`` px or more are taken from that pass (the
+        first pass keeping its own under ``shrink_keep_below``); none when the first pass is not much
+        larger (1.5 x) than the shrunk one.
         """
         if not isinstance(found, Detections):
             found = Detections.from_faces(list(found))
@@ -481,7 +495,7 @@ class Detector:
         if max(whole) < 1.5 * self.shrink_input:
             return 0
         side = short_side(found.boxes) * (max(whole) / max(width, height))
-        big = (side >= self.shrink_above) & (found.scores >= self.shrink_score)
+        big = (side >= max(self.shrink_above, self.shrink_trigger)) & (found.scores >= self.shrink_score)
         return self.shrink_input if np.any(big) else 0
 
     # -- internals: preprocess, run, postprocess --------------------------------------------------
@@ -527,16 +541,20 @@ class Detector:
                 parts = [self._run_view(img, (0, 0, w, h), size, cut.pool) for size in sizes]
             else:
                 parts = [p[p.scores >= cut.pool] for p in parts]
-        if shrink:  # each face from one side of the line: big ones from the shrunk pass, the rest as found
-            big = self.shrink_above * max(w, h) / max(self.passes(w, h)[0])  # picture px
+        if shrink:  # big faces from the shrunk pass, the rest as found, both passes' between the two lines
+            px = max(w, h) / max(self.passes(w, h)[0])  # picture px per first-pass input px
+            big = self.shrink_above * px
+            keep_below = max(self.shrink_above, self.shrink_keep_below) * px
             shrunk = self._run_view(img, (0, 0, w, h), shrink, cut.pool)
             shrunk = shrunk[short_side(shrunk.boxes) >= big]
             # faces the model itself would report (whatever this call's threshold: a low one must not
             # let a doubtful big box swallow the faces inside it)
             sure = shrunk.boxes[shrunk.scores >= max(cut.net, self._default_net)]
-            small = [p[short_side(p.boxes) < big] for p in parts]
+            small = [p[short_side(p.boxes) < keep_below] for p in parts]
             if len(sure):  # and no face inside a big one: the first pass's pieces of a close-up (eyes, a mask)
-                small = [p[containment_matrix(p.boxes, sure).max(axis=1, initial=0.0) < INSIDE_BIG] for p in small]
+                small = [
+                    p[containment_matrix(p.boxes, sure).max(axis=1, initial=0.0) < _inside_limit(p, big)] for p in small
+                ]
             parts = [p for p in [*small, shrunk] if len(p)] or small
         return self._finish(img, parts, cut)
 

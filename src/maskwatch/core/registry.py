@@ -146,6 +146,17 @@ class ModelSettings:
         200.0, float, "with shrink_input: a face this many input px or more is big, reported by the shrunk pass"
     )
     shrink_score: float = _setting(0.25, float, "with shrink_input: the network score a big face needs to ask for it")
+    shrink_trigger: float = _setting(
+        0.0,
+        float,
+        "with shrink_input: a candidate this many input px or more asks for the shrunk pass (0: shrink_above)",
+    )
+    shrink_keep_below: float = _setting(
+        0.0,
+        float,
+        "with shrink_input: the first pass keeps its faces under this many input px (0: shrink_above); "
+        "between shrink_above and this, both passes' faces go to the merge",
+    )
     score_calibration: tuple[tuple[float, ...], tuple[float, ...]] | None = _setting(
         None, _calibration, "knots (network score, face score) of the face score's map; None: the network's own"
     )
@@ -224,6 +235,10 @@ class ModelSettings:
             rule += f"; x{self.zoom:g} more (at most {self.zoom_cap_words()}) when it finds faces under {self.zoom_below:g} px"
         if self.shrink_input > 0:
             rule += f"; faces of {self.shrink_above:g} px or more from a pass at {self.shrink_input} px"
+            if self.shrink_trigger > self.shrink_above:
+                rule += f" when one of {self.shrink_trigger:g} px or more is found"
+            if self.shrink_keep_below > self.shrink_above:
+                rule += f" (and the first pass's up to {self.shrink_keep_below:g} px)"
         return rule
 
     def zoom_cap_words(self) -> str:

@@ -93,12 +93,16 @@ PASSES = {
     # and no more than twice the picture's own long side: a 400 px photo is enlarged to 800, not 1120
     # (Kaggle val mAP held; docs/speed.md)
     "zoom_max_scale": 2.0,
-    # close-ups: a picture whose first pass finds a likely face (network score >= 0.25) of 200 px or
-    # more at its input (bigger than any face of the 320 px training crops) runs again at 320 px, and
-    # its big faces come from there (models/mobile.md, "Close-ups")
-    "shrink_input": 320,
-    "shrink_above": 200,
-    "shrink_score": 0.25,  # a likely face (as the zoom's): 97 % of close-ups ask, 6-32 % of the sets' photos
+    # close-ups: a picture whose first pass finds a face (network score >= 0.1) of 200 px or more at
+    # its input (bigger than the faces of the 320 px training crops) runs again at 224 px, and its
+    # faces of 150 px or more come from there; the first pass keeps its own up to 250 px, both go to
+    # the merge between (models/mobile.md, "Close-ups, second version"; 2026-12-07: faces over 300 px
+    # 97-100 % found against 95-97 % at 320 px with the faces of 200 px or more from that pass alone)
+    "shrink_input": 224,
+    "shrink_above": 150,
+    "shrink_trigger": 200,
+    "shrink_score": 0.1,
+    "shrink_keep_below": 250,
 }
 # mobile's first pass at 0.8x the picture (a 640x480 frame at 512 px: 0.65x the network's time), the
 # zoom asked by faces under 15 px there (the 12 px of the picture's own size, and a little more) and
