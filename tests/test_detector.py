@@ -547,17 +547,17 @@ def test_threshold_zero_is_capped_before_nms(monkeypatch):
     sizes = []
     real_nms = detector_mod.nms
     monkeypatch.setattr(detector_mod, "nms", lambda b, s, t, **k: sizes.append(len(b)) or real_nms(b, s, t, **k))
-    det = Detector("mobile", input_size=800)  # one fixed pass, whatever the picture's size
+    det = Detector("mobile", input_size=800, shrink_input=0)  # one fixed pass, whatever the picture's size
     faces = det.detections(busy, score_threshold=0.0)
     assert len(faces) == detector_mod.MAX_FACES == 1000 and len(sizes) == 1 and 3900 < sizes[0] <= 4000
-    small = Detector("mobile", max_faces=50, input_size=800)
+    small = Detector("mobile", max_faces=50, input_size=800, shrink_input=0)
     sizes.clear()
     few = small.detections(busy, score_threshold=0.0)
     assert len(few) == 50 and len(sizes) == 1 and 190 < sizes[0] <= 200
     assert np.all(np.diff(few.scores) <= 0) and few.scores[-1] >= np.sort(faces.scores)[-50]  # the best ones
     assert pickle.loads(pickle.dumps(small)).max_faces == 50
     sizes.clear()
-    server = Detector("server", max_faces=20)  # two passes (flip) voting, then the crop classifier
+    server = Detector("server", max_faces=20, shrink_input=0)  # two passes (flip) voting, then the crop classifier
     assert len(server.detections(busy, score_threshold=0.0)) <= 20 and len(sizes) == 1 and 150 < sizes[0] <= 2 * 80
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="max_faces"):
