@@ -238,7 +238,7 @@ def _size_rule(spec: ModelSpec) -> str:
         )
     if spec.settings.shrink_input > 0:
         rule += (
-            f"; when it finds a face of {max(spec.settings.shrink_above, spec.settings.shrink_trigger):g} px or more, "
+            f"; when it finds a face of {spec.settings.shrink_trigger:g} px or more, "
             f"the picture is also run at {spec.settings.shrink_input} px and the faces of "
             f"{spec.settings.shrink_above:g} px or more are taken from there"
         )

@@ -481,7 +481,7 @@ class Detector:
         found ``found`` (as for ``zoom_sizes``); 0 for none.
 
         With ``shrink_input`` on: when a candidate scored at least ``shrink_score`` has a short side
-        of ``shrink_trigger`` (at least ``shrink_above``) px or more at the first pass's input (a
+        of ``shrink_trigger`` (never under ``shrink_above``) px or more at the first pass's input (a
         close-up: bigger than the faces the network was trained on), the whole picture is run again at
         ``shrink_input`` px, and the faces of ``shrink_above`` px or more are taken from that pass (the
         first pass keeping its own under ``shrink_keep_below``); none when the first pass is not much
@@ -495,7 +495,7 @@ class Detector:
         if max(whole) < 1.5 * self.shrink_input:
             return 0
         side = short_side(found.boxes) * (max(whole) / max(width, height))
-        big = (side >= max(self.shrink_above, self.shrink_trigger)) & (found.scores >= self.shrink_score)
+        big = (side >= self.shrink_trigger) & (found.scores >= self.shrink_score)
         return self.shrink_input if np.any(big) else 0
 
     # -- internals: preprocess, run, postprocess --------------------------------------------------
@@ -544,7 +544,7 @@ class Detector:
         if shrink:  # big faces from the shrunk pass, the rest as found, both passes' between the two lines
             px = max(w, h) / max(self.passes(w, h)[0])  # picture px per first-pass input px
             big = self.shrink_above * px
-            keep_below = max(self.shrink_above, self.shrink_keep_below) * px
+            keep_below = self.shrink_keep_below * px
             shrunk = self._run_view(img, (0, 0, w, h), shrink, cut.pool)
             shrunk = shrunk[short_side(shrunk.boxes) >= big]
             # faces the model itself would report (whatever this call's threshold: a low one must not

@@ -195,7 +195,13 @@ class ModelSettings:
         """The settings a file's metadata gives, the defaults for what it leaves out."""
         given = {f.name: f.metadata["convert"](meta[f.name]) for f in fields(cls) if meta.get(f.name) is not None}
         out = cls(**given)
-        return out if out.zoom_max_input else replace(out, zoom_max_input=2 * out.max_input)
+        out = out if out.zoom_max_input else replace(out, zoom_max_input=2 * out.max_input)
+        # the shrunk pass's two other lines are never under shrink_above (0 in a file: at it)
+        return replace(
+            out,
+            shrink_trigger=max(out.shrink_above, out.shrink_trigger),
+            shrink_keep_below=max(out.shrink_above, out.shrink_keep_below),
+        )
 
     def asdict(self) -> dict[str, Any]:
         """The JSON form (lists for tuples), as a file's metadata holds it."""
