@@ -577,6 +577,52 @@ def test_a_blended_recipe_averages_its_result_with_its_start(tmp_path):
         blend_onnx_weights(mixed, start, 1.0)
 
 
+def test_a_soup_averages_its_ingredients_by_share_and_rejects_bad_shares(tmp_path):
+    """``soup``: a recipe with no training of its own whose file is the share-weighted average of
+    other recipes' files (three tiny networks from one start here), logged as finished; shares that
+    do not sum to 1, or a single ingredient, are refused."""
+    import copy
+
+    import onnx
+    from onnx import numpy_helper
+
+    from maskwatch.train.loop import soup_detector
+
+    voc = make_voc(tmp_path / "voc", n=4)
+    kw = dict(name="tiny", width=0.5, size=96, batch=4, threads=1, sources=[Source(voc)], val=[], val_every=100)
+    quiet = lambda *a: None  # noqa: E731
+    start = train_detector(DetectorRecipe(epochs=1, seed=1, **kw), tmp_path / "start", tmp_path, log=quiet)
+    files = {
+        f"t{seed}": train_detector(
+            DetectorRecipe(epochs=1, seed=seed, init=str(start), **{**kw, "name": f"t{seed}"}),
+            tmp_path / f"t{seed}",
+            tmp_path,
+            log=quiet,
+        )
+        for seed in (2, 3, 4)
+    }
+    recipe = DetectorRecipe(name="soup", epochs=0, soup={"t2": 0.5, "t3": 0.3, "t4": 0.2})
+    out = soup_detector(recipe, files, tmp_path / "soup", log=quiet)
+
+    def weights(path):
+        return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+
+    w = {n: weights(f) for n, f in files.items()}
+    got = weights(out)
+    floats = [k for k in got if got[k].dtype.kind == "f"]
+    assert floats and any(not np.allclose(w["t2"][k], w["t3"][k]) for k in floats)  # the ingredients differ
+    for k in floats:
+        want = 0.5 * w["t2"][k] + 0.3 * w["t3"][k] + 0.2 * w["t4"][k]
+        np.testing.assert_allclose(got[k], want, rtol=1e-4, atol=1e-5)
+    assert isinstance(Detector(str(out)).detect(np.zeros((100, 100, 3), np.uint8)), list)
+    assert json.loads((tmp_path / "soup" / "log.jsonl").read_text().splitlines()[-1])["epoch"] == 0
+    for bad in ({"t2": 0.5, "t3": 0.3}, {"t2": 1.0}):
+        wrong = copy.deepcopy(recipe)
+        wrong.soup = bad
+        with pytest.raises(ValueError, match="soup"):
+            soup_detector(wrong, files, tmp_path / "bad", log=quiet)
+
+
 def test_a_narrower_stage_2_learns_the_teachers_features_and_nothing_else_moves(tmp_path):
     """``mimic_stage2``: a ``YuNetMaskNarrow`` student, every tensor it shares with its YuNet-n-layout
     teacher copied, is taught on made-up crops to give the teacher's stage-2 features: its error

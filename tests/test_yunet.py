@@ -166,6 +166,38 @@ def test_distillation_pulls_toward_the_teacher_and_early_layers_stay():
     assert any(n.startswith("base.stage3") for n in moved) and any(n.startswith("cls_out") for n in moved)
 
 
+def test_distillation_floor_lets_labelled_faces_rise_above_the_teacher():
+    """With ``labelled`` (the cells a labelled face takes, from ``detection_loss``) the teacher's
+    score is a floor there: a student scoring a labelled face above the teacher pays nothing for it,
+    below it pays as before, and off the labelled cells the pull is both ways (made-up tensors)."""
+    torch = pytest.importorskip("torch")
+    from maskwatch.train.loss import detection_loss, distill_loss
+
+    t_obj = torch.full((1, 6), -2.0)  # the teacher unsure everywhere (a hooded, turned face)
+    t_dist = torch.full((1, 6, 4), 8.0)
+    labelled = torch.tensor([[True, True, False, False, False, False]])
+    up = t_obj.clone()
+    up[0, 0] = 3.0  # the student sure of a labelled face
+    assert float(distill_loss(up, t_dist, t_obj, t_dist, labelled)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distill_loss(up, t_dist, t_obj, t_dist)) > 0.1  # the two-way pull would hold it down
+    down = t_obj.clone()
+    down[0, 1] = -6.0  # below the teacher on a labelled face: still pulled up
+    assert float(distill_loss(down, t_dist, t_obj, t_dist, labelled)) > 0
+    off = t_obj.clone()
+    off[0, 4] = 3.0  # above the teacher where no face is labelled: pulled down
+    assert float(distill_loss(off, t_dist, t_obj, t_dist, labelled)) == pytest.approx(
+        float(distill_loss(off, t_dist, t_obj, t_dist)), rel=1e-6
+    )
+
+    # detection_loss names the cells its faces take: a 32 px face on a 64 px picture takes some, not all
+    h = w = 64
+    n_cells = sum((h // s) * (w // s) for s in (8, 16, 32))
+    obj, dist, cls = torch.zeros(1, n_cells), torch.full((1, n_cells, 4), 10.0), torch.zeros(1, n_cells, 3)
+    out: list = []
+    detection_loss(obj, dist, cls, [[[16, 16, 48, 48]]], [[0]], [[False]], (h, w), out)
+    assert out[0].shape == (1, n_cells) and 0 < int(out[0].sum()) < n_cells
+
+
 def test_lite_layout_runs_stage_2s_wide_units_at_stride_8(tmp_path):
     """``YuNetMaskLite`` holds YuNet-n's tensors (each layout loads the other's file), gives as many
     cells per level, and runs stage 2's 64-channel units on a quarter of the positions; a training

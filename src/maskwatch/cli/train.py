@@ -16,7 +16,7 @@ from ._common import err, fail_usage
 def train(
     recipe: str = typer.Argument(
         "mobile",
-        help="Which shipped model to rebuild: mobile, server, or one part: a detector recipe, server-det ... server-det5 (maskwatch's own FaceMaskNet in stages), yunet-cls (YuNet-n with a mask-class branch only: an earlier server's detector), yunet-ft and yunet-ft2 (YuNet-n fine-tuned), yunet-masked (yunet-ft2 trained on drawn coverings and turned faces, half of its start blended back: the server's detector, docs/models.md), yunet-masked7 (the same with 30 % of its start: mobile's detector), classifier (the server's crop classifiers) or a classifier recipe by name (server_cls, server_vcls, server_fvcls, server_fvcls2, server_fvcls3, server_cvcls, server_cvcls2).",
+        help="Which shipped model to rebuild: mobile, server, or one part: a detector recipe, server-det ... server-det5 (maskwatch's own FaceMaskNet in stages), yunet-cls (YuNet-n with a mask-class branch only: an earlier server's detector), yunet-ft and yunet-ft2 (YuNet-n fine-tuned), yunet-masked (yunet-ft2 trained on drawn coverings and turned faces, half of its start blended back: the server's detector, docs/models.md), yunet-masked7 (the same with 30 % of its start), yunet-floor and yunet-floor2 (yunet-masked7 trained again with YuNet-n's score a floor on the labelled faces; distillation x1, x2) and yunet-floor-soup (their average: mobile's detector), classifier (the server's crop classifiers) or a classifier recipe by name (server_cls, server_vcls, server_fvcls, server_fvcls2, server_fvcls3, server_cvcls, server_cvcls2).",
     ),
     data: Path = typer.Option(
         Path("../shared/data"), "--data", help="Training data: ../shared/data, or your own labelled set with --init."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import math
 import random
 import time
@@ -61,11 +62,17 @@ class DetectorRecipe:
     base_lr_scale: float = 1.0  # learning rate of the pretrained layers against the new ones
     distill: float = 0.0  # YuNetMask: weight of the teacher's face scores and boxes on the same crops as targets
     distill_from: str = "yunet"  # that teacher: "yunet" (YuNet-n's file) or "init" (the starting file)
+    # the teacher's score a floor on the cells of labelled faces, not a target (loss.distill_loss):
+    # labelled faces that it scores low (covered, turned, masked) may rise above it
+    distill_floor: bool = False
     mimic_epochs: int = 0  # first, epochs that teach stage 2 alone to give the teacher's stage-2 features
     blend: float = 0.0  # share of the starting file's weights averaged into the final one (export.blend_onnx_weights)
     # the recipe whose training this one shares (same network, start and data): its last weights are
     # exported again and blended with this recipe's ``blend``, no training of its own (reblend_detector)
     weights_of: str | None = None
+    # a soup: no training of its own, the weights of other recipes' files (same network, same start)
+    # averaged, each with its share ({recipe name: share}, shares summing to 1; ``soup_detector``)
+    soup: dict = field(default_factory=dict)
     export_meta: dict = field(default_factory=dict)  # runtime settings written into each exported file
 
 
@@ -286,11 +293,14 @@ def _train_epoch(
         for g in opt.param_groups:
             g["lr"] = lr_at(step) * g.get("lr_scale", 1.0)
         obj, dist, cls = model(imgs)
-        loss, parts = detection_loss(obj, dist, cls, batch[1], batch[2], batch[3], imgs.shape[-2:])
+        labelled: list[torch.Tensor] = []
+        loss, parts = detection_loss(
+            obj, dist, cls, batch[1], batch[2], batch[3], imgs.shape[-2:], labelled if recipe.distill_floor else None
+        )
         if teacher is not None:
             with torch.no_grad():
                 t_obj, t_dist, _ = teacher(imgs)
-            d = distill_loss(obj, dist, t_obj, t_dist)
+            d = distill_loss(obj, dist, t_obj, t_dist, labelled[0] if labelled else None)
             loss = loss + recipe.distill * d
             parts["distill"] = float(d.detach())
         opt.zero_grad(set_to_none=True)
@@ -315,6 +325,28 @@ def _export_last(recipe: DetectorRecipe, net: torch.nn.Module, out_dir: Path, lo
     if recipe.blend and recipe.init:
         n = blend_onnx_weights(onnx_path, Path(recipe.init), recipe.blend)
         log(f"{n} tensors averaged with {recipe.init} ({recipe.blend:g} of it)")
+    return onnx_path
+
+
+def soup_detector(recipe: DetectorRecipe, files: dict[str, Path], out_dir: Path, log=print) -> Path:
+    """``recipe``'s file as a soup of trained files ({recipe name: file}, in ``recipe.soup``'s order):
+    each floating-point tensor the share-weighted average of theirs (Wortsman et al., 2022, "Model
+    soups"). The files must hold one network fine-tuned from one start."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = list(recipe.soup)
+    if len(names) < 2 or abs(sum(recipe.soup.values()) - 1) > 1e-6:
+        raise ValueError(f"{recipe.name}: a soup takes two files or more, shares summing to 1: {recipe.soup}")
+    onnx_path = out_dir / f"{recipe.name}.onnx"
+    shutil.copy2(files[names[0]], onnx_path)
+    total = recipe.soup[names[0]]
+    for name in names[1:]:  # a running average: the k-th file's share of the first k
+        total += recipe.soup[name]
+        blend_onnx_weights(onnx_path, files[name], recipe.soup[name] / total)
+    log(f"{onnx_path}: " + " + ".join(f"{recipe.soup[n]:g} x {files[n]}" for n in names))
+    (out_dir / "recipe.json").write_text(json.dumps(asdict(recipe), default=str, indent=1))
+    with open(out_dir / "log.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": recipe.epochs, "soup": {n: str(files[n]) for n in names}, "val": {}}) + "\n")
     return onnx_path
 
 

@@ -90,8 +90,10 @@ def giou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 CLASS_WEIGHTS = torch.tensor([1.0, 1.5, 2.0])  # mask, no_mask, incorrect (rare)
 
 
-def detection_loss(obj, dist, cls, gt_boxes, gt_labels, gt_ignore, image_hw):
-    """obj (N, A) logits, dist (N, A, 4) px, cls (N, A, C) logits; ground truth as lists per image."""
+def detection_loss(obj, dist, cls, gt_boxes, gt_labels, gt_ignore, image_hw, labelled_out: list | None = None):
+    """obj (N, A) logits, dist (N, A, 4) px, cls (N, A, C) logits; ground truth as lists per image.
+    ``labelled_out``, when given, receives the (N, A) mask of the cells that a labelled face takes
+    (``distill_loss``'s ``labelled``)."""
     n = obj.shape[0]
     pts = anchor_points(*image_hw)
     obj_t = torch.zeros_like(obj)
@@ -123,6 +125,8 @@ def detection_loss(obj, dist, cls, gt_boxes, gt_labels, gt_ignore, image_hw):
             cls_p.append(cls[i, pos][known])
             cls_t.append(lab_pos[known])
     npos = max(npos, 1)
+    if labelled_out is not None:
+        labelled_out.append(obj_t > 0)
     # quality focal loss on the face score
     sig = obj.sigmoid()
     qfl = F.binary_cross_entropy_with_logits(obj, obj_t, reduction="none") * (sig - obj_t).abs().pow(2.0)
@@ -150,14 +154,22 @@ def detection_loss(obj, dist, cls, gt_boxes, gt_labels, gt_ignore, image_hw):
 DISTILL_SURE = 0.5  # the teacher's face score above which its box is a target too
 
 
-def distill_loss(obj, dist, t_obj, t_dist):
+def distill_loss(obj, dist, t_obj, t_dist, labelled=None):
     """Keep a fine-tuned detector near its starting network: every cell's face score toward the
     teacher's (quality-focal weighted, summed and divided by the teacher's sure cells), and on those
-    sure cells the box distances toward the teacher's (L1 of the logs, i.e. relative)."""
+    sure cells the box distances toward the teacher's (L1 of the logs, i.e. relative).
+
+    ``labelled`` (an (N, A) mask of the cells a labelled face takes, ``detection_loss``'s
+    ``labelled_out``) makes the teacher's score a floor there, not a target: a labelled face that the
+    teacher scores low (masked under a hood, turned, covered: what the fine-tuning is for) may rise
+    above it without the teacher pulling it back down; everywhere else the pull is both ways."""
     t = torch.sigmoid(t_obj)
     sure = t > DISTILL_SURE
     n = max(int(sure.sum()), 1)
-    score = F.binary_cross_entropy_with_logits(obj, t, reduction="none") * (obj.sigmoid() - t).abs().pow(2.0)
+    sig = obj.sigmoid()
+    score = F.binary_cross_entropy_with_logits(obj, t, reduction="none") * (sig - t).abs().pow(2.0)
+    if labelled is not None:
+        score = torch.where(labelled & (sig.detach() > t), torch.zeros_like(score), score)
     loss = score.sum() / n
     if sure.any():
         ld = torch.log(dist[sure].clamp(min=0.5)) - torch.log(t_dist[sure].clamp(min=0.5))

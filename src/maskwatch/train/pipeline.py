@@ -31,7 +31,7 @@ from ..evaluation.metrics import best_f1_threshold
 from ..evaluation.run import run_eval
 from .classifier import ClassifierRecipe, train_classifier
 from ..export import write_metadata
-from .loop import default_sources, reblend_detector, train_detector
+from .loop import default_sources, reblend_detector, soup_detector, train_detector
 from .recipes import DETECTORS
 
 # crop classifier recipes (each can be trained by name: ``maskwatch train server_fvcls``)
@@ -71,7 +71,9 @@ SERVER_CLASSIFIERS = ["server_cvcls", "server_cvcls2"]
 # "yunet-ft", "yunet-ft2", then "yunet-masked" / "yunet-masked7", which differ in the share of
 # yunet-ft2 blended back): alone in mobile; in server with flip, every face labelled and vetoed by
 # the crop classifiers (the previous servers ran yunet-ft2, then yunet-cls, at a picture x1.5 input)
-MOBILE_DETECTOR = "yunet-masked7"  # yunet-ft2 trained on covered and turned faces, 30 % of its start blended in
+# yunet-masked7 (yunet-ft2 trained on covered and turned faces, 30 % of its start blended in) trained
+# again with the teacher's score a floor on labelled faces, two distillation weights averaged (recipes.py)
+MOBILE_DETECTOR = "yunet-floor-soup"
 SERVER_DETECTOR = "yunet-masked"
 # the runtime settings each model file carries: the input sized to the picture (its own long side x
 # upscale, between min_input and max_input, tiles above), chosen on validation (see the model cards
@@ -229,11 +231,14 @@ def train_recipe_chain(name: str, data: Path, out: Path, epochs: int | None = No
     """A detector recipe's ONNX file: trained (or resumed) unless a finished run is there, after
     the recipe it continues (``init_from``) the same way."""
     recipe = copy.deepcopy(DETECTORS[name])
-    if epochs:
+    if epochs and not recipe.soup:
         recipe.epochs = epochs
     done = out / name / f"{name}.onnx"
     if resume and done.is_file() and _finished(done.parent, recipe.epochs):
         return done
+    if recipe.soup:  # no training of its own: its ingredients' files averaged
+        files = {part: train_recipe_chain(part, data, out, None, resume) for part in recipe.soup}
+        return soup_detector(recipe, files, out / name)
     if recipe.init_from:
         recipe.init = str(train_recipe_chain(recipe.init_from, data, out, None, resume))
     if recipe.pseudo_from:
