@@ -74,7 +74,9 @@ SERVER_CLASSIFIERS = ["server_cvcls", "server_cvcls2"]
 # yunet-masked7 (yunet-ft2 trained on covered and turned faces, 30 % of its start blended in) trained
 # again with the teacher's score a floor on labelled faces, two distillation weights averaged (recipes.py)
 MOBILE_DETECTOR = "yunet-floor-soup"
-SERVER_DETECTOR = "yunet-masked"
+# the server: yunet-floor alone (the floor's training without the soup; its crop classifiers veto what
+# the higher scores let through), its crop classifiers as they were (trained on yunet-masked's mistakes)
+SERVER_DETECTOR = "yunet-floor"
 # the runtime settings each model file carries: the input sized to the picture (its own long side x
 # upscale, between min_input and max_input, tiles above), chosen on validation (see the model cards
 # and benchmarks/input_sizes.py); input_size: what a fixed-size runtime (a phone app) uses; YuNet-n
