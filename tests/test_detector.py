@@ -582,3 +582,40 @@ def test_classifier_below_is_checked_and_overrides_the_models():
     for bad in (-0.1, float("nan"), float("inf"), "0.9", True):
         with pytest.raises(ValueError, match="classifier_below"):
             Detector("mobile", classifier_below=bad)
+
+
+def test_the_cascade_runs_its_classifiers_on_the_crop_size_its_file_asks_for(tmp_path, data):
+    """``classifier_input``: the cascade's crop classifiers see crops of that side (the shipped ones
+    pool over the whole crop, so any size runs); the labels it blends in are those of crops that size;
+    a classifier with a fixed input refuses, naming its file and the setting."""
+    import shutil
+
+    pytest.importorskip("onnx", reason="writing model files needs onnx (the dev extra)")
+    from maskwatch.core.detector import CropModel
+    from maskwatch.core.registry import read_metadata
+    from maskwatch.export import write_metadata
+    from maskwatch.models import MODEL_DIR
+
+    meta = read_metadata(MODEL_DIR / "mobile.onnx")
+    cls_file = meta["classifier"][0]
+    for name in ("mobile.onnx", cls_file, meta["rescue_classifier"]):
+        shutil.copy2(MODEL_DIR / name, tmp_path / name)
+    write_metadata(tmp_path / "mobile.onnx", {**meta, "classifier_input": 80, "classifier_below": 1.01, "rescue": 0.0})
+    det = Detector(tmp_path / "mobile.onnx")
+    own = CropModel.load(MODEL_DIR / cls_file)
+    assert det._classifiers[0].size == 80 and own.size not in (0, 80)
+    img = cv2.imread(str(kaggle_val(data, 1)[0].image))
+    plain = Detector(tmp_path / "mobile.onnx", classifier_below=0).detections(img)
+    asked = det.detections(img)
+    assert len(plain) and np.allclose(np.sort(asked.boxes, axis=0), np.sort(plain.boxes, axis=0))
+    small = own.resized(80, MODEL_DIR / cls_file, "classifier_input")(img, plain.boxes)[0]
+    big = CropModel.load(MODEL_DIR / cls_file)(img, plain.boxes)[0]
+    w = det.settings.classifier_weight
+    for b, p in zip(asked.boxes, asked.probs):
+        i = int(np.argmin(np.abs(plain.boxes - b).sum(1)))
+        assert np.allclose(p, w * small[i] + (1 - w) * plain.probs[i], atol=1e-5)
+    assert not np.allclose(small, big, atol=1e-3)  # the size is what changed them
+    _toy_classifier(tmp_path / "fixed.onnx", list(LABELS), [0.1, 0.1, 0.8])  # takes 32 px only
+    write_metadata(tmp_path / "mobile.onnx", {**meta, "classifier": ["fixed.onnx"], "classifier_input": 48})
+    with pytest.raises(ModelError, match="fixed.onnx.*classifier_input 48"):
+        Detector(tmp_path / "mobile.onnx")

@@ -300,9 +300,8 @@ class Detector:
             cpath = path.parent / cls_file
             if not cpath.is_file():
                 raise ModelError(f"{path}: its classifier {cls_file} is missing")
-            self._classifiers.append(
-                CropModel.load(cpath, threads, providers, settings.classifier_flip, settings.classifier_flip_below)
-            )
+            crop = CropModel.load(cpath, threads, providers, settings.classifier_flip, settings.classifier_flip_below)
+            self._classifiers.append(crop.resized(settings.classifier_input, cpath, "classifier_input"))
         self._cls_weight = settings.classifier_weight
         # a classifier with a background class also vetoes non-faces: score x P(face) ** verify_weight
         self._verify_weight = settings.verify_weight
@@ -334,13 +333,7 @@ class Detector:
         model = CropModel.load(rpath, threads, providers)
         if model.background is None:
             raise ModelError(f"{rpath}: a rescue classifier needs a background class")
-        size = self.settings.rescue_input
-        if size > 0 and size != model.size:  # smaller crops (a network that pools over the whole crop)
-            shape = model.session.get_inputs()[0].shape[2:]
-            if any(isinstance(d, int) for d in shape) or not MIN_INPUT <= size <= MAX_INPUT:
-                raise ModelError(f"{rpath}: takes {model.size} px crops only, not rescue_input {size}")
-            model.size = size
-        return model, band
+        return model.resized(self.settings.rescue_input, rpath, "rescue_input"), band
 
     def __repr__(self) -> str:
         return f"Detector(model={self.name!r}, score_threshold={self.score_threshold}, input_size={self.input_size})"
@@ -821,6 +814,17 @@ class CropModel:
             meta.get("crop_expand", CROP_DEFAULTS["crop_expand"]),
         )
         return CropModel(sess, int(size), float(expand), bg, flip, flip_below)
+
+    def resized(self, size: int, path: Path, setting: str) -> "CropModel":
+        """This classifier on crops of ``size`` px instead of its own (0: its own): smaller crops cost
+        less (a network that pools over the whole crop takes any size). ``ModelError`` naming the file
+        and the ``setting`` when its input has a fixed size or ``size`` is out of range."""
+        if size > 0 and size != self.size:
+            shape = self.session.get_inputs()[0].shape[2:]
+            if any(isinstance(d, int) for d in shape) or not MIN_INPUT <= size <= MAX_INPUT:
+                raise ModelError(f"{path}: takes {self.size} px crops only, not {setting} {size}")
+            self.size = size
+        return self
 
     def __call__(self, img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, 3) mask-class probabilities and (N,) P(face) or None, from square crops around ``boxes``."""

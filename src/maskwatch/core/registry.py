@@ -166,6 +166,9 @@ class ModelSettings:
     flip: bool = _setting(False, bool, "also run the picture mirrored and average")
     scales: tuple[float, ...] = _setting((1.0,), _floats, "input-size multipliers: a pass each")
     classifier: tuple[str, ...] = _setting((), _names, "crop classifier files beside the model", True)
+    classifier_input: int = _setting(
+        0, int, "the crop classifiers' crops' side, px (0: each classifier's own input size)", True
+    )
     classifier_weight: float = _setting(0.7, float, "the crop classifiers' share of a face's class probabilities", True)
     classifier_below: float = _setting(
         1.01, float, "ask the crop classifiers only where the top class is under this", True

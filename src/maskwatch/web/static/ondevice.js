@@ -40,7 +40,8 @@ async function session() {
       const classifiers = [];
       if ((m.classifier_settings || []).length && m.classifier_below > 0 && !(m.verify_weight > 0)) {
         for (const c of m.classifier_settings) {
-          classifiers.push({s: await ort.InferenceSession.create('/models/' + c.file, opts), size: c.input_size,
+          classifiers.push({s: await ort.InferenceSession.create('/models/' + c.file, opts),
+                            size: m.classifier_input > 0 ? m.classifier_input : c.input_size,
                             expand: c.crop_expand, bg: c.labels.indexOf('background')});
         }
         settings.cascade = {below: m.classifier_below, weight: m.classifier_weight, flip: !!m.classifier_flip, classifiers};
