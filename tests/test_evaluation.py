@@ -229,3 +229,30 @@ def test_recall_by_label_and_the_300_px_bin():
     assert m.recall_by_height[">=300"] == {"recall": 1.0, "faces": 1}
     assert m.recall_by_height["16-32"] == {"recall": 0.0, "faces": 1}
     assert list(m.recall_by_height) == ["<16", "16-32", "32-64", "64-300", ">=300"]
+
+
+def test_faces_the_labels_leave_out_count_neither_way_once_another_detectors_faces_mark_them():
+    """``with_unlabelled``: another detector's faces away from every labelled box become ignored truth
+    (a detection on one is neither true nor false: precision no longer counts it); one near a labelled
+    box (overlapping it, or inside a whole-head label) is that face and adds nothing; recall and the
+    labelled faces are untouched."""
+    from maskwatch.evaluation.datasets import Sample, with_unlabelled
+
+    sample = Sample("p.jpg", P([0, 0, 40, 40]), [0])
+    teacher = P([100, 100, 130, 130, 0.9], [5, 8, 35, 38, 0.95], [60, 0, 90, 30, 0.8])  # away, inside, away
+    marked = with_unlabelled(sample, teacher)
+    assert marked.boxes.tolist() == [[0, 0, 40, 40], [100, 100, 130, 130], [60, 0, 90, 30]]
+    assert marked.ignore.tolist() == [False, True, True] and marked.labels.tolist() == [0, UNKNOWN, UNKNOWN]
+    assert with_unlabelled(sample, np.zeros((0, 5))) is sample  # nothing found: the sample as it was
+    # the model found the labelled face and two faces nobody labelled
+    pred = {"pred_boxes": P([0, 0, 40, 40], [101, 99, 131, 129], [61, 1, 91, 31]), "pred_scores": [0.9, 0.8, 0.7]}
+    probs = [MASK, NO, NO]
+
+    def result(s):
+        return ImageResult(**pred, pred_probs=probs, gt_boxes=s.boxes, gt_labels=s.labels, gt_ignore=s.ignore)
+
+    plain = evaluate_results([result(sample)], 0.5, 0.5)
+    counted = evaluate_results([result(marked)], 0.5, 0.5)
+    assert plain.recall == counted.recall == 1.0
+    assert plain.precision == pytest.approx(1 / 3) and counted.precision == 1.0
+    assert counted.gt_faces["face"] == plain.gt_faces["face"] == 1

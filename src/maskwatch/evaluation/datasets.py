@@ -20,6 +20,7 @@ import numpy as np
 
 from ..core.errors import MaskwatchError
 from ..core.face import LABELS
+from ..core.geometry import containment_matrix, iou_matrix
 from ..core.imageio import IMAGE_SUFFIXES
 
 UNKNOWN = -1
@@ -433,3 +434,28 @@ def holdout(samples: list[Sample], fraction: float, part: str = "val") -> list[S
     if part not in ("val", "train"):
         raise ValueError(f'part must be "val" or "train", got {part!r}')
     return [s for s in samples if in_holdout(s.image, fraction) == (part == "val")]
+
+
+def with_unlabelled(sample: Sample, faces: np.ndarray, overlap: float = 0.1, inside: float = 0.5) -> Sample:
+    """``sample`` with ``faces`` (N, 4+, pixels: another detector's sure faces, e.g. YuNet-n's) added as
+    ignored truth where no labelled box is near: faces that the labels leave out then count neither
+    way (a detection on one is neither true nor false), as issue 29's measure counts them. A face
+    near a labelled box (IoU >= ``overlap``, or ``inside`` of either box's area within the other) is
+    that labelled face, not an unlabelled one, and is not added."""
+    faces = np.asarray(faces, np.float32)
+    faces = faces.reshape(-1, faces.shape[-1])[:, :4] if faces.size else np.zeros((0, 4), np.float32)
+    if len(faces) and len(sample.boxes):
+        near = (
+            (iou_matrix(faces, sample.boxes) >= overlap)
+            | (containment_matrix(faces, sample.boxes) >= inside)
+            | (containment_matrix(sample.boxes, faces).T >= inside)
+        )
+        faces = faces[~near.any(axis=1)]
+    if not len(faces):
+        return sample
+    return Sample(
+        sample.image,
+        np.concatenate([sample.boxes, faces]),
+        np.concatenate([sample.labels, np.full(len(faces), UNKNOWN)]),
+        np.concatenate([sample.ignore, np.ones(len(faces), bool)]),
+    )
