@@ -26,7 +26,8 @@ posters); YuNet-n's own mistakes at 0.7 (an ear, the back of a head) are ignored
 measures are reported. Its results are keyed ``MODEL iou 0.3 unlabelled ignored 0.7``.
 
 ``--misses DIR``: a contact sheet (PNG) per model and set of the faces missed at the default threshold
-(as is, and covered), each tile captioned with the best score any detection had on it.
+(as is, covered and close-ups), each tile captioned with the best score any detection had on it, and
+one (``..._false.png``) of the detections the measure counts false, captioned with their scores.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -44,7 +46,7 @@ from speed import DATA, detector  # noqa: E402
 
 from maskwatch.core.imageio import load_image  # noqa: E402
 from maskwatch.evaluation.datasets import HOLDOUT, holdout, load_dataset, with_unlabelled  # noqa: E402
-from maskwatch.evaluation.metrics import evaluate_results, match_image, similarity  # noqa: E402
+from maskwatch.evaluation.metrics import FALSE, evaluate_results, match_image, similarity  # noqa: E402
 from maskwatch.evaluation.run import AP_MIN_SCORE, eval_image  # noqa: E402
 from maskwatch.evaluation.variants import close_up, cover_sample, rotate_sample  # noqa: E402
 
@@ -76,33 +78,50 @@ def variant(sample, img, kind: str):
     return rotate_sample(sample, img, float(kind.split()[1]))
 
 
-def misses(results, pairs, thr: float, head: bool, iou: float = 0.5, limit: int = 120) -> list[np.ndarray]:
-    """Tiles of the labelled faces no detection at the threshold matched, captioned with the best
-    score any detection (down to the evaluation floor) had on them."""
-    tiles = []
+def tiles(found: Iterator[tuple[np.ndarray, np.ndarray, float]], limit: int = 120) -> list[np.ndarray]:
+    """112 px tiles around each (picture, box, score) (the box grown by 30 %), captioned with the score
+    and the box's height; at most ``limit``."""
+    out: list[np.ndarray] = []
+    for img, box, score in found:
+        x1, y1, x2, y2 = box
+        m = 0.3 * max(x2 - x1, y2 - y1)
+        a, b = int(max(0, x1 - m)), int(max(0, y1 - m))
+        c, d = int(min(img.shape[1], x2 + m)), int(min(img.shape[0], y2 + m))
+        if c - a < 2 or d - b < 2:
+            continue
+        tile = cv2.resize(img[b:d, a:c], (112, 112), interpolation=cv2.INTER_AREA)
+        tile = cv2.copyMakeBorder(tile, 0, 18, 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+        cv2.putText(tile, f"{score:.2f} h{int(y2 - y1)}", (3, 126), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        out.append(tile)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def misses(results, pairs, thr: float, head: bool, iou: float = 0.5) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+    """The labelled faces no detection at the threshold matched, each with the best score any
+    detection (down to the evaluation floor) had on it."""
     for r, (_, img) in zip(results, pairs):
         keep = r.pred_scores >= thr
         hit, truth = match_image(r.pred_boxes[keep], r.pred_scores[keep], r.gt_boxes, r.gt_ignore, iou, head)
         found = set(truth[hit == 1].tolist())
         sim = similarity(r.gt_boxes, r.pred_boxes, head) if len(r.pred_boxes) else np.zeros((len(r.gt_boxes), 0))
         for k in range(len(r.gt_boxes)):
-            if r.gt_ignore[k] or k in found:
-                continue
-            near = np.flatnonzero(sim[k] >= 0.3) if sim.shape[1] else []
-            best = float(r.pred_scores[near].max()) if len(near) else 0.0
-            x1, y1, x2, y2 = r.gt_boxes[k]
-            m = 0.3 * max(x2 - x1, y2 - y1)
-            a, b = int(max(0, x1 - m)), int(max(0, y1 - m))
-            c, d = int(min(img.shape[1], x2 + m)), int(min(img.shape[0], y2 + m))
-            if c - a < 2 or d - b < 2:
-                continue
-            tile = cv2.resize(img[b:d, a:c], (112, 112), interpolation=cv2.INTER_AREA)
-            tile = cv2.copyMakeBorder(tile, 0, 18, 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
-            cv2.putText(tile, f"{best:.2f} h{int(y2 - y1)}", (3, 126), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-            tiles.append(tile)
-            if len(tiles) >= limit:
-                return tiles
-    return tiles
+            if not r.gt_ignore[k] and k not in found:
+                near = np.flatnonzero(sim[k] >= 0.3) if sim.shape[1] else []
+                yield img, r.gt_boxes[k], float(r.pred_scores[near].max()) if len(near) else 0.0
+
+
+def false_detections(
+    results, pairs, thr: float, head: bool, iou: float = 0.5
+) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+    """The detections at the threshold that the measure counts false (no labelled face and no ignored
+    one under them), with their scores: what costs the precision."""
+    for r, (_, img) in zip(results, pairs):
+        keep = np.flatnonzero(r.pred_scores >= thr)
+        hit, _ = match_image(r.pred_boxes[keep], r.pred_scores[keep], r.gt_boxes, r.gt_ignore, iou, head)
+        for j in keep[hit == FALSE]:
+            yield img, r.pred_boxes[j], float(r.pred_scores[j])
 
 
 def sheet(tiles: list[np.ndarray], path: Path, per_row: int = 12) -> None:
@@ -141,7 +160,11 @@ def main() -> None:
     ap.add_argument("--shrink", type=int, help="the close-ups' pass, px (0: off; default: the model's)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--sets", nargs="+", default=[n for n, _, _ in SETS], choices=[n for n, _, _ in SETS])
-    ap.add_argument("--misses", type=Path, help="write contact sheets of the misses at the default threshold here")
+    ap.add_argument(
+        "--misses",
+        type=Path,
+        help="write contact sheets of the misses and of the false detections at the default threshold here",
+    )
     ap.add_argument("--iou", type=float, default=0.5, help="IoU that counts as a match (issue 29's measure: 0.3)")
     ap.add_argument(
         "--unlabelled",
@@ -214,7 +237,9 @@ def main() -> None:
                 )
                 if args.misses and kind in ("as is", "covered", "close-up"):
                     tag = f"{key}_{name}_{kind}".replace(":", "-").replace(" ", "_").replace("/", "_")
-                    sheet(misses(results, pairs, thr, rule, args.iou), args.misses / f"{tag}.png")
+                    sheet(tiles(misses(results, pairs, thr, rule, args.iou)), args.misses / f"{tag}.png")
+                    wrong = false_detections(results, pairs, thr, rule, args.iou)
+                    sheet(tiles(wrong), args.misses / f"{tag}_false.png")
     if args.json:  # models not measured this time keep their earlier entries
         args.json.parent.mkdir(parents=True, exist_ok=True)
         old = json.loads(args.json.read_text()) if args.json.is_file() else {}

@@ -118,6 +118,24 @@ def test_reused_input_buffer_leaves_no_trace_between_pictures_or_threads():
         assert list(pool.map(lambda im: raw(shared, im), pics * 2)) == fresh * 2
 
 
+def test_shrinking_by_a_whole_factor_first_gives_the_area_average():
+    """``resize_to``: a picture shrunk to half or less is averaged by a whole factor first, then resized
+    bilinearly by the rest; the result has the asked size and stays close to one-step area averaging,
+    odd sizes included. From ``AREA_BELOW`` up it is bilinear, and the same size is the picture itself."""
+    from maskwatch.core.detector import AREA_BELOW, resize_to
+
+    rng = np.random.default_rng(3)
+    smooth = cv2.GaussianBlur(rng.integers(0, 256, (483, 641, 3), dtype=np.uint8), (0, 0), 6)
+    for nw, nh in [(224, 169), (320, 241), (160, 120), (100, 75), (300, 226)]:
+        got = resize_to(smooth, nw, nh)
+        assert got.shape == (nh, nw, 3) and got.dtype == np.uint8
+        area = cv2.resize(smooth, (nw, nh), interpolation=cv2.INTER_AREA)
+        assert np.abs(got.astype(np.float64) - area).mean() < 1.0, (nw, nh)
+    nw = int(641 * AREA_BELOW) + 1
+    assert np.array_equal(resize_to(smooth, nw, 380), cv2.resize(smooth, (nw, 380), interpolation=cv2.INTER_LINEAR))
+    assert resize_to(smooth, 641, 483) is smooth
+
+
 def test_server_model_loads_with_classifier(data):
     det, mobile = Detector("server"), Detector("mobile")
     assert det.flip and not mobile.flip  # the server runs each pass mirrored too
@@ -263,6 +281,44 @@ def test_classifier_below_asks_the_crop_classifier_only_where_the_detector_is_un
     # a per-detector setting overrides the file's: 0 never asks, above 1 asks about every face
     assert np.allclose(Detector(tmp_path / "cascade.onnx", classifier_below=0).detections(img, 0.02).probs, bare.probs)
     assert np.allclose(Detector(tmp_path / "cascade.onnx", classifier_below=2).detections(img, 0.02).probs, every.probs)
+
+
+def test_faces_voted_other_than_mask_are_asked_from_their_own_line(tmp_path, data):
+    """``classifier_below_bare``: the faces voted ``no_mask`` are asked about only under this line, the
+    others under ``classifier_below`` (a hand over a bare mouth is voted mask); a call's
+    ``classifier_below`` sets both."""
+    import shutil
+
+    pytest.importorskip("onnx", reason="writing model files needs onnx (the dev extra)")
+    from maskwatch.core.registry import read_metadata
+    from maskwatch.export import write_metadata
+    from maskwatch.models import MODEL_DIR
+
+    _toy_classifier(tmp_path / "plain.onnx", list(LABELS), [0.1, 0.1, 0.8])
+    meta = _without_classifier(read_metadata(MODEL_DIR / "mobile.onnx"))
+    for name in ("bare.onnx", "two.onnx"):
+        shutil.copy2(MODEL_DIR / "mobile.onnx", tmp_path / name)
+    write_metadata(tmp_path / "bare.onnx", meta)
+    second = {"classifier": "plain.onnx", "classifier_weight": 1.0, "classifier_below": 0.999}
+    write_metadata(tmp_path / "two.onnx", {**meta, **second, "classifier_below_bare": 0.8})
+    imgs = [cv2.imread(str(s.image)) for s in kaggle_val(data, 6)]
+    bare = [Detector(tmp_path / "bare.onnx").detections(img, 0.02) for img in imgs]
+    two = [Detector(tmp_path / "two.onnx").detections(img, 0.02) for img in imgs]
+    top = np.concatenate([b.probs.max(axis=1) for b in bare])
+    bare_voted = np.concatenate([b.probs.argmax(axis=1) == LABELS.index("no_mask") for b in bare])
+    asked = np.where(bare_voted, top < 0.8, top < 0.999)
+    # all three kinds on these pictures: voted other than no_mask and asked, voted no_mask over the
+    # lower line (not asked) and under it (asked)
+    assert (~bare_voted & (top >= 0.8) & asked).any()
+    assert (bare_voted & (top >= 0.8) & (top < 0.999)).any() and (bare_voted & (top < 0.8)).any()
+    got = np.concatenate([t.probs for t in two])
+    assert all(np.array_equal(t.boxes, b.boxes) for t, b in zip(two, bare))
+    assert np.allclose(got[asked], [0.1, 0.1, 0.8], atol=1e-6)
+    assert np.allclose(got[~asked], np.concatenate([b.probs for b in bare])[~asked])
+    # a call's own classifier_below is both lines
+    det = Detector(tmp_path / "two.onnx", classifier_below=0.999)
+    assert det._cls_below_bare == det._cls_below == 0.999
+    assert Detector(tmp_path / "two.onnx").settings.classifier_below_bare == 0.8
 
 
 def test_one_pass_labels_are_the_vote_of_each_faces_candidates(data):

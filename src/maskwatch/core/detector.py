@@ -237,6 +237,11 @@ class Detector:
         if isinstance(below, bool) or not isinstance(below, (int, float)) or not 0 <= below < float("inf"):
             raise ValueError(f"classifier_below must be a number >= 0 (0: never, above 1: every face), got {below!r}")
         self._cls_below = float(below)  # a cascade: the crop classifiers label only the faces the detector is unsure of
+        # ... and the faces voted no_mask from the file's own line for them (a call's classifier_below
+        # sets both): a hand over a bare mouth is voted mask, and the line that keeps it from being
+        # called one is the other faces' (docs/speed.md, The cascade's two lines)
+        bare = self.spec.classifier_below_bare if classifier_below is None else 0.0
+        self._cls_below_bare = float(bare) if bare > 0 else self._cls_below
         # classifiers never asked (classifier_below 0) are not loaded. The detector keeps onnxruntime's
         # spinning thread pool (faster) unless classifiers take turns with it on every face; a cascade
         # (classifier_below <= 1) asks them seldom, so its detector spins and its classifiers' pools do
@@ -265,6 +270,7 @@ class Detector:
             "zoom": None if zoom is None else float(zoom),
             "shrink_input": None if shrink_input is None else int(shrink_input),
             "classifier_below": self._cls_below,
+            "classifier_below_bare": self._cls_below_bare,
         }
         # this detector's settings: the model's, with what this call asked for (registry.ModelSettings)
         self.settings = self.spec.settings.replace(**{k: v for k, v in overrides.items() if v is not None})
@@ -589,7 +595,7 @@ class Detector:
         assert self._rescue is not None
         probs, face = self._rescue(img, sub.boxes)
         scores = self._lifted(sub.scores, face)
-        unsure = sub.probs.max(axis=1) < self._cls_below
+        unsure = self._unsure(sub.probs)
         blend = self._cls_weight * probs + (1 - self._cls_weight) * sub.probs
         out_probs = np.where(unsure[:, None], blend, sub.probs).astype(np.float32)
         return Detections(sub.boxes, scores, out_probs, sub.labels)
@@ -664,10 +670,19 @@ class Detector:
             raw = raw[raw.scores >= net_min]
         return raw
 
+    def _unsure(self, probs: np.ndarray) -> np.ndarray:
+        """Which faces the cascade asks about: top class probability under ``classifier_below``, or
+        under ``classifier_below_bare`` for the faces voted ``no_mask``."""
+        below = np.full(len(probs), self._cls_below)
+        if self._cls_below_bare != self._cls_below and "no_mask" in self.labels:
+            below[probs.argmax(axis=1) == self.labels.index("no_mask")] = self._cls_below_bare
+        out: np.ndarray = probs.max(axis=1) < below
+        return out
+
     def _second_stage(self, img: np.ndarray, raw: Detections) -> Detections:
         """The crop classifiers on the faces the detector is unsure of (``classifier_below``; all by
         default), their labels blended in and their veto applied; highest score first."""
-        ask = raw.probs.max(axis=1) < self._cls_below
+        ask = self._unsure(raw.probs)
         if not ask.any():
             return raw
         sub = raw[np.flatnonzero(ask)]
@@ -722,6 +737,25 @@ class Detector:
         return out
 
 
+def resize_to(view: np.ndarray, nw: int, nh: int) -> np.ndarray:
+    """``view`` resized to ``nw`` x ``nh``: bilinearly from ``AREA_BELOW`` of its size up; below it by
+    area averaging, in two steps where it shrinks to half or less: a whole factor k first (OpenCV's
+    fast path: each pixel the mean of k x k; the last k - 1 rows and columns at most left out), then
+    bilinearly by the rest (from 0.5 up). A 640x480 frame to 224 px took 0.82 ms in one step, 0.13 ms
+    in two, pixels within 0.4 of 255 on average (docs/speed.md, Buffers)."""
+    vh, vw = view.shape[:2]
+    if (nw, nh) == (vw, vh):
+        return view
+    scale = max(nw / vw, nh / vh)
+    if scale >= AREA_BELOW:
+        return cv2.resize(view, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    k = int(1 / scale)
+    if k < 2 or vw // k < nw or vh // k < nh:
+        return cv2.resize(view, (nw, nh), interpolation=cv2.INTER_AREA)
+    half = cv2.resize(view[: vh // k * k, : vw // k * k], (vw // k, vh // k), interpolation=cv2.INTER_AREA)
+    return half if half.shape[:2] == (nh, nw) else cv2.resize(half, (nw, nh), interpolation=cv2.INTER_LINEAR)
+
+
 @dataclass(frozen=True)
 class Letterbox:
     """How a picture of one size becomes the network input: resized so its long side is the input size,
@@ -745,9 +779,7 @@ class Letterbox:
 
     def fill(self, rows: np.ndarray, view: np.ndarray, pad_value: int) -> None:
         """Write ``view`` (and its mirror image, when ``rows`` has two) into the network input rows."""
-        vh, vw = view.shape[:2]
-        interp = cv2.INTER_AREA if self.scale < AREA_BELOW else cv2.INTER_LINEAR
-        resized = cv2.resize(view, (self.nw, self.nh), interpolation=interp) if (self.nw, self.nh) != (vw, vh) else view
+        resized = resize_to(view, self.nw, self.nh)
         rows[:, :, self.nh :, :] = pad_value
         rows[:, :, : self.nh, self.nw :] = pad_value
         pictures = (resized, cv2.flip(resized, 1)) if len(rows) > 1 else (resized,)

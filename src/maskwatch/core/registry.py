@@ -173,6 +173,13 @@ class ModelSettings:
     classifier_below: float = _setting(
         1.01, float, "ask the crop classifiers only where the top class is under this", True
     )
+    classifier_below_bare: float = _setting(
+        0.0,
+        float,
+        "faces voted no_mask: ask the crop classifiers only where the top class is under this "
+        "instead (0: classifier_below)",
+        True,
+    )
     verify_weight: float = _setting(VERIFY_WEIGHT, float, "veto strength: score x P(face) ** this", True)
     classifier_flip: bool = _setting(False, bool, "the crop classifiers also see each crop mirrored", True)
     classifier_flip_below: float = _setting(

@@ -62,6 +62,13 @@ CLASSIFIERS = {
 # took turned faces for background; alone it cost precision and label safety, averaged with
 # server_cvcls it keeps most of its turned faces: models/server.md)
 CLASSIFIERS["server_cvcls2"] = replace(CLASSIFIERS["server_cvcls"], name="server_cvcls2", turn=0.3)
+# server_fvcls (mobile's cascade) at two thirds of its width: 0.44x its multiply-adds a crop, for a
+# cascade that costs less (issue 32); non-faces mined from the mistakes of mobile's own network.
+# Tried, not shipped: 0.37 ms a crop against 0.60, but Kaggle val mAP 0.788 against 0.806 in mobile's
+# cascade and more hands over mouths called mask (docs/speed.md)
+CLASSIFIERS["mobile_cls"] = replace(
+    CLASSIFIERS["server_fvcls"], name="mobile_cls", width=1.0, mine_with="yunet-floor-soup"
+)
 # the ones the server model averages (a second seed of server_cls averaged with it gave Kaggle val
 # mAP 0.742 against 0.745 alone, so one is shipped; the comparison is in models/server.md);
 # server_cvcls since it learnt drawn coverings (issue 29: server_fvcls's veto dropped covered faces),
@@ -123,6 +130,10 @@ MOBILE_SETTINGS = {
     # blended 0.7, no veto (so the cascade leaves the face score the network's; Kaggle
     # val label accuracy 0.963 -> 0.974). Detector("mobile", classifier_below=0) turns it off
     "classifier_below": 0.9,
+    # ... and the faces voted no_mask only under 0.8: a hand over a bare mouth is voted mask, so the
+    # 0.9 line that keeps it from being called one stays theirs; the bare faces' own crops were 12 % of
+    # the cascade's on issue 32's frames (models/mobile.md, "The cascade's two lines")
+    "classifier_below_bare": 0.8,
     "classifier_weight": 0.7,
     "verify_weight": 0.0,
     "classifier_flip": False,

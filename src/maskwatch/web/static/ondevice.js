@@ -44,7 +44,8 @@ async function session() {
                             size: m.classifier_input > 0 ? m.classifier_input : c.input_size,
                             expand: c.crop_expand, bg: c.labels.indexOf('background')});
         }
-        settings.cascade = {below: m.classifier_below, weight: m.classifier_weight, flip: !!m.classifier_flip, classifiers};
+        settings.cascade = {below: m.classifier_below, belowBare: m.classifier_below_bare > 0 ? m.classifier_below_bare : m.classifier_below,
+                            noMask: m.labels.indexOf('no_mask'), weight: m.classifier_weight, flip: !!m.classifier_flip, classifiers};
         const r = m.rescue_settings;
         if (r && m.rescue_band) {
           const [low, high] = m.rescue_band;
@@ -52,7 +53,7 @@ async function session() {
                              size: m.rescue_input > 0 ? m.rescue_input : r.input_size, expand: r.crop_expand,
                              bg: r.labels.indexOf('background'), w: m.rescue, low, high,
                              minSide: m.rescue_min_side, minFace: m.rescue_min_face, noMask: m.labels.indexOf('no_mask'),
-                             below: m.classifier_below, weight: m.classifier_weight};
+                             weight: m.classifier_weight};
         }
       }
       // without the rescue, the network's own threshold (network_threshold: the file's may be moved up for it)
@@ -188,11 +189,19 @@ function faceCrops(source, boxes, size, expand) {
   return data;
 }
 
+// which faces the cascade asks about: the vote's top class under classifier_below, or under
+// classifier_below_bare for the faces voted no_mask (core/detector.py Detector._unsure)
+function isUnsure(f, {below, belowBare, noMask}) {
+  const top = Math.max(...f.p);
+  return top < (f.p.indexOf(top) === noMask ? belowBare : below);
+}
+
 // the cascade: each crop classifier's mask-class probabilities (background dropped, the rest
 // renormalised; mirrored crops averaged in when the model says so), averaged over the classifiers and
 // blended with the vote's by classifier_weight, for the faces the vote is unsure of
-async function relabel(ort, source, faces, {below, weight, flip, classifiers}) {
-  const unsure = faces.filter(f => Math.max(...f.p) < below);
+async function relabel(ort, source, faces, cascade) {
+  const {weight, flip, classifiers} = cascade;
+  const unsure = faces.filter(f => isUnsure(f, cascade));
   if (!unsure.length) return;
   const sum = unsure.map(() => [0, 0, 0]);
   for (const c of classifiers) {
@@ -249,7 +258,7 @@ async function rescue(ort, source, look, r) {
     const face = Math.min(Math.max(1 - row[r.bg], 1e-6), 1);
     const q = row.filter((_, j) => j !== r.bg), t = Math.max(q.reduce((u, v) => u + v, 0), 1e-9);
     if (face >= r.minFace) f.score = Math.max(f.score, Math.pow(f.score, 1 - r.w) * Math.pow(face, r.w));
-    if (Math.max(...f.p) < r.below) {
+    if (isUnsure(f, settings.cascade)) {
       f.p = f.p.map((v, j) => r.weight * q[j] / t + (1 - r.weight) * v);
       f.classified = true;
     }
