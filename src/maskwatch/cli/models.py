@@ -11,10 +11,11 @@ def models() -> None:
         spec = resolve_model(name)
         cls = ", ".join(spec.classifiers) or "-"
         if spec.classifiers:  # which faces it is asked about (classifier_below; a cascade asks the unsure ones)
-            below = spec.classifier_below
-            cls += (
-                " (" + ("every face" if below > 1 else "none" if below <= 0 else f"faces whose class < {below:g}") + ")"
-            )
+            below, bare = spec.classifier_below, spec.classifier_below_bare
+            asked = "every face" if below > 1 else "none" if below <= 0 else f"faces whose class < {below:g}"
+            if 0 < below <= 1 and 0 < bare != below:
+                asked += f", < {bare:g} where voted no_mask"
+            cls += f" ({asked})"
         st = spec.settings
         band = st.rescue_band()
         if band is not None and st.rescue_classifier:  # masked faces just under the threshold, shown to it
