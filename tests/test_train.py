@@ -418,6 +418,22 @@ def test_classifier_training_steps_run_on_made_up_crops(tmp_path, monkeypatch):
     } <= set(logged[-1])
     probs, face = CropModel.load(path, 1)(np.zeros((64, 64, 3), np.uint8), np.array([[8, 8, 40, 40]], np.float32))
     assert probs.shape == (1, 3) and face is not None and face.shape == (1,)  # the background class is a veto
+    # distilled from that file: its probabilities on every crop are targets too, and the figure is logged
+    student = classifier.ClassifierRecipe(**{**recipe.__dict__, "name": "tiny_student", "distill_from": str(path)})
+    rows.clear()
+    classifier.train_classifier(student, tmp_path / "student", tmp_path, log=rows.append, detector=tmp_path / "d.onnx")
+    taught = [json.loads(r) for r in rows if r.startswith("{")]
+    assert [r["epoch"] for r in taught] == [1, 2] and all(r["distill"] >= 0 for r in taught)
+
+
+def test_distillation_loss_is_zero_only_where_the_student_agrees():
+    import torch
+
+    from maskwatch.train.classifier import distill_loss
+
+    teacher = torch.tensor([[0.7, 0.2, 0.05, 0.05], [0.1, 0.1, 0.1, 0.7]])
+    assert float(distill_loss(teacher.log(), teacher)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distill_loss(torch.zeros(2, 4), teacher)) > 0.1  # a uniform student is far from it
 
 
 def test_shipped_models_carry_the_settings_their_recipes_write():

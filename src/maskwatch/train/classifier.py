@@ -51,6 +51,11 @@ class ClassifierRecipe:
     # share of face crops (labelled and WIDER) given a drawn cap, hood, hazmat hood, goggles or sunglasses
     cover: float = 0.0
     turn: float = 0.0  # share of all crops (non-faces too) turned: up to +-45 degrees, or 90, or 180
+    # a crop classifier file (a shipped one by name, e.g. "server_fvcls", or a path) whose probabilities
+    # on each training crop are targets too, weighted ``distill`` (knowledge distillation: a smaller
+    # network learns the larger one's soft labels beside the hard ones); "": none
+    distill_from: str = ""
+    distill: float = 1.0
 
 
 def _predict(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -166,6 +171,33 @@ def verify_loss(logits: torch.Tensor, y: torch.Tensor, smoothing: float = 0.1) -
         lf = logits[~known]
         loss = loss + (torch.logsumexp(lf, 1) - torch.logsumexp(lf[:, :3], 1)).sum()
     return loss / len(y)
+
+
+def distill_loss(logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) per crop, averaged: ``teacher`` probabilities, the student's logits."""
+    t = teacher.clamp_min(1e-8)
+    return (t * (t.log() - F.log_softmax(logits, 1))).sum(1).mean()
+
+
+class _Teacher:
+    """A crop classifier file run with onnxruntime on training batches (0-255 BGR, N x 3 x S x S)."""
+
+    def __init__(self, name: str, classes: int, threads: int):
+        import onnxruntime as ort
+
+        from ..models import MODEL_DIR
+
+        path = Path(name) if Path(name).suffix == ".onnx" else MODEL_DIR / f"{name}.onnx"
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        out = self.session.get_outputs()[0].shape[-1]
+        if out != classes:
+            raise ValueError(f"{path}: gives {out} classes, the network being trained {classes}")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {self.input: x.numpy()})[0].astype(np.float32))
 
 
 def extract(items: list) -> tuple[np.ndarray, np.ndarray]:
@@ -410,6 +442,7 @@ def train_classifier(
     rng = np.random.default_rng(recipe.seed)
     crops = _load_crops(recipe, data, out_dir.parent / "cache", detector, log)
     net = CropClassifier(width=recipe.width, num_classes=4 if recipe.background > 0 else 3)
+    teacher = _Teacher(recipe.distill_from, net.fc.out_features, recipe.threads) if recipe.distill_from else None
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=1e-3)
     counts = np.bincount(crops.ytr, minlength=3).astype(np.float64)
     # sample classes toward balance, so the rare 'incorrect' is seen often enough
@@ -430,18 +463,25 @@ def train_classifier(
     for epoch in range(start, recipe.epochs):
         net.train()
         t0 = time.time()
-        tot = 0.0
+        tot = kd = 0.0
         for b in range(steps):
             step = epoch * steps + b
             for g in opt.param_groups:
                 g["lr"] = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total))
             x, y = _classifier_batch(crops, recipe, rng, p, n_neg, n_fac)
-            loss = verify_loss(net(x), y)
+            logits = net(x)
+            loss = verify_loss(logits, y)
+            if teacher is not None:
+                soft = distill_loss(logits, teacher(x))
+                kd += float(soft.detach())
+                loss = loss + recipe.distill * soft
             opt.zero_grad()
             loss.backward()
             opt.step()
             tot += float(loss.detach())
         row = {"epoch": epoch + 1, "loss": round(tot / steps, 4), **_validate_classifier(net, val, crops.yva)}
+        if teacher is not None:
+            row["distill"] = round(kd / steps, 4)
         row["seconds"] = round(time.time() - t0, 1)
         log(json.dumps(row))
         with open(out_dir / "log.jsonl", "a") as f:

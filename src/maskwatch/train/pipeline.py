@@ -69,6 +69,12 @@ CLASSIFIERS["server_cvcls2"] = replace(CLASSIFIERS["server_cvcls"], name="server
 CLASSIFIERS["mobile_cls"] = replace(
     CLASSIFIERS["server_fvcls"], name="mobile_cls", width=1.0, mine_with="yunet-floor-soup"
 )
+# mobile_cls taught server_fvcls's probabilities on each crop beside the labels (distillation). Tried,
+# not shipped: Kaggle val mAP 0.808 against 0.806 and 4 hands over mouths of 220 called mask against
+# 7, but turned and covered faces' labels worse on some sets (it never saw a turned crop: docs/speed.md)
+CLASSIFIERS["mobile_cls2"] = replace(CLASSIFIERS["mobile_cls"], name="mobile_cls2", distill_from="server_fvcls")
+# mobile_cls2 with server_cvcls2's turned and covered crops
+CLASSIFIERS["mobile_cls3"] = replace(CLASSIFIERS["mobile_cls2"], name="mobile_cls3", cover=0.25, turn=0.3)
 # the ones the server model averages (a second seed of server_cls averaged with it gave Kaggle val
 # mAP 0.742 against 0.745 alone, so one is shipped; the comparison is in models/server.md);
 # server_cvcls since it learnt drawn coverings (issue 29: server_fvcls's veto dropped covered faces),
@@ -153,7 +159,7 @@ MOBILE_RESCUE = "server_cvcls2"
 MOBILE_THRESHOLD = 0.59
 # the crop classifier the mobile model asks where it is unsure (the previous server's; trained anyway
 # for the pseudo-labels of its detector recipe). server_cvcls there gave Kaggle val mAP 0.743 against
-# 0.752 (models/mobile.md)
+# 0.752 (models/mobile.md); mobile_cls2 (below) tried
 MOBILE_CLASSIFIERS = ["server_fvcls"]
 # the server: its network at the picture's own size (PASSES), run on the picture and its mirror image
 # (flip), every face labelled by the crop classifiers, averaged (crops also mirrored), and vetoed where
