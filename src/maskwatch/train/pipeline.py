@@ -73,7 +73,8 @@ CLASSIFIERS["mobile_cls"] = replace(
 # not shipped: Kaggle val mAP 0.808 against 0.806 and 4 hands over mouths of 220 called mask against
 # 7, but turned and covered faces' labels worse on some sets (it never saw a turned crop: docs/speed.md)
 CLASSIFIERS["mobile_cls2"] = replace(CLASSIFIERS["mobile_cls"], name="mobile_cls2", distill_from="server_fvcls")
-# mobile_cls2 with server_cvcls2's turned and covered crops
+# mobile_cls2 with server_cvcls2's turned and covered crops. Tried, not shipped: turned labels up, but
+# 11 hands over mouths of 220 called mask against 7 (docs/speed.md)
 CLASSIFIERS["mobile_cls3"] = replace(CLASSIFIERS["mobile_cls2"], name="mobile_cls3", cover=0.25, turn=0.3)
 # the ones the server model averages (a second seed of server_cls averaged with it gave Kaggle val
 # mAP 0.742 against 0.745 alone, so one is shipped; the comparison is in models/server.md);
