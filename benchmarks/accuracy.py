@@ -180,9 +180,8 @@ def main() -> None:
         from maskwatch.train.teacher import YuNetTeacher  # onnxruntime only, no torch
 
         teacher = YuNetTeacher(score_threshold=args.unlabelled, max_side=1280)
-    unlabelled: dict[
-        tuple[str, str, str], np.ndarray
-    ] = {}  # YuNet-n's faces per picture and variant, once for all models
+    # YuNet-n's faces per (set, variant, picture), found once for all the models measured
+    unlabelled: dict[tuple[str, str, str], np.ndarray] = {}
     out = {}
     for model in args.models:
         det = detector(model, input_size=args.input_size, zoom=args.zoom, shrink_input=args.shrink)

@@ -283,7 +283,7 @@ def test_classifier_below_asks_the_crop_classifier_only_where_the_detector_is_un
     assert np.allclose(Detector(tmp_path / "cascade.onnx", classifier_below=2).detections(img, 0.02).probs, every.probs)
 
 
-def test_faces_voted_other_than_mask_are_asked_from_their_own_line(tmp_path, data):
+def test_faces_voted_no_mask_are_asked_from_their_own_line(tmp_path, data):
     """``classifier_below_bare``: the faces voted ``no_mask`` are asked about only under this line, the
     others under ``classifier_below`` (a hand over a bare mouth is voted mask); a call's
     ``classifier_below`` sets both."""

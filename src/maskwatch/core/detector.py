@@ -742,7 +742,7 @@ def resize_to(view: np.ndarray, nw: int, nh: int) -> np.ndarray:
     area averaging, in two steps where it shrinks to half or less: a whole factor k first (OpenCV's
     fast path: each pixel the mean of k x k; the last k - 1 rows and columns at most left out), then
     bilinearly by the rest (from 0.5 up). A 640x480 frame to 224 px took 0.82 ms in one step, 0.13 ms
-    in two, pixels within 0.4 of 255 on average (docs/speed.md, Buffers)."""
+    in two, pixels within 0.4 of 255 on average (docs/speed.md, "Shrinking in two steps")."""
     vh, vw = view.shape[:2]
     if (nw, nh) == (vw, vh):
         return view

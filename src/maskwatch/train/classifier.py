@@ -183,14 +183,11 @@ class _Teacher:
     """A crop classifier file run with onnxruntime on training batches (0-255 BGR, N x 3 x S x S)."""
 
     def __init__(self, name: str, classes: int, threads: int):
-        import onnxruntime as ort
-
+        from ..core.detector import _session
         from ..models import MODEL_DIR
 
         path = Path(name) if Path(name).suffix == ".onnx" else MODEL_DIR / f"{name}.onnx"
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.session = _session(path, threads, spin=False)  # (turns with torch on the same cores)
         self.input = self.session.get_inputs()[0].name
         out = self.session.get_outputs()[0].shape[-1]
         if out != classes:
