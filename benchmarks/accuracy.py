@@ -26,7 +26,7 @@ posters); YuNet-n's own mistakes at 0.7 (an ear, the back of a head) are ignored
 measures are reported. Its results are keyed ``MODEL iou 0.3 unlabelled ignored 0.7``.
 
 ``--misses DIR``: a contact sheet (PNG) per model and set of the faces missed at the default threshold
-(as is, covered and close-ups), each tile captioned with the best score any detection had on it, and
+(every variant measured), each tile captioned with the best score any detection had on it, and
 one (``..._false.png``) of the detections the measure counts false, captioned with their scores.
 """
 
@@ -105,7 +105,7 @@ def misses(results, pairs, thr: float, head: bool, iou: float = 0.5) -> Iterator
         keep = r.pred_scores >= thr
         hit, truth = match_image(r.pred_boxes[keep], r.pred_scores[keep], r.gt_boxes, r.gt_ignore, iou, head)
         found = set(truth[hit == 1].tolist())
-        sim = similarity(r.gt_boxes, r.pred_boxes, head) if len(r.pred_boxes) else np.zeros((len(r.gt_boxes), 0))
+        sim = similarity(r.pred_boxes, r.gt_boxes, head).T if len(r.pred_boxes) else np.zeros((len(r.gt_boxes), 0))
         for k in range(len(r.gt_boxes)):
             if not r.gt_ignore[k] and k not in found:
                 near = np.flatnonzero(sim[k] >= 0.3) if sim.shape[1] else []
@@ -234,7 +234,7 @@ def main() -> None:
                     f"mAP {row['map'] or 0:.4f}  face AP {row['face_ap'] or 0:.4f}",
                     flush=True,
                 )
-                if args.misses and kind in ("as is", "covered", "close-up"):
+                if args.misses:
                     tag = f"{key}_{name}_{kind}".replace(":", "-").replace(" ", "_").replace("/", "_")
                     sheet(tiles(misses(results, pairs, thr, rule, args.iou)), args.misses / f"{tag}.png")
                     wrong = false_detections(results, pairs, thr, rule, args.iou)
