@@ -4,18 +4,23 @@ score captioned on each miss."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("cv2")
+# loaded from its file; the script puts benchmarks/ first on sys.path (for its ``speed``), which would
+# shadow the standard library's ``profile`` (benchmarks/profile.py) for every later test: put it back
+_PATH = list(sys.path)
 _SPEC = importlib.util.spec_from_file_location(
     "maskwatch_bench_accuracy", Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy.py"
 )
 assert _SPEC is not None and _SPEC.loader is not None
 accuracy = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(accuracy)
+sys.path[:] = _PATH
 
 from maskwatch.evaluation.metrics import ImageResult  # noqa: E402
 

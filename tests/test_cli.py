@@ -188,10 +188,10 @@ def test_export_with_classifier_writes_the_pair_that_runs_as_the_shipped_model(t
     out = tmp_path / "dev" / "mobile.onnx"
     r = run("export", "--model", "mobile", "--with-classifier", "--output", out)
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "dev" / "server_fvcls.onnx").is_file() and "server_fvcls.onnx" in r.output
+    assert (tmp_path / "dev" / "mobile_cls4.onnx").is_file() and "mobile_cls4.onnx" in r.output
     assert (tmp_path / "dev" / "server_cvcls2.onnx").is_file()  # the rescue's classifier goes along
     det, shipped = Detector(str(out)), Detector("mobile")
-    assert det.spec.classifiers == ("server_fvcls.onnx",) and len(det._classifiers) == 1
+    assert det.spec.classifiers == ("mobile_cls4.onnx",) and len(det._classifiers) == 1
     assert det._rescue is not None and det._rescue_band == shipped._rescue_band
     assert det._cls_below == shipped._cls_below and det._verify_weight == 0
     for f in sorted(glob.glob(str(data / "kaggle-facemask" / "images" / "*")))[:4]:

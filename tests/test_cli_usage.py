@@ -119,10 +119,10 @@ def test_models_gives_the_size_of_all_a_models_files():
     assert "server_cvcls.onnx, server_cvcls2.onnx (every face)" in line  # it labels and vetoes every face
     mobile = next(ln for ln in r.stdout.splitlines() if ln.startswith("mobile"))
     assert (
-        "server_fvcls.onnx (faces whose class < 0.9, < 0.8 where voted no_mask)" in mobile
+        "mobile_cls4.onnx (faces whose class < 0.9, < 0.8 where voted no_mask)" in mobile
     )  # a cascade: the unsure faces only
     assert "rescue server_cvcls2.onnx (masked faces scored 0.471-0.59)" in mobile  # and its rescue's band
-    total = sum((folder / f).stat().st_size for f in ("mobile.onnx", "server_fvcls.onnx", "server_cvcls2.onnx")) / 1e6
+    total = sum((folder / f).stat().st_size for f in ("mobile.onnx", "mobile_cls4.onnx", "server_cvcls2.onnx")) / 1e6
     assert f"{total:.2f} MB" in mobile and "rescue" not in line
 
 

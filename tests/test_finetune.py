@@ -187,7 +187,7 @@ def test_recalibration_fits_the_network_alone_and_gives_the_rescue_the_new_thres
 
     from maskwatch.train.finetune import MIN_CALIBRATION_FACES, recalibrate
 
-    for f in ("mobile.onnx", "server_fvcls.onnx", "server_cvcls2.onnx"):
+    for f in ("mobile.onnx", "mobile_cls4.onnx", "server_cvcls2.onnx"):
         shutil.copy2(MODEL_DIR / f, tmp_path / f)
     path = tmp_path / "mobile.onnx"
     meta = read_metadata(path)

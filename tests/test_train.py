@@ -675,3 +675,32 @@ def test_a_narrower_stage_2_learns_the_teachers_features_and_nothing_else_moves(
     assert error() < start
     moved = {k for k, v in student.state_dict().items() if not torch.equal(v, before[k])}
     assert moved and all(k.startswith("base.stage2.") for k in moved)
+
+
+def test_a_distilled_classifier_takes_its_teacher_from_the_training_folder(tmp_path, monkeypatch):
+    """``distill_from`` naming a classifier recipe: its file in the training folder (trained first where
+    missing, as a detector's ``pseudo_from``), not the shipped one; a path is left as it is."""
+    from maskwatch.train import pipeline
+
+    seen: dict[str, str] = {}
+    trained: list[str] = []
+
+    def fake_train(recipe, out, data, resume=True, detector=None):
+        seen[recipe.name] = recipe.distill_from
+        trained.append(recipe.name)
+        path = out / f"{recipe.name}.onnx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"onnx")
+        return path
+
+    monkeypatch.setattr(pipeline, "train_classifier", fake_train)
+    monkeypatch.setattr(pipeline, "train_recipe_chain", lambda *a, **k: tmp_path / "det.onnx")
+    data, out = tmp_path / "data", tmp_path / "runs"
+    data.mkdir()
+    pipeline.run_recipe("mobile_cls4", data, out)
+    assert trained == ["server_fvcls", "mobile_cls4"]  # the teacher first: it was missing
+    assert seen["mobile_cls4"] == str(out / "server_fvcls" / "server_fvcls.onnx")
+    assert pipeline.CLASSIFIERS["mobile_cls4"].distill_from == "server_fvcls"  # the recipe left alone
+    trained.clear()
+    pipeline.run_recipe("mobile_cls4", data, out)
+    assert trained == ["mobile_cls4"]  # the teacher's file is there now: not trained again

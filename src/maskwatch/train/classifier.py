@@ -51,7 +51,8 @@ class ClassifierRecipe:
     # share of face crops (labelled and WIDER) given a drawn cap, hood, hazmat hood, goggles or sunglasses
     cover: float = 0.0
     turn: float = 0.0  # share of all crops (non-faces too) turned: up to +-45 degrees, or 90, or 180
-    # a crop classifier file (a shipped one by name, e.g. "server_fvcls", or a path) whose probabilities
+    # a crop classifier (a recipe of pipeline.CLASSIFIERS by name, e.g. "server_fvcls", taken from the
+    # training folder and trained first if missing; a shipped file's name; or a path) whose probabilities
     # on each training crop are targets too, weighted ``distill`` (knowledge distillation: a smaller
     # network learns the larger one's soft labels beside the hard ones); "": none
     distill_from: str = ""
