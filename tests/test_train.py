@@ -679,7 +679,7 @@ def test_a_narrower_stage_2_learns_the_teachers_features_and_nothing_else_moves(
 
 def test_a_distilled_classifier_takes_its_teacher_from_the_training_folder(tmp_path, monkeypatch):
     """``distill_from`` naming a classifier recipe: its file in the training folder (trained first where
-    missing, as a detector's ``pseudo_from``), not the shipped one; a path is left as it is."""
+    missing, as a detector's ``pseudo_from``), not the shipped one."""
     from maskwatch.train import pipeline
 
     seen: dict[str, str] = {}

@@ -171,11 +171,12 @@ MOBILE_SETTINGS = {
 MOBILE_RESCUE = "server_cvcls2"
 MOBILE_THRESHOLD = 0.59
 # the crop classifier the mobile model asks where it is unsure: since 2026-12-07 night mobile_cls4
-# (server_fvcls distilled into two thirds of its width, with turned crops: 0.37 ms a crop against 0.60,
+# (server_fvcls distilled into two thirds of its width, with turned crops: 0.36 ms a crop against 0.60,
 # Kaggle val mAP 0.814 against 0.806 on issue 29's measure, hands over mouths called mask 7 of 220 as
 # before; models/mobile.md). Before it server_fvcls (the previous server's, trained anyway for the
 # pseudo-labels of the detector recipes and now mobile_cls4's teacher); server_cvcls there gave Kaggle
-# val mAP 0.743 against 0.752, mobile_cls, mobile_cls2, mobile_cls3 and mobile_cls5 were tried
+# val mAP 0.743 against 0.752; mobile_cls, mobile_cls2, mobile_cls3, mobile_cls5, mobile_cls6 and
+# mobile_cls4b (above) were tried
 MOBILE_CLASSIFIERS = ["mobile_cls4"]
 # the server: its network at the picture's own size (PASSES), run on the picture and its mirror image
 # (flip), every face labelled by the crop classifiers, averaged (crops also mirrored), and vetoed where
